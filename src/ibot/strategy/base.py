@@ -1,0 +1,119 @@
+"""The Strategy API: bars/ticks in, order intents out, through a Context. No I/O, no wall clock."""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ibot.model.clock import Clock
+from ibot.model.instruments import Instrument
+from ibot.model.market import Bar, Tick
+from ibot.model.orders import Fill, OrderRequest, OrderType, OrderUpdate, Side
+from ibot.strategy.params import Param, resolve_params
+
+I = TypeVar("I")  # noqa: E741
+
+
+class Context(Protocol):
+    """What a strategy may read and do. Implemented by the backtester and by the live runtime alike."""
+
+    instrument: Instrument
+    clock: Clock
+
+    @property
+    def position(self) -> int:
+        """Signed contracts held now (filled orders only)."""
+        ...
+
+    @property
+    def last_price(self) -> float:
+        """Last trade price (or last bar close) seen."""
+        ...
+
+    @property
+    def bid(self) -> float:
+        """Best bid, or NaN when only bars are known."""
+        ...
+
+    @property
+    def ask(self) -> float:
+        """Best ask, or NaN when only bars are known."""
+        ...
+
+    def indicator(self, ind: I) -> I:
+        """Register a streaming indicator; the runtime feeds it every bar before on_bar. Returns it."""
+        ...
+
+    def submit(self, request: OrderRequest) -> str:
+        """Send an order; returns its client order id. Raises InvalidOrderError on a bad request."""
+        ...
+
+    def cancel(self, client_order_id: str) -> None: ...
+
+    def cancel_all(self) -> None: ...
+
+    def open_orders(self) -> list[OrderRequest]: ...
+
+    def log(self, message: str) -> None:
+        """Record a line in the run's log with the event time."""
+        ...
+
+
+class Strategy(ABC):  # noqa: B024 - every hook is optional
+    """Base class for strategies. Subclasses declare `name` and `params` and override the hooks they need."""
+
+    name: ClassVar[str] = "strategy"
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        self.p: dict[str, Any] = resolve_params(self.params, params, owner=self.name)
+        self.ctx: Context  # set by start()
+
+    def start(self, ctx: Context) -> None:
+        """Called once by the runtime before any data; wires the context then calls on_start."""
+        self.ctx = ctx
+        self.on_start()
+
+    # Hooks ---------------------------------------------------------------------------------------------
+    def on_start(self) -> None:
+        """Create indicators here with `self.ctx.indicator(...)`."""
+
+    def on_bar(self, bar: Bar) -> None:
+        """A bar closed (indicators already include it)."""
+
+    def on_tick(self, tick: Tick) -> None:
+        """A quote or trade arrived."""
+
+    def on_fill(self, fill: Fill) -> None:
+        """One of this strategy's orders (partly) filled; ctx.position already includes it."""
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        """One of this strategy's orders changed state."""
+
+    # Helpers ---------------------------------------------------------------------------------------------
+    def order(
+        self,
+        side: Side,
+        quantity: int,
+        order_type: OrderType = OrderType.MKT,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        reason: str = "",
+    ) -> str:
+        """Shorthand for ctx.submit with this strategy's instrument."""
+        return self.ctx.submit(
+            OrderRequest(
+                symbol=self.ctx.instrument.symbol,
+                side=side,
+                quantity=quantity,
+                order_type=order_type,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                reason=reason,
+            )
+        )
+
+    @classmethod
+    def describe_params(cls) -> Mapping[str, Param]:
+        return {p.name: p for p in cls.params}
