@@ -17,8 +17,7 @@ class Clock:
 
     def advance(self, ts_ns: int) -> None:
         """Move forward to `ts_ns`; time never goes backwards (an older event leaves the clock as is)."""
-        if ts_ns > self.ns:
-            self.ns = ts_ns
+        self.ns = max(self.ns, ts_ns)
 
     def now(self) -> datetime:
         return ns_to_datetime(self.ns)

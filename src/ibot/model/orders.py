@@ -56,7 +56,13 @@ class OrderStatus(StrEnum):
 
 
 _DONE = frozenset(
-    {OrderStatus.CANCELLED, OrderStatus.API_CANCELLED, OrderStatus.FILLED, OrderStatus.INACTIVE, OrderStatus.REJECTED}
+    {
+        OrderStatus.CANCELLED,
+        OrderStatus.API_CANCELLED,
+        OrderStatus.FILLED,
+        OrderStatus.INACTIVE,
+        OrderStatus.REJECTED,
+    }
 )
 
 

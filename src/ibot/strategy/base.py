@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -60,7 +59,7 @@ class Context(Protocol):
         ...
 
 
-class Strategy(ABC):  # noqa: B024 - every hook is optional
+class Strategy:
     """Base class for strategies. Subclasses declare `name` and `params` and override the hooks they need."""
 
     name: ClassVar[str] = "strategy"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ class Param:
             raise ParameterError(
                 f"{owner}: parameter {self.name}={raw!r} is not a valid {kind.__name__}"
             ) from None
-        if isinstance(value, float) and value != value:
+        if isinstance(value, float) and math.isnan(value):
             raise ParameterError(f"{owner}: parameter {self.name} is NaN")
         if self.choices and value not in self.choices:
             raise ParameterError(

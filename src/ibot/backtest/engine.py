@@ -1,0 +1,397 @@
+"""The event-driven backtester: any Strategy, bar by bar, through the one matching engine.
+
+Per bar t, in this order: the clock moves to the bar's time; working orders are matched against bar t
+(orders sent during bar t-1 or earlier; see ibot.exchange.matching for the fill rules); fills reach the
+strategy's on_fill / on_order_update; the registered indicators are fed bar t; then Strategy.on_bar(bar t)
+runs and whatever it submits first meets bar t+1. Positions and cash are kept in integer ticks and turned into
+exact Decimal money only at the end. Equity is marked at each bar's close.
+
+The loop is built for speed (1M bars in a few seconds): bars are built from Python lists (not numpy scalars),
+the matching engine is skipped while no order works, and position/cash are recorded only when a fill changes
+them; the per-bar arrays are rebuilt with numpy at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Callable
+from decimal import Decimal
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ibot.backtest.report import BacktestResult, Trade
+from ibot.exchange.fees import IB_MICRO_FUTURES, FeeModel
+from ibot.exchange.matching import DailySessions, FillRules, MatchingEngine
+from ibot.model.clock import Clock
+from ibot.model.errors import BarDataError
+from ibot.model.instruments import Instrument
+from ibot.model.market import Bar, ns_to_datetime
+from ibot.model.orders import Fill, OrderRequest, OrderUpdate, Side
+from ibot.strategy.base import Strategy
+
+__all__ = ["BacktestContext", "Backtester"]
+
+I = TypeVar("I")  # noqa: E741
+_NAN = math.nan
+_CHUNK = 65_536  # bars between progress updates (the inner loop has no progress check)
+
+
+class _Columns(NamedTuple):
+    ts: npt.NDArray[np.int64]
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+
+
+def _columns(bars: Any) -> _Columns:
+    """(ts, open, high, low, close, volume) arrays from a BarFrame, a mapping or tuple of arrays, or Bars."""
+    names = ("ts", "open", "high", "low", "close", "volume")
+    if all(hasattr(bars, n) for n in names):
+        cols = [getattr(bars, n) for n in names]
+    elif isinstance(bars, dict):
+        cols = [bars[n] for n in names]
+    elif isinstance(bars, tuple) and len(bars) == 6 and hasattr(bars[0], "__len__"):
+        cols = list(bars)
+    else:
+        rows = list(bars)
+        cols = [[r[k] for r in rows] for k in range(6)] if rows else [[] for _ in range(6)]
+    f = np.float64
+    return _Columns(
+        np.asarray(cols[0], dtype=np.int64),
+        *(np.asarray(c, dtype=f) for c in cols[1:]),
+    )
+
+
+def _bad(what: str, ts: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]) -> BarDataError:
+    k = int(np.flatnonzero(mask)[0])
+    when = ns_to_datetime(int(ts[k])).isoformat() if len(ts) > k else "?"
+    return BarDataError(f"bars: {what} at row {k} ({when}); {int(mask.sum())} row(s) affected")
+
+
+class BacktestContext:
+    """The Context a strategy sees in a backtest, and the matching engine's listener (fills, statuses)."""
+
+    def __init__(
+        self, instrument: Instrument, strategy: Strategy, engine_factory: Callable[..., MatchingEngine]
+    ):
+        self.instrument = instrument
+        self.clock = Clock()
+        self.strategy = strategy
+        self.engine = engine_factory(self)
+        self.feeds: list[Callable[[Bar], Any]] = []
+        self.logs: list[tuple[int, str]] = []
+        self._last = _NAN
+        self._pos = 0
+        self._inv_tick = 1.0 / float(instrument.tick_size)
+        self._cash = 0  # -sum(signed qty x price in ticks): equity in ticks = cash + position x price
+        self._fees = Decimal(0)
+        self._fees_f = 0.0
+        self.fills = 0
+        # Position/cash change points: (ts, position after, cash after, cumulative fees after)
+        self.chg_ts: list[int] = []
+        self.chg_pos: list[int] = []
+        self.chg_cash: list[int] = []
+        self.chg_fees: list[float] = []
+        # Open round trip: [entry_ts, sign, entered qty, entered value (ticks x qty), exited qty, exited
+        #                   value,
+        #                   fees, entry reason, max abs position]
+        self._open: list[Any] | None = None
+        self.closed: list[tuple[Any, ...]] = []  # raw round trips, turned into Trade objects at the end
+
+    # Context protocol --------------------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    @property
+    def last_price(self) -> float:
+        return self._last
+
+    @property
+    def bid(self) -> float:
+        return _NAN
+
+    @property
+    def ask(self) -> float:
+        return _NAN
+
+    def indicator(self, ind: I) -> I:
+        feed = getattr(ind, "update_bar", None)
+        if feed is None:
+            update = getattr(ind, "update", None)
+            if update is None:
+                raise TypeError(f"indicator {ind!r} has neither update_bar(bar) nor update(x)")
+            self.feeds.append(partial(_feed_close, update))
+        else:
+            self.feeds.append(feed)
+        return ind
+
+    def submit(self, request: OrderRequest) -> str:
+        return self.engine.submit(request, self.clock.ns)
+
+    def cancel(self, client_order_id: str) -> None:
+        """Cancel a working order; an order already filled or cancelled is left alone (as a late cancel)."""
+        if self.engine.is_live(client_order_id):
+            self.engine.cancel(client_order_id, self.clock.ns)
+
+    def cancel_all(self) -> None:
+        self.engine.cancel_all(self.clock.ns)
+
+    def open_orders(self) -> list[OrderRequest]:
+        return self.engine.open_orders()
+
+    def log(self, message: str) -> None:
+        self.logs.append((self.clock.ns, message))
+
+    # Listener ----------------------------------------------------------------------------------------
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.strategy.on_order_update(update)
+
+    def on_fill(self, fill: Fill) -> None:
+        self.book(fill)
+        self.strategy.on_fill(fill)
+
+    def book(self, fill: Fill) -> None:
+        """Position, cash and round-trip bookkeeping for one execution (integer ticks, exact fees)."""
+        qty = fill.quantity
+        sign = 1 if fill.side is Side.BUY else -1
+        p = round(fill.price * self._inv_tick)
+        pos = self._pos
+        new = pos + sign * qty
+        self._cash -= sign * qty * p
+        fee = fill.commission
+        self._fees += fee
+        self._fees_f += float(fee)
+        self.fills += 1
+        tr = self._open
+        if tr is None or pos == 0:
+            self._open = [fill.ts, sign, qty, qty * p, 0, 0, fee, fill.reason, qty]
+        elif pos * sign > 0:  # adding to the position
+            tr[2] += qty
+            tr[3] += qty * p
+            tr[6] += fee
+            tr[8] = max(tr[8], abs(new))
+        else:
+            closing = min(qty, abs(pos))
+            part = fee if closing == qty else fee * closing / qty
+            tr[4] += closing
+            tr[5] += closing * p
+            tr[6] += part
+            if new == 0 or new * pos < 0:
+                self.closed.append((*tr, fill.ts, fill.reason))
+                self._open = None
+                if new:  # reversal: the rest opens the next round trip
+                    rest = qty - closing
+                    self._open = [fill.ts, sign, rest, rest * p, 0, 0, fee - part, fill.reason, rest]
+        self._pos = new
+        self.chg_ts.append(fill.ts)
+        self.chg_pos.append(new)
+        self.chg_cash.append(self._cash)
+        self.chg_fees.append(self._fees_f)
+
+
+class Backtester:
+    """Run one strategy over one instrument's bars. `run()` returns a BacktestResult (report, charts)."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        strategy: Strategy,
+        bars: Any,
+        fees: FeeModel | None = None,
+        slippage_ticks: int = 0,
+        rules: FillRules | None = None,
+        initial_capital: Decimal | int | str = Decimal(25_000),
+        sessions: DailySessions | None = None,
+        close_at_end: bool = True,
+    ) -> None:
+        self.instrument = instrument
+        self.strategy = strategy
+        self.fees = fees if fees is not None else IB_MICRO_FUTURES
+        if rules is None:
+            rules = FillRules(slippage_ticks=slippage_ticks)
+        elif slippage_ticks and rules.slippage_ticks != slippage_ticks:
+            raise ValueError("give slippage either as slippage_ticks or inside rules, not both")
+        self.rules = rules
+        self.initial_capital = Decimal(initial_capital)
+        self.sessions = sessions or DailySessions()
+        self.close_at_end = close_at_end
+        self._cols = _columns(bars)
+        self._ticks = self._validate()
+
+    def _validate(self) -> tuple[npt.NDArray[np.int64], ...]:
+        """Check bars once, vectorized: finite, sane OHLC, increasing time, prices on the tick grid."""
+        ts, o, h, lo, c, v = self._cols
+        n = len(ts)
+        for name, col in zip(("open", "high", "low", "close", "volume"), (o, h, lo, c, v), strict=True):
+            if len(col) != n:
+                raise BarDataError(f"bars: column {name} has {len(col)} rows, ts has {n}")
+            bad = ~np.isfinite(col)
+            if bad.any():
+                raise _bad(f"{name} is not a finite number", ts, bad)
+        if n > 1 and (np.diff(ts) <= 0).any():
+            raise _bad("time does not strictly increase", ts[1:], np.diff(ts) <= 0)
+        bad = (h < lo) | (o > h) | (o < lo) | (c > h) | (c < lo)
+        if bad.any():
+            raise _bad("open/close outside [low, high] or high < low", ts, bad)
+        tick = float(self.instrument.tick_size)
+        out = []
+        for name, col in zip(("open", "high", "low", "close"), (o, h, lo, c), strict=True):
+            scaled = col / tick
+            t = np.rint(scaled)
+            bad = np.abs(scaled - t) > 1e-6
+            if bad.any():
+                raise _bad(f"{name} is off the tick grid of {self.instrument.tick_size}", ts, bad)
+            out.append(t.astype(np.int64))
+        return tuple(out)
+
+    def _engine(self, ctx: BacktestContext) -> MatchingEngine:
+        return MatchingEngine(self.instrument, ctx, self.rules, self.fees, day_end=self.sessions.end_of)
+
+    def run(self, progress: bool = False) -> BacktestResult:
+        """Run the whole series once; `progress` shows a rich progress bar (updated every 65,536 bars)."""
+        ctx = BacktestContext(self.instrument, self.strategy, self._engine)
+        n = len(self._cols[0])
+        started = _time.perf_counter()
+        self.strategy.start(ctx)
+        cols = self._cols
+        ticks = self._ticks
+        bar_of = partial(tuple.__new__, Bar)
+        engine = ctx.engine
+        working = engine.working  # the engine mutates this list in place; empty -> nothing to match
+        match_bar = engine.on_bar_ticks
+        feeds = ctx.feeds
+        on_bar = self.strategy.on_bar
+        clock = ctx.clock
+
+        bar_progress: Any = None
+        task: Any = None
+        if progress:
+            from rich.progress import Progress
+
+            bar_progress = Progress(transient=True)
+            bar_progress.start()
+            task = bar_progress.add_task(f"backtest {self.strategy.name}", total=n)
+        try:
+            for start in range(0, n, _CHUNK):
+                stop = min(n, start + _CHUNK)
+                # Python lists per chunk: floats/ints, not numpy scalars, and bounded memory.
+                ts_l, o_l, h_l, l_l, c_l, v_l = (a[start:stop].tolist() for a in cols)
+                ot, ht, lt, ct = (a[start:stop].tolist() for a in ticks)
+                bar_it = map(bar_of, zip(ts_l, o_l, h_l, l_l, c_l, v_l, strict=True))
+                for i, bar in enumerate(bar_it):
+                    clock.ns = bar[0]
+                    if working:
+                        match_bar(bar[0], ot[i], ht[i], lt[i], ct[i], bar[5])
+                    ctx._last = bar[4]
+                    for feed in feeds:
+                        feed(bar)
+                    on_bar(bar)
+                if bar_progress is not None:
+                    bar_progress.update(task, completed=stop)
+        finally:
+            if bar_progress is not None:
+                bar_progress.stop()
+        if self.close_at_end and ctx.position and n:
+            last = self.instrument.from_ticks(int(ticks[3][-1]))
+            q = ctx.position
+            ctx.book(
+                Fill(
+                    "end-of-data",
+                    self.instrument.symbol,
+                    Side.SELL if q > 0 else Side.BUY,
+                    abs(q),
+                    last,
+                    int(cols.ts[-1]),
+                    self.fees.commission(abs(q)),
+                    "end-of-data",
+                    "end of data",
+                )
+            )
+        elapsed = _time.perf_counter() - started
+        return self._result(ctx, elapsed)
+
+    def _result(self, ctx: BacktestContext, elapsed: float) -> BacktestResult:
+        ts = self._cols[0]
+        close_t = self._ticks[3]
+        n = len(ts)
+        if ctx.chg_ts:
+            idx = np.searchsorted(np.asarray(ctx.chg_ts, dtype=np.int64), ts, side="right") - 1
+            has = idx >= 0
+            safe = np.where(has, idx, 0)
+            pos = np.where(has, np.asarray(ctx.chg_pos, dtype=np.int64)[safe], 0)
+            cash = np.where(has, np.asarray(ctx.chg_cash, dtype=np.int64)[safe], 0)
+            fees = np.where(has, np.asarray(ctx.chg_fees, dtype=np.float64)[safe], 0.0)
+        else:
+            pos = np.zeros(n, dtype=np.int64)
+            cash = np.zeros(n, dtype=np.int64)
+            fees = np.zeros(n, dtype=np.float64)
+        eq_ticks = cash + pos * close_t
+        equity = np.asarray(
+            float(self.initial_capital) + eq_ticks * float(self.instrument.tick_value) - fees,
+            dtype=np.float64,
+        )
+        inst = self.instrument
+        tick = float(inst.tick_size)
+        trades = []
+        for (
+            entry_ts,
+            sign,
+            in_q,
+            in_v,
+            out_q,
+            out_v,
+            fee,
+            in_reason,
+            max_q,
+            exit_ts,
+            out_reason,
+        ) in ctx.closed:
+            gross_tc = sign * (out_v - in_v)  # ticks x contracts, exact
+            gross = inst.pnl(gross_tc, 1)
+            trades.append(
+                Trade(
+                    entry_ts=entry_ts,
+                    exit_ts=exit_ts,
+                    side="LONG" if sign > 0 else "SHORT",
+                    quantity=max_q,
+                    entry_price=_avg_price(inst, in_v, in_q, tick),
+                    exit_price=_avg_price(inst, out_v, out_q, tick),
+                    ticks=gross_tc / in_q,
+                    gross=gross,
+                    fees=fee,
+                    net=gross - fee,
+                    entry_reason=in_reason,
+                    exit_reason=out_reason,
+                )
+            )
+        return BacktestResult(
+            instrument=inst,
+            strategy=self.strategy.name,
+            params=dict(self.strategy.p),
+            ts=ts,
+            close=self._cols.close,
+            position=pos,
+            equity=equity,
+            day_ids=self.sessions.day_ids(ts),
+            trades=trades,
+            initial_capital=self.initial_capital,
+            fills=ctx.fills,
+            elapsed_s=elapsed,
+            logs=ctx.logs,
+        )
+
+
+def _feed_close(update: Callable[[float], Any], bar: Bar) -> None:
+    update(bar[4])
+
+
+def _avg_price(inst: Instrument, value: int, qty: int, tick: float) -> float:
+    q, r = divmod(value, qty)
+    return inst.from_ticks(q) if r == 0 else value / qty * tick

@@ -1,0 +1,282 @@
+"""The `ibot` command: rich output for people, --json for programs, one clear sentence for every error."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ibot.model.errors import IbotError
+
+app = typer.Typer(
+    name="ibot",
+    help="Futures-first automated trading for Interactive Brokers: data, backtests, simulator, live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="The Parquet bar store: generate, list.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+def friendly_errors(func: F) -> F:
+    """Turn ibot's typed errors into one red sentence and exit code 2, instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except IbotError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:
+    columns = columns or (list(rows[0]) if rows else [])
+    table = Table(title=title, header_style="bold cyan")
+    for col in columns:
+        table.add_column(col.replace("_", " "), no_wrap=True)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    return table
+
+
+# --- contracts -------------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def contracts(
+    asof: Annotated[str | None, typer.Option(help="As-of date YYYY-MM-DD (default: today).")] = None,
+    months: Annotated[int, typer.Option(min=1, max=24, help="Contracts per product.")] = 3,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only these products.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each product's next contracts: local symbol, last trade date and roll date, as of a date."""
+    from ibot.model.catalog import contracts_table
+
+    day = _parse_date(asof, "--asof") if asof else date.today()
+    rows = contracts_table(day, months, [s.upper() for s in symbol] if symbol else None)
+    if as_json:
+        print_json({"asof": day.isoformat(), "contracts": rows})
+        return
+    cols = [
+        "symbol",
+        "local_symbol",
+        "contract_month",
+        "last_trade_date",
+        "roll_date",
+        "days_to_expiry",
+        "is_front",
+    ]
+    console.print(rows_table(f"Futures contracts as of {day.isoformat()}", rows, cols))
+
+
+def _parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date like 2026-11-22", param_hint=option) from None
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+
+@data_app.command("synth")
+@friendly_errors
+def data_synth(
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog symbol, e.g. MES.")] = "MES",
+    days: Annotated[int, typer.Option(min=1, max=20000, help="Calendar days to generate.")] = 30,
+    bar: Annotated[str, typer.Option(help="Bar size, e.g. 1min, 5min.")] = "1min",
+    start: Annotated[str, typer.Option(help="First day YYYY-MM-DD.")] = "2025-01-06",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same market.")] = 7,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default from config).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a seeded synthetic market and append it to the bar store."""
+    from ibot.workflows import synth_to_store
+
+    summary = synth_to_store(
+        symbol,
+        days=days,
+        bar=bar,
+        start=_parse_date(start, "--start"),
+        seed=seed,
+        data_dir=data_dir,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"[green]wrote[/] {summary['rows']:,} {summary['bar']} bars of {summary['symbol']} "
+            f"to {summary['path']}"
+        )
+
+
+@data_app.command("list")
+@friendly_errors
+def data_list(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default from config).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the bar store holds: symbol, bar size, rows, first and last bar."""
+    from ibot.workflows import list_store
+
+    rows = list_store(data_dir)
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        console.print("the bar store is empty: try `ibot data synth --symbol MES`")
+    else:
+        console.print(rows_table("Bar store", rows))
+
+
+# --- backtest --------------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog symbol, e.g. MES.")] = "MES",
+    bar: Annotated[str, typer.Option(help="Bar size the strategy sees, e.g. 5min.")] = "5min",
+    strategy: Annotated[str, typer.Option(help="Strategy name (see `ibot strategies`).")] = "ma_breakout",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter k=v.")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days of synthetic data when the store has none.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market when the store has none.")] = 7,
+    slippage: Annotated[int, typer.Option(min=0, help="Market-order slippage in ticks.")] = 1,
+    commission: Annotated[str | None, typer.Option(help="Commission per contract per side (USD).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default from config).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write trades and charts.")] = None,
+    chart: Annotated[bool, typer.Option(help="Write the equity + price chart (HTML and PNG).")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest a strategy on stored bars (or a seeded synthetic market) and print the report."""
+    from ibot.workflows import run_backtest
+
+    outcome = run_backtest(
+        symbol=symbol,
+        bar=bar,
+        strategy=strategy,
+        params=param or [],
+        days=days,
+        seed=seed,
+        slippage_ticks=slippage,
+        commission=commission,
+        data_dir=data_dir,
+        out_dir=out,
+        chart=chart,
+        progress=not as_json,
+        console=console,
+    )
+    if as_json:
+        print_json(outcome)
+
+
+@app.command()
+@friendly_errors
+def strategies(as_json: JsonOpt = False) -> None:
+    """The strategies ibot knows and their parameters (name, default, range)."""
+    from ibot.strategies import STRATEGIES
+
+    rows = [
+        {
+            "strategy": name,
+            "param": p.name,
+            "default": p.default,
+            "range": ("|".join(map(str, p.choices)) if p.choices else f"{p.low} .. {p.high}"),
+            "help": p.help,
+        }
+        for name, cls in STRATEGIES.items()
+        for p in cls.params
+    ]
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(rows_table("Strategies", rows))
+
+
+# --- simulator ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def sim(
+    port: Annotated[int, typer.Option(help="TCP port (TWS paper default 7497).")] = 7497,
+    host: Annotated[str, typer.Option(help="Address to bind; loopback by default.")] = "127.0.0.1",
+    symbols: Annotated[str, typer.Option(help="Comma-separated catalog symbols.")] = "MES,MNQ",
+    speed: Annotated[
+        float, typer.Option(help="Market clock speed: 1 = real time, 60 = a minute a second.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 0,
+) -> None:
+    """Run the TWS-protocol simulator: an offline IB that any IB API client can connect to."""
+    from ibot.sim.server import run
+
+    run(
+        host=host,
+        port=port,
+        symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()],
+        speed=speed,
+        seed=seed,
+    )
+
+
+# --- demo --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the report, trades and charts.")] = Path(
+        "out/demo"
+    ),
+) -> None:
+    """Run the main job on embedded defaults: a backtest of ma_breakout on a seeded synthetic MES market."""
+    from ibot.workflows import run_backtest
+
+    console.rule("[bold]ibot demo: ma_breakout on a synthetic MES market (5-min bars)")
+    run_backtest(
+        symbol="MES",
+        bar="5min",
+        strategy="ma_breakout",
+        params=[],
+        days=90,
+        seed=7,
+        slippage_ticks=1,
+        commission=None,
+        data_dir=out / "data",
+        out_dir=out,
+        chart=True,
+        progress=True,
+        console=console,
+    )
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

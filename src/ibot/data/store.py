@@ -1,0 +1,202 @@
+"""Parquet bar store: one file per instrument key and bar size, `<root>/bars/<SYMBOL>/<bar_size>.parquet`.
+
+Columns: `ts` int64 (bar open, ns UTC), `open`, `high`, `low`, `close`, `volume` float64; rows sorted by ts,
+unique ts. Writes validate first (bad bars never reach disk), merge with what is stored (on equal ts the
+newer write wins), and replace the file atomically (temp file + fsync + rename), so a crash leaves either the
+old file or the new one, never half a file (a killed writer may leave a hidden `.<name>.*.tmp` beside it,
+which reads and `list()` ignore). One writer per file is assumed (the process that collects bars).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ibot.data.bars import BarFrame, bar_size_name, validate_bars
+from ibot.model.errors import BarDataError, IbotError, ParameterError
+from ibot.model.market import Bar, datetime_to_ns
+
+_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+SCHEMA = pa.schema(
+    [pa.field("ts", pa.int64(), nullable=False, metadata={"unit": "ns", "tz": "UTC", "meaning": "bar open"})]
+    + [pa.field(name, pa.float64(), nullable=False) for name in _COLUMNS[1:]]
+)
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+_SUFFIX = ".parquet"
+_ROW_GROUP = 256 * 1024  # row-group statistics let a ranged read skip the rest
+
+
+class MissingBarsError(IbotError, LookupError):
+    """No stored bars for a symbol and bar size."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEntry:
+    """One stored series, as `BarStore.list()` reports it (read from file metadata only)."""
+
+    symbol: str
+    bar_size: str
+    rows: int
+    first_ts: int | None
+    last_ts: int | None
+    file_bytes: int
+    path: Path
+
+
+class BarStore:
+    """Bars on disk under `root`, read back as numpy columns."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, symbol: str, bar_size: str) -> Path:
+        """The file of `symbol` (an instrument key such as MES or MESZ6) at `bar_size` ("5 mins" -> 5min)."""
+        if not _SYMBOL_RE.match(symbol) or ".." in symbol:
+            raise ParameterError(
+                f"symbol {symbol!r} cannot name a store file (letters, digits, '.', '_', '-', space)"
+            )
+        return self.root / "bars" / symbol / f"{bar_size_name(bar_size)}{_SUFFIX}"
+
+    # Write --------------------------------------------------------------------------------------------------
+    def write(self, symbol: str, bar_size: str, bars: BarFrame | Sequence[Bar]) -> int:
+        """Validate `bars` and merge them into the stored series; on equal ts the new row replaces the old.
+
+        Returns the number of rows stored afterwards. Raises InvalidBarsError (nothing written) on bad bars.
+        """
+        target = self.path(symbol, bar_size)
+        new = validate_bars(bars, what=f"bars for {symbol} {bar_size_name(bar_size)}")
+        merged = new
+        if target.exists():
+            old = self._read_file(target)
+            merged = _merge(old, new)
+        self._write_atomic(target, merged)
+        return len(merged)
+
+    @staticmethod
+    def _write_atomic(target: Path, frame: BarFrame) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_arrays(
+            [pa.array(getattr(frame, name)) for name in _COLUMNS],
+            schema=SCHEMA,
+        )
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                pq.write_table(table, handle, row_group_size=_ROW_GROUP, compression="zstd")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        _fsync_dir(target.parent)
+
+    # Read ---------------------------------------------------------------------------------------------------
+    def read(
+        self,
+        symbol: str,
+        bar_size: str,
+        start: datetime | int | None = None,
+        end: datetime | int | None = None,
+    ) -> BarFrame:
+        """Stored bars with start <= ts < end (ns or aware datetimes; None = unbounded), sorted by ts.
+
+        Raises MissingBarsError if nothing is stored for `symbol` at `bar_size`.
+        """
+        target = self.path(symbol, bar_size)
+        if not target.exists():
+            have = sorted(p.stem for p in target.parent.glob(f"*{_SUFFIX}")) if target.parent.exists() else []
+            hint = f"; stored bar sizes: {', '.join(have)}" if have else ""
+            size = bar_size_name(bar_size)
+            raise MissingBarsError(f"no {size} bars stored for {symbol} in {self.root}{hint}")
+        return self._read_file(target, _as_ns(start), _as_ns(end))
+
+    @staticmethod
+    def _read_file(path: Path, start: int | None = None, end: int | None = None) -> BarFrame:
+        filters: list[tuple[str, str, int]] = []
+        if start is not None:
+            filters.append(("ts", ">=", start))
+        if end is not None:
+            filters.append(("ts", "<", end))
+        try:
+            table = pq.read_table(path, columns=list(_COLUMNS), filters=filters or None)
+        except (pa.ArrowInvalid, KeyError, OSError) as exc:
+            raise BarDataError(f"{path} is not a bar file with columns {', '.join(_COLUMNS)}: {exc}") from exc
+        columns = [table.column(name).to_numpy() for name in _COLUMNS]
+        return BarFrame(*columns)
+
+    # Catalogue ----------------------------------------------------------------------------------------------
+    def list(self) -> list[StoreEntry]:
+        """Every stored series with its row count, first/last ts and file size, sorted by symbol, bar size."""
+        base = self.root / "bars"
+        entries: list[StoreEntry] = []
+        if not base.exists():
+            return entries
+        for path in sorted(base.glob(f"*/*{_SUFFIX}")):
+            try:
+                meta = pq.ParquetFile(path).metadata
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise BarDataError(f"{path} is not a readable Parquet file: {exc}") from exc
+            first_ts = last_ts = None
+            if meta.num_rows:
+                ts_col = meta.schema.names.index("ts")
+                first_stats = meta.row_group(0).column(ts_col).statistics
+                last_stats = meta.row_group(meta.num_row_groups - 1).column(ts_col).statistics
+                first_ts = int(first_stats.min) if first_stats is not None else None
+                last_ts = int(last_stats.max) if last_stats is not None else None
+            entries.append(
+                StoreEntry(
+                    symbol=path.parent.name,
+                    bar_size=path.stem,
+                    rows=meta.num_rows,
+                    first_ts=first_ts,
+                    last_ts=last_ts,
+                    file_bytes=path.stat().st_size,
+                    path=path,
+                )
+            )
+        return entries
+
+
+def _merge(old: BarFrame, new: BarFrame) -> BarFrame:
+    """Union of two sorted, unique-ts frames; on equal ts the row of `new` is kept."""
+    if len(old) == 0:
+        return new
+    if new.ts[0] > old.ts[-1]:  # the common case: appending later bars
+        return BarFrame(*(np.concatenate([getattr(old, n), getattr(new, n)]) for n in _COLUMNS))
+    ts = np.concatenate([old.ts, new.ts])
+    order = np.argsort(ts, kind="stable")  # stable: for equal ts the old row comes first, then the new one
+    ts_sorted = ts[order]
+    keep_last = np.r_[ts_sorted[1:] != ts_sorted[:-1], True]
+    rows = order[keep_last]
+    return BarFrame(*(np.concatenate([getattr(old, n), getattr(new, n)])[rows] for n in _COLUMNS))
+
+
+def _as_ns(value: datetime | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return datetime_to_ns(value)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

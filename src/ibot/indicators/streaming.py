@@ -1,0 +1,420 @@
+"""Streaming indicators: one value per new bar, O(1) per update, matching TA-Lib's default semantics.
+
+They sit on the backtester's hot path, so each update is written for CPython speed: `__slots__`, fixed-size
+ring buffers allocated once, locals, no numpy. `value` is NaN until `ready`; `period`, `value` and `ready` are
+plain attributes to read (never assign them). Every update rejects NaN and infinite input, which would
+otherwise poison the running state for good.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import deque
+from numbers import Integral
+from typing import TYPE_CHECKING, Protocol
+
+from ibot.model.errors import IbotError, ParameterError
+
+if TYPE_CHECKING:
+    from ibot.model.market import Bar
+
+_NAN = math.nan
+
+# Running sums are recomputed exactly (math.fsum over the ring buffer) once at least this many updates have
+# passed, at the next wrap of the ring, so rounding error never accumulates past ~max(period, 64) updates.
+RESUM_EVERY = 64
+
+
+class IndicatorInputError(IbotError, ValueError):
+    """An indicator was fed a NaN or infinite value (or a malformed array)."""
+
+
+def check_period(indicator: str, period: object, minimum: int = 1) -> int:
+    """`period` as an int; ParameterError naming the indicator when it is not an integer >= minimum."""
+    if isinstance(period, bool) or not isinstance(period, Integral) or period < minimum:
+        raise ParameterError(f"{indicator} period must be an integer >= {minimum}, got {period!r}")
+    return int(period)
+
+
+def _bad_input(indicator: object, what: str, value: object) -> IndicatorInputError:
+    kind = "NaN" if value != value else "non-finite"  # noqa: PLR0124 - NaN is the one value unequal to itself
+    return IndicatorInputError(f"{indicator!r} got a {kind} {what}: {value!r}")
+
+
+class Indicator(Protocol):
+    """What the runtime needs from a streaming indicator: feed it bars, read its value once ready."""
+
+    period: int
+    value: float
+    ready: bool
+
+    def update_bar(self, bar: Bar) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+class SMA:
+    """Simple moving average of the last `period` values (TA-Lib SMA: first value after `period` inputs).
+
+    Kept as a running sum in TA-Lib's own order (add the new value, emit, subtract the oldest), so short runs
+    are bit-identical to TA-Lib. To stop drift over millions of updates, the sum is recomputed exactly with
+    math.fsum from the ring buffer at a ring wrap at least every RESUM_EVERY updates (amortized cost < 1 add).
+    """
+
+    __slots__ = ("_count", "_j", "_resum_wraps", "_ring", "_sum", "_wraps_left", "period", "ready", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = check_period("SMA", period)
+        self._resum_wraps = -(-RESUM_EVERY // self.period)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = _NAN
+        self.ready = False
+        self._ring = [0.0] * self.period  # 0.0 placeholders make the warm-up sum a plain sequential sum
+        self._j = 0
+        self._sum = 0.0  # sum of the newest period-1 values
+        self._count = 0
+        self._wraps_left = self._resum_wraps
+
+    def update(self, x: float) -> float:
+        if x - x != 0.0:
+            raise _bad_input(self, "input", x)
+        ring = self._ring
+        j = self._j
+        ring[j] = x
+        total = self._sum + x
+        n = self.period
+        j += 1
+        if j == n:
+            j = 0
+            w = self._wraps_left - 1
+            if w == 0:
+                w = self._resum_wraps
+                self._sum = math.fsum((*ring, -ring[0]))  # exact sum of the newest n-1 values
+            else:
+                self._sum = total - ring[0]
+            self._wraps_left = w
+        else:
+            self._sum = total - ring[j]
+        self._j = j
+        if not self.ready:
+            c = self._count + 1
+            self._count = c
+            if c < n:
+                return _NAN
+            self.ready = True
+        v = total / n
+        self.value = v
+        return v
+
+    def update_bar(self, bar: Bar) -> float:
+        return self.update(bar.close)
+
+    def __repr__(self) -> str:
+        return f"SMA({self.period})"
+
+
+class EMA:
+    """Exponential moving average, k = 2/(period+1), seeded with the SMA of the first `period` values.
+
+    This is TA-Lib's default (compatibility "Default") EMA, update `(x - ema) * k + ema` in its order; EMA(1)
+    is the input itself, as TA-Lib returns.
+    """
+
+    __slots__ = ("_count", "_k", "_smoothing", "_sum", "period", "ready", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = check_period("EMA", period)
+        self._k = 2.0 / (self.period + 1)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = _NAN
+        self.ready = False
+        self._smoothing = False
+        self._sum = 0.0
+        self._count = 0
+
+    def update(self, x: float) -> float:
+        if x - x != 0.0:
+            raise _bad_input(self, "input", x)
+        if self._smoothing:
+            v = self.value
+            v = (x - v) * self._k + v
+            self.value = v
+            return v
+        # Warm-up: the seed is the plain sequential mean of the first `period` values, as TA-Lib sums them.
+        s = self._sum + x
+        c = self._count + 1
+        n = self.period
+        if c < n:
+            self._sum = s
+            self._count = c
+            return _NAN
+        v = s / n
+        self.value = v
+        self.ready = True
+        # With period 1 the seed path stays in use: it returns x exactly, where (x - v) * 1 + v might not.
+        self._smoothing = n > 1
+        return v
+
+    def update_bar(self, bar: Bar) -> float:
+        return self.update(bar.close)
+
+    def __repr__(self) -> str:
+        return f"EMA({self.period})"
+
+
+class ATR:
+    """Average true range with Wilder's smoothing, as TA-Lib ATR: first value on the (period+1)-th bar.
+
+    The first bar has no previous close, so it gives no true range; the seed is the mean of the next `period`
+    true ranges, then atr = (atr * (period - 1) + tr) / period in TA-Lib's order. The true range is
+    max(high, prev_close) - min(low, prev_close), which equals TA-Lib's max of the three differences bit for
+    bit whenever high >= low (rounding is monotone).
+    """
+
+    __slots__ = ("_count", "_n_minus_1", "_prev_close", "_sum", "period", "ready", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = check_period("ATR", period)
+        self._n_minus_1 = float(self.period - 1)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = _NAN
+        self.ready = False
+        self._prev_close = _NAN
+        self._sum = 0.0
+        self._count = -1  # the first bar only supplies a previous close
+
+    def update(self, high: float, low: float, close: float) -> float:
+        if (high + low + close) * 0.0 != 0.0:  # NaN or inf in any of them (or an absurd overflow)
+            raise self._reject(high, low, close)
+        pc = self._prev_close
+        self._prev_close = close
+        hi = high if high > pc else pc
+        lo = low if low < pc else pc
+        tr = hi - lo
+        if self.ready:
+            v = (self.value * self._n_minus_1 + tr) / self.period
+            self.value = v
+            return v
+        c = self._count + 1
+        self._count = c
+        if c == 0:
+            return _NAN
+        s = self._sum + tr
+        self._sum = s
+        if c < self.period:
+            return _NAN
+        v = s / self.period
+        self.value = v
+        self.ready = True
+        return v
+
+    def update_bar(self, bar: Bar) -> float:
+        return self.update(bar.high, bar.low, bar.close)
+
+    def _reject(self, high: float, low: float, close: float) -> IndicatorInputError:
+        for name, v in (("high", high), ("low", low), ("close", close)):
+            if not math.isfinite(v):
+                return _bad_input(self, name, v)
+        return IndicatorInputError(f"{self!r}: high + low + close overflows: {high!r}, {low!r}, {close!r}")
+
+    def __repr__(self) -> str:
+        return f"ATR({self.period})"
+
+
+class Highest:
+    """Highest of the last `period` values (TA-Lib MAX), O(1) amortized with a monotonic deque.
+
+    The deque holds the window's candidates, non-increasing, duplicates kept; the value leaving the window is
+    read from a ring buffer and, if it is still a candidate, it is the deque's front.
+    """
+
+    __slots__ = ("_count", "_dq", "_j", "_ring", "period", "ready", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = check_period("Highest", period)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = _NAN
+        self.ready = False
+        self._ring = [_NAN] * self.period  # NaN placeholders never equal the front, so warm-up needs no test
+        self._j = 0
+        self._dq: deque[float] = deque()
+        self._count = 0
+
+    def update(self, x: float) -> float:
+        if x - x != 0.0:
+            raise _bad_input(self, "input", x)
+        ring = self._ring
+        j = self._j
+        old = ring[j]
+        ring[j] = x
+        j += 1
+        if j == self.period:
+            j = 0
+        self._j = j
+        dq = self._dq
+        if dq and dq[0] == old:
+            dq.popleft()
+        while dq and dq[-1] < x:
+            dq.pop()
+        dq.append(x)
+        if not self.ready:
+            c = self._count + 1
+            self._count = c
+            if c < self.period:
+                return _NAN
+            self.ready = True
+        v = dq[0]
+        self.value = v
+        return v
+
+    def update_bar(self, bar: Bar) -> float:
+        return self.update(bar.close)
+
+    def __repr__(self) -> str:
+        return f"Highest({self.period})"
+
+
+class Lowest:
+    """Lowest of the last `period` values (TA-Lib MIN), O(1) amortized with a monotonic deque."""
+
+    __slots__ = ("_count", "_dq", "_j", "_ring", "period", "ready", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = check_period("Lowest", period)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = _NAN
+        self.ready = False
+        self._ring = [_NAN] * self.period
+        self._j = 0
+        self._dq: deque[float] = deque()
+        self._count = 0
+
+    def update(self, x: float) -> float:
+        if x - x != 0.0:
+            raise _bad_input(self, "input", x)
+        ring = self._ring
+        j = self._j
+        old = ring[j]
+        ring[j] = x
+        j += 1
+        if j == self.period:
+            j = 0
+        self._j = j
+        dq = self._dq
+        if dq and dq[0] == old:
+            dq.popleft()
+        while dq and dq[-1] > x:
+            dq.pop()
+        dq.append(x)
+        if not self.ready:
+            c = self._count + 1
+            self._count = c
+            if c < self.period:
+                return _NAN
+            self.ready = True
+        v = dq[0]
+        self.value = v
+        return v
+
+    def update_bar(self, bar: Bar) -> float:
+        return self.update(bar.close)
+
+    def __repr__(self) -> str:
+        return f"Lowest({self.period})"
+
+
+class Slope:
+    """Least-squares slope per bar of the last `period` values (TA-Lib LINEARREG_SLOPE), O(1) per update.
+
+    Keeps the window sum S and the centred moment C = sum((age - m) * y), m = (period-1)/2, age 0 = newest;
+    the slope is -C / Q with Q = sum((age - m)^2). Centring keeps C small, so rounding stays near the data's
+    scale; both sums are recomputed exactly (math.fsum) at a ring wrap at least every RESUM_EVERY updates.
+    Period must be >= 2: a line through one point has no slope (TA-Lib rejects period 1 too).
+    """
+
+    __slots__ = (
+        "_count",
+        "_j",
+        "_m",
+        "_m_plus_1",
+        "_moment",
+        "_q",
+        "_resum_wraps",
+        "_ring",
+        "_sum",
+        "_weights",
+        "_wraps_left",
+        "period",
+        "ready",
+        "value",
+    )
+
+    def __init__(self, period: int) -> None:
+        self.period = n = check_period("Slope", period, minimum=2)
+        self._m = (n - 1) / 2.0
+        self._m_plus_1 = self._m + 1.0
+        self._q = n * (n * n - 1) / 12.0  # sum of (age - m)^2 over a window, exact for any practical n
+        # At a wrap the newest value sits in slot n-1, so slot p has age n-1-p and weight age - m = m - p.
+        self._weights = [self._m - p for p in range(n)]
+        self._resum_wraps = -(-RESUM_EVERY // n)
+        self.reset()
+
+    def reset(self) -> None:
+        self.value = _NAN
+        self.ready = False
+        self._ring = [0.0] * self.period  # zero placeholders are consistent with both running sums
+        self._j = 0
+        self._sum = 0.0
+        self._moment = 0.0
+        self._count = 0
+        self._wraps_left = self._resum_wraps
+
+    def update(self, x: float) -> float:
+        if x - x != 0.0:
+            raise _bad_input(self, "input", x)
+        ring = self._ring
+        j = self._j
+        old = ring[j]
+        ring[j] = x
+        s = self._sum
+        # Every age grows by one, the oldest leaves (weight m -> gone), x arrives at age 0 (weight -m).
+        moment = self._moment + s - self._m_plus_1 * old - self._m * x
+        s = s - old + x
+        j += 1
+        if j == self.period:
+            j = 0
+            w = self._wraps_left - 1
+            if w == 0:
+                w = self._resum_wraps
+                s = math.fsum(ring)
+                moment = math.fsum(map(operator.mul, self._weights, ring))
+            self._wraps_left = w
+        self._j = j
+        self._sum = s
+        self._moment = moment
+        if not self.ready:
+            c = self._count + 1
+            self._count = c
+            if c < self.period:
+                return _NAN
+            self.ready = True
+        v = -moment / self._q
+        self.value = v
+        return v
+
+    def update_bar(self, bar: Bar) -> float:
+        return self.update(bar.close)
+
+    def __repr__(self) -> str:
+        return f"Slope({self.period})"

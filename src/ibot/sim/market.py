@@ -1,0 +1,634 @@
+"""The simulated market behind the TWS simulator: one clock, one price path per product, bars and quotes.
+
+What it promises: every price is a whole number of ticks of the instrument; the same (seed, symbol, second)
+always gives the same price, so live ticks, real-time bars and historical bars of any size agree; the clock is
+shared by every subscription of every client. Prices come either from a seeded synthetic path (a
+mean-reverting daily anchor with a one-second random walk bridged between anchors) or from stored bars.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from ibot.model import catalog
+from ibot.model.calendar import is_business_day
+from ibot.model.clock import Clock
+from ibot.model.instruments import Instrument, SecType
+from ibot.model.market import NS_PER_SECOND, Bar
+
+DAY = 86_400
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Rough price levels the synthetic path wanders around (it mean-reverts to these, within about +-20%).
+_BASE_PRICE = {
+    "MES": 5000.0, "MNQ": 18000.0, "MYM": 40000.0, "M2K": 2000.0, "MGC": 2000.0, "MCL": 70.0, "MBT": 60000.0,
+    "SPY": 500.0, "QQQ": 450.0, "IWM": 200.0, "AAPL": 200.0, "MSFT": 400.0,
+}  # fmt: skip
+_EPOCH_DAY = date(2000, 1, 1).toordinal()
+_ANCHOR_DAYS = 40_000  # anchors from 2000 to past 2100
+
+
+class MarketError(ValueError):
+    """A market-data request the simulated market cannot serve; the message says why."""
+
+
+# --- trading hours ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TradingHours:
+    """Session hours of a product class in exchange time; the session of trade date D ends on D.
+
+    CME Globex (all catalog futures): 17:00 CT the day before to 16:00 CT, Monday..Friday trade dates, the
+    exchange's holidays closed; regular hours 08:30-15:00 CT. US stocks: 04:00-20:00 ET, regular 09:30-16:00.
+    """
+
+    tz_name: str
+    open_time: time
+    close_time: time
+    rth_open: time
+    rth_close: time
+    calendar: str = "CME"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.tz_name)
+
+    def is_trade_date(self, d: date) -> bool:
+        return d.weekday() < 5 and is_business_day(d, self.calendar)
+
+    def window(self, d: date, rth: bool) -> tuple[int, int]:
+        """Epoch seconds [open, close) of trade date `d` (full or regular hours)."""
+        tz = self.tz
+        if rth:
+            start = datetime.combine(d, self.rth_open, tz)
+        elif self.open_time >= self.close_time:
+            start = datetime.combine(d - timedelta(days=1), self.open_time, tz)
+        else:
+            start = datetime.combine(d, self.open_time, tz)
+        end = datetime.combine(d, self.rth_close if rth else self.close_time, tz)
+        return int(start.timestamp()), int(end.timestamp())
+
+    def windows(self, start_s: int, end_s: int, rth: bool) -> list[tuple[date, int, int]]:
+        """(trade date, open, close) of each session overlapping [start_s, end_s), in time order."""
+        tz = self.tz
+        first = datetime.fromtimestamp(start_s, tz).date()
+        last = datetime.fromtimestamp(end_s, tz).date() + timedelta(days=1)
+        out = []
+        d = first
+        while d <= last:
+            if self.is_trade_date(d):
+                a, b = self.window(d, rth)
+                if a < end_s and b > start_s:
+                    out.append((d, a, b))
+            d += timedelta(days=1)
+        return out
+
+    def mask(self, start_s: int, end_s: int, rth: bool) -> BoolArray:
+        """One bool per second of [start_s, end_s): inside a session."""
+        m = np.zeros(end_s - start_s, dtype=np.bool_)
+        for _, a, b in self.windows(start_s, end_s, rth):
+            m[max(a, start_s) - start_s : min(b, end_s) - start_s] = True
+        return m
+
+    def describe(self, start: date, days: int, rth: bool) -> str:
+        """IB's tradingHours/liquidHours text: ``20250102:1700-20250103:1600;20250104:CLOSED;...``."""
+        tz = self.tz
+        parts = []
+        for i in range(days):
+            d = start + timedelta(days=i)
+            if not self.is_trade_date(d):
+                parts.append(f"{d:%Y%m%d}:CLOSED")
+                continue
+            a, b = self.window(d, rth)
+            sa, sb = datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz)
+            parts.append(f"{sa:%Y%m%d:%H%M}-{sb:%Y%m%d:%H%M}")
+        return ";".join(parts)
+
+
+GLOBEX_HOURS = TradingHours("US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0))
+US_STOCK_HOURS = TradingHours("US/Eastern", time(4, 0), time(20, 0), time(9, 30), time(16, 0))
+
+
+def hours_for(inst: Instrument) -> TradingHours:
+    return US_STOCK_HOURS if inst.sec_type is SecType.STK else GLOBEX_HOURS
+
+
+# --- price sources ------------------------------------------------------------------------------------------
+
+
+class PriceSource(Protocol):
+    """One-second price path (in ticks) and volume per product symbol."""
+
+    def seconds(self, inst: Instrument, start_s: int, end_s: int) -> tuple[IntArray, IntArray]: ...
+
+    def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray: ...
+
+    def first_second(self, inst: Instrument) -> int | None: ...
+
+
+def _stable_hash(*parts: object) -> int:
+    return zlib.crc32("|".join(str(p) for p in parts).encode())
+
+
+class SyntheticSource:
+    """Seeded synthetic prices: daily anchors (mean-reverting log price) bridged by a 1-second random walk."""
+
+    def __init__(self, seed: int = 0, cache_days: int = 64) -> None:
+        self.seed = seed
+        self._anchors: dict[str, IntArray] = {}
+        self._days: OrderedDict[tuple[str, int], tuple[IntArray, IntArray]] = OrderedDict()
+        self._cache_days = cache_days
+
+    def _anchor_ticks(self, inst: Instrument) -> IntArray:
+        key = inst.symbol
+        found = self._anchors.get(key)
+        if found is None:
+            rng = np.random.default_rng([self.seed, _stable_hash("anchor", key)])
+            theta, sigma = 0.01, 0.012  # stationary log-price spread ~ sigma / sqrt(2 theta) ~ 8.5%
+            shocks = rng.normal(0.0, sigma, _ANCHOR_DAYS)
+            x = np.empty(_ANCHOR_DAYS)
+            level = 0.0
+            for i in range(_ANCHOR_DAYS):  # ~40k steps once per symbol
+                level = level * (1.0 - theta) + shocks[i]
+                x[i] = level
+            base = _BASE_PRICE.get(key, 100.0)
+            found = np.maximum(np.rint(base * np.exp(x) / float(inst.tick_size)), 1).astype(np.int64)
+            self._anchors[key] = found
+        return found
+
+    def _day(self, inst: Instrument, day: int) -> tuple[IntArray, IntArray]:
+        key = (inst.symbol, day)
+        hit = self._days.get(key)
+        if hit is not None:
+            self._days.move_to_end(key)
+            return hit
+        anchors = self._anchor_ticks(inst)
+        i = min(max(day - (_EPOCH_DAY - date(1970, 1, 1).toordinal()), 0), _ANCHOR_DAYS - 2)
+        a0, a1 = int(anchors[i]), int(anchors[i + 1])
+        rng = np.random.default_rng([self.seed, _stable_hash("day", inst.symbol), day])
+        steps = rng.choice(np.array([-1, 0, 1], dtype=np.int64), size=DAY, p=[0.1, 0.8, 0.1])
+        walk = np.cumsum(steps) - steps[0]
+        # Brownian bridge: bend the walk so that the day ends at the next day's anchor.
+        t = np.arange(DAY, dtype=np.float64) / DAY
+        prices = np.rint(a0 + walk - t * (walk[-1] - (a1 - a0))).astype(np.int64)
+        prices = np.maximum(prices, 1)
+        volume = rng.poisson(0.6, DAY).astype(np.int64) * (1 + np.abs(steps))
+        self._days[key] = (prices, volume)
+        if len(self._days) > self._cache_days:
+            self._days.popitem(last=False)
+        return prices, volume
+
+    def seconds(self, inst: Instrument, start_s: int, end_s: int) -> tuple[IntArray, IntArray]:
+        if end_s <= start_s:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        prices, volumes = [], []
+        for day in range(start_s // DAY, (end_s - 1) // DAY + 1):
+            p, v = self._day(inst, day)
+            a = max(start_s - day * DAY, 0)
+            b = min(end_s - day * DAY, DAY)
+            prices.append(p[a:b])
+            volumes.append(v[a:b])
+        return np.concatenate(prices), np.concatenate(volumes)
+
+    def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray:
+        return hours_for(inst).mask(start_s, end_s, rth)
+
+    def first_second(self, inst: Instrument) -> int | None:
+        return None
+
+
+class ReplaySource:
+    """Stored bars replayed second by second: open -> high/low -> close inside each bar, volume spread evenly.
+
+    Bars are keyed by product symbol (a futures month's bars are its product's); seconds not covered by a bar
+    are outside the session.
+    """
+
+    def __init__(self, bars: Mapping[str, Sequence[Bar]], bar_seconds: int) -> None:
+        if bar_seconds <= 0:
+            raise MarketError(f"replay: bar_seconds must be positive, got {bar_seconds}")
+        self.bar_seconds = bar_seconds
+        self._bars = {k.upper(): sorted(v, key=lambda b: b.ts) for k, v in bars.items()}
+        self._starts = {
+            k: np.array([b.ts // NS_PER_SECOND for b in v], np.int64) for k, v in self._bars.items()
+        }
+
+    def _series(self, inst: Instrument) -> tuple[list[Bar], IntArray]:
+        try:
+            return self._bars[inst.symbol], self._starts[inst.symbol]
+        except KeyError:
+            raise MarketError(f"replay: no stored bars for {inst.symbol}") from None
+
+    def seconds(self, inst: Instrument, start_s: int, end_s: int) -> tuple[IntArray, IntArray]:
+        bars, starts = self._series(inst)
+        n = max(end_s - start_s, 0)
+        prices = np.zeros(n, np.int64)
+        volume = np.zeros(n, np.int64)
+        if not bars or n == 0:
+            return prices, volume
+        secs = np.arange(start_s, end_s, dtype=np.int64)
+        idx = np.clip(np.searchsorted(starts, secs, side="right") - 1, 0, len(bars) - 1)
+        span = self.bar_seconds
+        for j in np.unique(idx):
+            bar = bars[int(j)]
+            sel = idx == j
+            offset = secs[sel] - starts[j]
+            inside = (offset >= 0) & (offset < span)
+            path = self._bar_path(inst, bar)
+            k = np.clip(offset, 0, span - 1)
+            p = path[k]
+            # before this bar starts (a gap) the last close holds; after it, the close
+            p = np.where(offset < 0, path[0], p)
+            p = np.where(offset >= span, path[-1], p)
+            prices[sel] = p
+            per = int(bar.volume) // span
+            rest = int(bar.volume) - per * span
+            vol = np.where(inside, per, 0) + np.where(inside & (offset == span - 1), rest, 0)
+            volume[sel] = vol
+        return prices, volume
+
+    def _bar_path(self, inst: Instrument, bar: Bar) -> IntArray:
+        span = self.bar_seconds
+        o, h, lo, c = (inst.to_ticks(x) for x in (bar.open, bar.high, bar.low, bar.close))
+        first, second = (lo, h) if c >= o else (h, lo)  # an up bar visits its low first
+        knots = np.array([o, first, second, c], dtype=np.float64)
+        xs = np.linspace(0, span - 1, 4)
+        return np.rint(np.interp(np.arange(span), xs, knots)).astype(np.int64)
+
+    def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray:
+        _, starts = self._series(inst)
+        secs = np.arange(start_s, end_s, dtype=np.int64)
+        idx = np.searchsorted(starts, secs, side="right") - 1
+        ok = idx >= 0
+        off = secs - starts[np.clip(idx, 0, None)]
+        m = ok & (off < self.bar_seconds)
+        if rth:
+            m &= hours_for(inst).mask(start_s, end_s, True)
+        return m
+
+    def first_second(self, inst: Instrument) -> int | None:
+        _, starts = self._series(inst)
+        return int(starts[0]) if len(starts) else None
+
+
+# --- what the market answers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BarRow:
+    """A bar as served: `ts` is its start in epoch seconds; prices on the grid; `wap` volume-weighted."""
+
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    wap: float
+    count: int
+    trade_date: date | None = None  # for daily and longer bars
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Top of book and the session's statistics at one second; prices on the grid."""
+
+    second: int
+    bid: float
+    ask: float
+    last: float
+    bid_size: int
+    ask_size: int
+    last_size: int
+    volume: int  # session volume so far
+    high: float
+    low: float
+    open: float
+    close: float  # previous session's close
+    traded: bool  # a trade printed in this second
+
+
+WHAT_TO_SHOW = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK")
+
+
+class SimMarket:
+    """The shared market: a clock (advanced by the server) and every data query the clients make."""
+
+    def __init__(self, source: PriceSource, start_ns: int, speed: float | None = 60.0) -> None:
+        if speed is not None and speed <= 0:
+            raise MarketError(f"speed must be positive (or None for as fast as clients read), got {speed}")
+        self.source = source
+        self.clock = Clock(start_ns)
+        self.speed = speed
+
+    # --- time --------------------------------------------------------------------------------------------
+    @property
+    def now_s(self) -> float:
+        return self.clock.ns / NS_PER_SECOND
+
+    def advance(self, sim_seconds: float) -> tuple[int, int]:
+        """Move the clock forward; returns the whole seconds (old, new) it passed."""
+        old = int(self.now_s)
+        self.clock.advance(self.clock.ns + round(sim_seconds * NS_PER_SECOND))
+        return old, int(self.now_s)
+
+    def asof(self) -> date:
+        return datetime.fromtimestamp(self.now_s, UTC).date()
+
+    # --- quotes ------------------------------------------------------------------------------------------
+    def is_open(self, inst: Instrument, second: int) -> bool:
+        return bool(self.source.session_mask(inst, second, second + 1, False)[0])
+
+    def quote(self, inst: Instrument, second: int) -> Quote | None:
+        """Top of book at `second`, or None outside the session (no market)."""
+        hours = hours_for(inst)
+        wins = hours.windows(second, second + 1, False)
+        if not wins or not self.is_open(inst, second):
+            return None
+        d, open_s, _ = wins[0]
+        prices, volume = self.source.seconds(inst, open_s, second + 1)
+        p = int(prices[-1])
+        h = _stable_hash(inst.symbol, second)
+        prev_close = self._previous_close(inst, d, hours)
+        return Quote(
+            second=second,
+            bid=inst.from_ticks(p),
+            ask=inst.from_ticks(p + 1),
+            last=inst.from_ticks(p),
+            bid_size=1 + h % 37,
+            ask_size=1 + (h >> 8) % 37,
+            last_size=max(int(volume[-1]), 1),
+            volume=int(volume.sum()),
+            high=inst.from_ticks(int(prices.max()) + 0),
+            low=inst.from_ticks(int(prices.min())),
+            open=inst.from_ticks(int(prices[0])),
+            close=inst.from_ticks(prev_close) if prev_close is not None else inst.from_ticks(int(prices[0])),
+            traded=bool(volume[-1] > 0),
+        )
+
+    def _previous_close(self, inst: Instrument, d: date, hours: TradingHours) -> int | None:
+        for back in range(1, 10):
+            prev = d - timedelta(days=back)
+            if hours.is_trade_date(prev):
+                _, close_s = hours.window(prev, False)
+                prices, _ = self.source.seconds(inst, close_s - 1, close_s)
+                return int(prices[-1])
+        return None
+
+    def trades(self, inst: Instrument, start_s: int, end_s: int) -> list[tuple[int, float, int]]:
+        """(second, price, size) of each printed trade in [start_s, end_s), in session only."""
+        if end_s <= start_s:
+            return []
+        prices, volume = self.source.seconds(inst, start_s, end_s)
+        mask = self.source.session_mask(inst, start_s, end_s, False) & (volume > 0)
+        return [
+            (start_s + int(i), inst.from_ticks(int(prices[i])), int(volume[i])) for i in np.flatnonzero(mask)
+        ]
+
+    def depth(self, inst: Instrument, second: int, rows: int) -> list[tuple[int, int, float, int]]:
+        """(side, position, price, size) rows of the book: side 1 = bid, 0 = ask (IB's numbering)."""
+        q = self.quote(inst, second)
+        if q is None:
+            return []
+        bid_t, ask_t = inst.to_ticks(q.bid), inst.to_ticks(q.ask)
+        out = []
+        for side, top, sign in ((1, bid_t, -1), (0, ask_t, 1)):
+            for pos in range(rows):
+                size = 1 + _stable_hash(inst.symbol, second, side, pos) % 60
+                out.append((side, pos, inst.from_ticks(top + sign * pos), size))
+        return out
+
+    # --- bars --------------------------------------------------------------------------------------------
+    def head_second(self, inst: Instrument) -> int:
+        """First second with data: a futures month's listing (~a year before expiry), else the source's."""
+        first = self.source.first_second(inst)
+        if first is not None:
+            return first
+        if inst.sec_type is SecType.FUT and inst.expiry is not None:
+            d = inst.expiry - timedelta(days=380)
+        else:
+            d = date(2004, 1, 2)
+        hours = hours_for(inst)
+        while not hours.is_trade_date(d):
+            d += timedelta(days=1)
+        return hours.window(d, False)[0]
+
+    def bars(
+        self,
+        inst: Instrument,
+        start_s: int,
+        end_s: int,
+        bar_s: int,
+        what: str,
+        rth: bool,
+        calendar_unit: str = "",
+    ) -> list[BarRow]:
+        """Bars of `bar_s` seconds (or calendar units "D"/"W"/"M") covering [start_s, end_s), in session."""
+        if what not in WHAT_TO_SHOW:
+            raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(WHAT_TO_SHOW)}")
+        start_s = max(start_s, self.head_second(inst))
+        end_s = min(end_s, int(self.now_s) + 1)
+        if end_s <= start_s:
+            return []
+        hours = hours_for(inst)
+        if calendar_unit:
+            groups: list[tuple[int, int, int, date | None]] = []
+            for d, a, b in hours.windows(start_s, end_s, rth):
+                key = {
+                    "D": d.toordinal(),
+                    "W": d.isocalendar()[1] + 100 * d.isocalendar()[0],
+                    "M": d.month + 100 * d.year,
+                }[calendar_unit]
+                a, b = max(a, start_s), min(b, end_s)
+                if groups and groups[-1][0] == key:
+                    k, ga, _, gd = groups[-1]
+                    groups[-1] = (k, ga, b, gd)
+                else:
+                    groups.append((key, a, b, d))
+            spans: list[tuple[int, int, date | None]] = [(a, b, d) for _, a, b, d in groups]
+        else:
+            first = start_s - start_s % bar_s
+            spans = [(t, t + bar_s, None) for t in range(first, end_s, bar_s)]
+        out: list[BarRow] = []
+        for a, b, day in spans:
+            a2, b2 = max(a, start_s), min(b, end_s)
+            if b2 <= a2:
+                continue
+            row = self._bar(inst, a2, b2, what, rth)
+            if row is not None:
+                ts = a if day is None else hours.window(day, rth)[0]
+                out.append(BarRow(ts, row[0], row[1], row[2], row[3], row[4], row[5], row[6], day))
+        return out
+
+    def _bar(
+        self, inst: Instrument, a: int, b: int, what: str, rth: bool
+    ) -> tuple[float, float, float, float, int, float, int] | None:
+        mask = self.source.session_mask(inst, a, b, rth)
+        if not mask.any():
+            return None
+        prices, volume = self.source.seconds(inst, a, b)
+        p, v = prices[mask], volume[mask]
+        if what in ("TRADES", "BID"):
+            lo, hi = int(p.min()), int(p.max())
+        elif what == "ASK":
+            p = p + 1
+            lo, hi = int(p.min()), int(p.max())
+        elif what == "BID_ASK":  # IB: open/close time-averaged bid/ask; we take first bid and last ask
+            lo, hi = int(p.min()), int(p.max()) + 1
+            return (
+                inst.from_ticks(int(p[0])),
+                inst.from_ticks(hi),
+                inst.from_ticks(lo),
+                inst.from_ticks(int(p[-1]) + 1),
+                0,
+                0.0,
+                0,
+            )
+        else:  # MIDPOINT: half a tick above the bid (spread is one tick)
+            half = float(inst.tick_size) / 2
+            return (
+                inst.from_ticks(int(p[0])) + half,
+                inst.from_ticks(int(p.max())) + half,
+                inst.from_ticks(int(p.min())) + half,
+                inst.from_ticks(int(p[-1])) + half,
+                0,
+                0.0,
+                0,
+            )
+        total = int(v.sum())
+        # volume-weighted average price; a bar without trades takes its close
+        wap = float((p * v).sum()) / total * float(inst.tick_size) if total else inst.from_ticks(int(p[-1]))
+        return (
+            inst.from_ticks(int(p[0])),
+            inst.from_ticks(hi),
+            inst.from_ticks(lo),
+            inst.from_ticks(int(p[-1])),
+            total if what == "TRADES" else 0,
+            round(wap, 6),
+            int((v > 0).sum()) if what == "TRADES" else 0,
+        )
+
+
+# --- contracts ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContractQuery:
+    """What a client sent to identify a contract (IB's 12 contract fields, unset ones empty / 0)."""
+
+    con_id: int = 0
+    symbol: str = ""
+    sec_type: str = ""
+    last_trade: str = ""  # lastTradeDateOrContractMonth: YYYYMM or YYYYMMDD
+    strike: float | None = None
+    right: str = ""
+    multiplier: str = ""
+    exchange: str = ""
+    primary_exchange: str = ""
+    currency: str = ""
+    local_symbol: str = ""
+    trading_class: str = ""
+    include_expired: bool = False
+
+    def describe(self) -> str:
+        parts = [
+            self.local_symbol or self.symbol,
+            self.sec_type,
+            self.last_trade,
+            self.exchange,
+            self.currency,
+        ]
+        text = " ".join(p for p in parts if p)
+        return f"conId={self.con_id}" if not text and self.con_id else text or "(empty contract)"
+
+
+class ContractBook:
+    """The contracts the simulator knows: the catalog's products and stocks, with their listed months."""
+
+    def __init__(self, symbols: Sequence[str] | None = None) -> None:
+        known = catalog.symbols()
+        wanted = [s.upper() for s in symbols] if symbols else known
+        unknown = [s for s in wanted if s not in known]
+        if unknown:
+            raise MarketError(f"unknown symbols {', '.join(unknown)}; the catalog has {', '.join(known)}")
+        self.symbols = wanted
+
+    def products(self) -> list[Instrument]:
+        return [catalog.get_instrument(s) for s in self.symbols]
+
+    def months(self, symbol: str, asof: date, include_expired: bool, n: int = 8) -> list[Instrument]:
+        start = asof - timedelta(days=366) if include_expired else asof
+        out = catalog.contract_months(symbol, start, n + (12 if include_expired else 0))
+        return [m for m in out if include_expired or (m.expiry is not None and m.expiry >= asof)]
+
+    def front(self, symbol: str, asof: date) -> Instrument:
+        return catalog.front_month(symbol, asof)
+
+    def match(self, q: ContractQuery, asof: date) -> list[Instrument]:
+        """Every known contract the query describes (IB's contract-details semantics: all matches)."""
+        sec = q.sec_type.upper()
+        candidates: list[Instrument] = []
+        for product in self.products():
+            if q.symbol and q.symbol.upper() not in (product.symbol, product.trading_class):
+                continue
+            if q.trading_class and q.trading_class.upper() != (product.trading_class or product.symbol):
+                continue
+            if product.sec_type is SecType.STK:
+                if sec in ("", "STK"):
+                    candidates.append(product)
+            elif sec in ("", "FUT", "CONTFUT"):
+                if sec == "CONTFUT":
+                    candidates.append(self.front(product.symbol, asof))
+                else:
+                    candidates.extend(self.months(product.symbol, asof, q.include_expired or bool(q.con_id)))
+        out = []
+        for inst in candidates:
+            if q.con_id and inst.con_id != q.con_id:
+                continue
+            wanted_local = q.local_symbol.upper().replace(" ", "")
+            if wanted_local and wanted_local not in (inst.local_symbol.replace(" ", ""), inst.symbol):
+                continue
+            if q.last_trade and inst.sec_type is SecType.FUT:
+                lt = q.last_trade.strip()
+                if len(lt) == 6 and lt != inst.contract_month:
+                    continue
+                if len(lt) == 8 and (inst.expiry is None or lt != f"{inst.expiry:%Y%m%d}"):
+                    continue
+            if q.exchange and q.exchange.upper() not in (
+                "SMART",
+                inst.exchange,
+                "GLOBEX" if inst.exchange == "CME" else "",
+            ):
+                continue
+            if (
+                q.primary_exchange
+                and inst.primary_exchange
+                and q.primary_exchange.upper() != inst.primary_exchange
+            ):
+                continue
+            if q.currency and q.currency.upper() != inst.currency:
+                continue
+            if q.multiplier and _num(q.multiplier) not in (None, float(inst.multiplier)):
+                continue
+            out.append(inst)
+        return out
+
+
+def _num(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

@@ -1,0 +1,140 @@
+"""Message ids of the TWS socket protocol, as the simulator sees them.
+
+`Incoming` are requests a client sends (IB's client calls them OUT); `Outgoing` are what the server sends.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Incoming(IntEnum):
+    """Requests from the client."""
+
+    REQ_MKT_DATA = 1
+    CANCEL_MKT_DATA = 2
+    PLACE_ORDER = 3
+    CANCEL_ORDER = 4
+    REQ_OPEN_ORDERS = 5
+    REQ_ACCT_DATA = 6
+    REQ_EXECUTIONS = 7
+    REQ_IDS = 8
+    REQ_CONTRACT_DATA = 9
+    REQ_MKT_DEPTH = 10
+    CANCEL_MKT_DEPTH = 11
+    REQ_AUTO_OPEN_ORDERS = 15
+    REQ_ALL_OPEN_ORDERS = 16
+    REQ_MANAGED_ACCTS = 17
+    REQ_HISTORICAL_DATA = 20
+    CANCEL_HISTORICAL_DATA = 25
+    REQ_CURRENT_TIME = 49
+    REQ_REAL_TIME_BARS = 50
+    CANCEL_REAL_TIME_BARS = 51
+    REQ_GLOBAL_CANCEL = 58
+    REQ_MARKET_DATA_TYPE = 59
+    REQ_POSITIONS = 61
+    REQ_ACCOUNT_SUMMARY = 62
+    CANCEL_ACCOUNT_SUMMARY = 63
+    CANCEL_POSITIONS = 64
+    START_API = 71
+    REQ_POSITIONS_MULTI = 74
+    CANCEL_POSITIONS_MULTI = 75
+    REQ_ACCOUNT_UPDATES_MULTI = 76
+    CANCEL_ACCOUNT_UPDATES_MULTI = 77
+    REQ_HEAD_TIMESTAMP = 87
+    CANCEL_HEAD_TIMESTAMP = 90
+    REQ_PNL = 92
+    CANCEL_PNL = 93
+    REQ_TICK_BY_TICK_DATA = 97
+    CANCEL_TICK_BY_TICK_DATA = 98
+    REQ_COMPLETED_ORDERS = 99
+
+
+class Outgoing(IntEnum):
+    """Messages to the client."""
+
+    TICK_PRICE = 1
+    TICK_SIZE = 2
+    ORDER_STATUS = 3
+    ERR_MSG = 4
+    OPEN_ORDER = 5
+    ACCT_VALUE = 6
+    PORTFOLIO_VALUE = 7
+    ACCT_UPDATE_TIME = 8
+    NEXT_VALID_ID = 9
+    CONTRACT_DATA = 10
+    EXECUTION_DATA = 11
+    MARKET_DEPTH = 12
+    MARKET_DEPTH_L2 = 13
+    MANAGED_ACCTS = 15
+    HISTORICAL_DATA = 17
+    TICK_STRING = 46
+    CURRENT_TIME = 49
+    REAL_TIME_BARS = 50
+    CONTRACT_DATA_END = 52
+    OPEN_ORDER_END = 53
+    ACCT_DOWNLOAD_END = 54
+    EXECUTION_DATA_END = 55
+    TICK_SNAPSHOT_END = 57
+    MARKET_DATA_TYPE = 58
+    COMMISSION_REPORT = 59
+    POSITION_DATA = 61
+    POSITION_END = 62
+    ACCOUNT_SUMMARY = 63
+    ACCOUNT_SUMMARY_END = 64
+    POSITION_MULTI_END = 72
+    ACCOUNT_UPDATE_MULTI = 73
+    ACCOUNT_UPDATE_MULTI_END = 74
+    TICK_REQ_PARAMS = 81
+    HEAD_TIMESTAMP = 88
+    HISTORICAL_DATA_UPDATE = 90
+    PNL = 94
+    TICK_BY_TICK = 99
+    COMPLETED_ORDER = 101
+    COMPLETED_ORDERS_END = 102
+
+
+class TickType(IntEnum):
+    """Tick types of TICK_PRICE / TICK_SIZE / TICK_STRING (live; delayed ones are live + 65 for 1..9 & 14)."""
+
+    BID_SIZE = 0
+    BID = 1
+    ASK = 2
+    ASK_SIZE = 3
+    LAST = 4
+    LAST_SIZE = 5
+    HIGH = 6
+    LOW = 7
+    VOLUME = 8
+    CLOSE = 9
+    OPEN = 14
+    LAST_TIMESTAMP = 45
+    DELAYED_BID = 66
+    DELAYED_ASK = 67
+    DELAYED_LAST = 68
+    DELAYED_BID_SIZE = 69
+    DELAYED_ASK_SIZE = 70
+    DELAYED_LAST_SIZE = 71
+    DELAYED_HIGH = 72
+    DELAYED_LOW = 73
+    DELAYED_VOLUME = 74
+    DELAYED_CLOSE = 75
+    DELAYED_OPEN = 76
+    DELAYED_LAST_TIMESTAMP = 88
+
+
+# Live tick type -> its delayed twin (market data types 3 and 4).
+DELAYED_TWIN = {
+    TickType.BID_SIZE: TickType.DELAYED_BID_SIZE,
+    TickType.BID: TickType.DELAYED_BID,
+    TickType.ASK: TickType.DELAYED_ASK,
+    TickType.ASK_SIZE: TickType.DELAYED_ASK_SIZE,
+    TickType.LAST: TickType.DELAYED_LAST,
+    TickType.LAST_SIZE: TickType.DELAYED_LAST_SIZE,
+    TickType.HIGH: TickType.DELAYED_HIGH,
+    TickType.LOW: TickType.DELAYED_LOW,
+    TickType.VOLUME: TickType.DELAYED_VOLUME,
+    TickType.CLOSE: TickType.DELAYED_CLOSE,
+    TickType.OPEN: TickType.DELAYED_OPEN,
+    TickType.LAST_TIMESTAMP: TickType.DELAYED_LAST_TIMESTAMP,
+}

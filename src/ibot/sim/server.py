@@ -1,0 +1,267 @@
+"""`SimServer`: an asyncio TCP server speaking the TWS API socket protocol, for unmodified IB API clients.
+
+One market clock drives every subscription of every client; it advances `speed` market seconds per wall
+second (or, with speed=None, as fast as the clients read). Faults are scripted through `server.faults`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time as _time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from ibot.model.instruments import Instrument
+from ibot.model.market import NS_PER_SECOND, Bar
+from ibot.sim.faults import FARM_MESSAGES, Faults
+from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
+from ibot.sim.pacing import HistoricalPacing, SimLimits
+from ibot.sim.session import Session
+
+log = logging.getLogger("ibot.sim")
+
+_PUMP_SECONDS = 0.05  # wall time between clock steps (IB itself batches top-of-book about every 250 ms)
+_MAX_SPEED_STEP = 5.0  # market seconds per step when running as fast as clients read
+
+
+class SimServer:
+    """The TWS simulator. `await start()`, read `port`, connect clients, `await stop()`."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        symbols: Sequence[str] | None = None,
+        speed: float | None = 60.0,
+        seed: int = 0,
+        limits: SimLimits | None = None,
+        start: datetime | None = None,
+        replay: Mapping[str, Sequence[Bar]] | None = None,
+        replay_bar_seconds: int = 60,
+        account: str = "DU123456",
+        cash: Decimal = Decimal(1_000_000),
+        daily_restart: time | None = None,
+        restart_seconds: float = 300.0,
+    ) -> None:
+        """`daily_restart` (US/Eastern, on the market clock) schedules IB's nightly restart: every client is
+        disconnected and connections are refused for `restart_seconds` of market time."""
+        self.host = host
+        self._port = port
+        self.limits = limits or SimLimits()
+        self.book = ContractBook(symbols)
+        source: PriceSource
+        if replay is not None:
+            source = ReplaySource(replay, replay_bar_seconds)
+            first = min((b.ts for bars in replay.values() for b in bars), default=None)
+            start_ns = first if start is None and first is not None else _start_ns(start)
+        else:
+            source = SyntheticSource(seed)
+            start_ns = _start_ns(start)
+        self.market = SimMarket(source, start_ns, speed)
+        self.pacing = HistoricalPacing(self.limits)
+        self.faults = Faults(self)
+        self.account = account
+        self.cash = cash
+        self.next_order_id = 1
+        self.daily_restart = daily_restart
+        self.restart_seconds = restart_seconds
+        self._sessions: set[Session] = set()
+        self._clients: dict[int, Session] = {}
+        self._server: asyncio.Server | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._conn_no = 0
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    # --- life cycle -----------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when started with port 0)."""
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self._port)
+        self._port = self.port  # keep the bound port: a restart window listens again on the same one
+        self._pump_task = asyncio.create_task(self._pump(), name="ibot-sim-clock")
+        log.info(
+            "TWS simulator listening on %s:%d (speed %s, symbols %s)",
+            self.host,
+            self.port,
+            self.market.speed or "max",
+            ",".join(self.book.symbols),
+        )
+
+    async def stop(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+            self._pump_task = None
+        for s in list(self._sessions):
+            s.close()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._tasks:  # let each session finish its read loop on the closed socket
+            await asyncio.wait(list(self._tasks), timeout=2)
+        log.info("TWS simulator stopped")
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    def run(self) -> None:
+        """Blocking entry point for ``ibot sim``: serve until interrupted."""
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(self.serve_forever())
+
+    def stop_listening(self) -> None:
+        """Close the listening socket (connections are refused) until the restart window ends."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _listen_again(self) -> None:
+        if self._server is None and not self.faults.refusing():
+            self._server = await asyncio.start_server(self._accept, self.host, self._port)
+            log.info("restart window over: listening again on %s:%d", self.host, self._port)
+
+    # --- sessions -------------------------------------------------------------------------------------------
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conn_no += 1
+        if self.faults.refusing():
+            log.info("connection #%d refused: restart window", self._conn_no)
+            writer.close()
+            return
+        session = Session(self, reader, writer, self._conn_no)
+        self._sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await session.run()
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    def claim(self, client_id: int, session: Session) -> bool:
+        """Register a client id; False when another live session holds it (TWS error 326)."""
+        holder = self._clients.get(client_id)
+        if holder is not None and not holder.closed:
+            return False
+        self._clients[client_id] = session
+        return True
+
+    def forget(self, session: Session) -> None:
+        self._sessions.discard(session)
+        if session.client_id is not None and self._clients.get(session.client_id) is session:
+            del self._clients[session.client_id]
+
+    def live_sessions(self) -> list[Session]:
+        return [s for s in self._sessions if s.started and not s.closed]
+
+    def data_flowing(self, session: Session) -> bool:
+        return self.faults.state.data_flowing(session.client_id)
+
+    def farm_status(self) -> list[tuple[int, str]]:
+        """The farm messages a gateway sends right after START_API (id -1)."""
+        market = 2103 if self.faults.state.market_farm_broken else 2104
+        return [(market, FARM_MESSAGES[market]), (2106, FARM_MESSAGES[2106]), (2158, FARM_MESSAGES[2158])]
+
+    # --- account (flat until the order path books fills) ----------------------------------------------------
+    def positions(self) -> list[tuple[Instrument, int, float]]:
+        return []
+
+    def account_values(self) -> list[tuple[str, str, str]]:
+        cash = f"{self.cash:.2f}"
+        return [
+            ("AccountCode", self.account, ""),
+            ("AccountType", "INDIVIDUAL", ""),
+            ("AccountReady", "true", ""),
+            ("AvailableFunds", cash, "USD"),
+            ("BuyingPower", cash, "USD"),
+            ("CashBalance", cash, "BASE"),
+            ("CashBalance", cash, "USD"),
+            ("Currency", "USD", "USD"),
+            ("EquityWithLoanValue", cash, "USD"),
+            ("ExcessLiquidity", cash, "USD"),
+            ("FullInitMarginReq", "0.00", "USD"),
+            ("FullMaintMarginReq", "0.00", "USD"),
+            ("InitMarginReq", "0.00", "USD"),
+            ("MaintMarginReq", "0.00", "USD"),
+            ("NetLiquidation", cash, "USD"),
+            ("RealizedPnL", "0.00", "USD"),
+            ("TotalCashValue", cash, "USD"),
+            ("UnrealizedPnL", "0.00", "USD"),
+        ]
+
+    # --- the clock ------------------------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            if self.market.speed is None:
+                await self._drain()
+                await asyncio.sleep(0)
+                step = _MAX_SPEED_STEP
+            else:
+                await asyncio.sleep(_PUMP_SECONDS)
+                now = loop.time()
+                step = (now - last) * self.market.speed
+                last = now
+            old, new = self.market.advance(step)
+            self._check_daily_restart(old, new)
+            if self.faults.state.refuse_until_s is not None:
+                await self._listen_again()
+            wall = loop.time()
+            for s in list(self._sessions):
+                try:
+                    s.on_clock(old, new, wall)
+                except Exception:  # one client's broken stream must not stop the market for the others
+                    log.exception("%s: streaming failed; closing it", s.name)
+                    s.close(abort=True)
+
+    def _check_daily_restart(self, old: int, new: int) -> None:
+        if self.daily_restart is None or new <= old:
+            return
+        eastern = ZoneInfo("US/Eastern")
+        day = datetime.fromtimestamp(new, eastern).date()
+        at = int(datetime.combine(day, self.daily_restart, eastern).timestamp())
+        if old < at <= new:
+            self.faults.restart(self.restart_seconds)
+
+    async def _drain(self) -> None:
+        for s in list(self._sessions):
+            if not s.closed:
+                with contextlib.suppress(ConnectionError):
+                    await s.writer.drain()
+
+
+def _start_ns(start: datetime | None) -> int:
+    if start is None:
+        return int(_time.time()) * NS_PER_SECOND
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    return int(start.timestamp()) * NS_PER_SECOND
+
+
+def run(
+    host: str = "127.0.0.1",
+    port: int = 7497,
+    symbols: Sequence[str] | None = None,
+    speed: float | None = 60.0,
+    seed: int = 0,
+    limits: SimLimits | None = None,
+) -> None:
+    """Blocking entry point of ``ibot sim``: serve with a log line per request until Ctrl-C."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    SimServer(host=host, port=port, symbols=symbols, speed=speed, seed=seed, limits=limits).run()

@@ -1,0 +1,1057 @@
+"""One client connection: handshake, START_API, the dispatch table of requests, subscriptions and rate limit.
+
+The session parses what the client sends (positionally, as IB's own clients write it), asks the market and
+the contract book for values, and hands them to the layouts in `sim/layouts.py` to be written in the field
+order of the negotiated server version. Streaming subscriptions are advanced by the server's clock pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ibot.model.instruments import Instrument, SecType
+from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
+from ibot.sim import versions as v
+from ibot.sim.market import BarRow, ContractQuery, MarketError, hours_for
+from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
+from ibot.sim.pacing import MessageRate
+from ibot.sim.wire import API_PREFIX, FrameBuffer, WireError, frame, parse_bool, parse_float, parse_int
+
+if TYPE_CHECKING:
+    from ibot.sim.server import SimServer
+
+log = logging.getLogger("ibot.sim")
+
+NO_ID = -1
+_VERSION_RE = re.compile(r"^v(\d+)(?:\.\.(\d+))?(?:\s+(.*))?$")
+
+
+class HandshakeError(ValueError):
+    """A client whose opening bytes or version range the simulator cannot accept."""
+
+
+def negotiate(text: str) -> int:
+    """The server version for a client's ``vMIN..MAX[ options]``: min(our max, its max), or HandshakeError."""
+    m = _VERSION_RE.match(text.strip())
+    if m is None:
+        raise HandshakeError(f"handshake: cannot read the version range {text!r}")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) else lo
+    chosen = min(v.MAX_CLIENT_VERSION, hi)
+    if chosen < v.MIN_CLIENT_VERSION or chosen < lo:
+        raise HandshakeError(
+            f"handshake: client range v{lo}..{hi} does not meet ours "
+            f"v{v.MIN_CLIENT_VERSION}..{v.MAX_CLIENT_VERSION}"
+        )
+    return chosen
+
+
+class Fields:
+    """Positional reader of one incoming message's fields (after the message id)."""
+
+    __slots__ = ("_fields", "_i", "msg")
+
+    def __init__(self, fields: list[str], msg: str) -> None:
+        self._fields = fields
+        self._i = 1
+        self.msg = msg
+
+    def text(self) -> str:
+        if self._i >= len(self._fields):
+            raise WireError(f"{self.msg}: message ended at field {self._i}")
+        s = self._fields[self._i]
+        self._i += 1
+        return s
+
+    def integer(self, name: str, default: int = 0) -> int:
+        value = parse_int(self.text(), f"{self.msg}.{name}")
+        return default if value is None else value
+
+    def number(self, name: str) -> float | None:
+        return parse_float(self.text(), f"{self.msg}.{name}")
+
+    def flag(self, name: str) -> bool:
+        return parse_bool(self.text(), f"{self.msg}.{name}")
+
+    def skip(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.text()
+
+    def more(self) -> bool:
+        return self._i < len(self._fields)
+
+    def contract(self) -> ContractQuery:
+        """IB's 12 contract fields: conId, symbol, secType, lastTradeDateOrContractMonth, strike, right,
+        multiplier, exchange, primaryExchange, currency, localSymbol, tradingClass."""
+        con_id = self.integer("conId")
+        symbol, sec_type, last_trade = self.text(), self.text(), self.text()
+        strike = self.number("strike")
+        right, multiplier, exchange, primary, currency, local, tclass = (self.text() for _ in range(7))
+        return ContractQuery(
+            con_id=con_id,
+            symbol=symbol.strip(),
+            sec_type=sec_type.strip(),
+            last_trade=last_trade.strip(),
+            strike=strike or None,
+            right=right,
+            multiplier=multiplier.strip(),
+            exchange=exchange.strip(),
+            primary_exchange=primary.strip(),
+            currency=currency.strip(),
+            local_symbol=local.strip(),
+            trading_class=tclass.strip(),
+        )
+
+
+class RequestError(Exception):
+    """A request answered with an IB error code (sent to the client, the session carries on)."""
+
+    def __init__(self, code: int, text: str, req_id: int = NO_ID) -> None:
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.text = text
+        self.req_id = req_id
+
+
+# --- subscriptions ------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MarketDataSub:
+    req_id: int
+    inst: Instrument
+    delayed: bool
+    sent: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TickByTickSub:
+    req_id: int
+    inst: Instrument
+    kind: str  # Last, AllLast, BidAsk, MidPoint
+    last_second: int
+    last_sent: tuple[float, ...] = ()
+
+
+@dataclass(slots=True)
+class RealTimeBarSub:
+    req_id: int
+    inst: Instrument
+    what: str
+    rth: bool
+    next_start: int
+
+
+@dataclass(slots=True)
+class DepthSub:
+    req_id: int
+    inst: Instrument
+    rows: int
+    smart: bool
+    book: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class HistoricalSub:
+    """A keepUpToDate historical request: updates of the current bar as the clock moves."""
+
+    req_id: int
+    inst: Instrument
+    bar_s: int
+    unit: str
+    what: str
+    rth: bool
+    format_date: int
+    start_s: int
+    last_wall: float = 0.0
+    last_bar: tuple[Any, ...] = ()
+
+
+Subscription = MarketDataSub | TickByTickSub | RealTimeBarSub | DepthSub | HistoricalSub
+
+_ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
+_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
+_MAX_BARS = 100_000
+
+
+def parse_bar_size(text: str) -> tuple[int, str]:
+    """IB's barSizeSetting (``"5 secs"``, ``"1 min"``, ``"1 day"``, ``"1 week"``, ``"1 month"``) ->
+    (seconds, calendar unit)."""
+    parts = text.split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        raise RequestError(321, f"Error validating request.-'bar size': invalid bar size {text!r}")
+    n, unit = int(parts[0]), parts[1].lower()
+    if unit in _BAR_UNITS and n > 0:
+        return n * _BAR_UNITS[unit], ""
+    if n == 1 and unit in ("day", "days"):
+        return 86_400, "D"
+    if n == 1 and unit in ("week", "weeks", "w"):
+        return 7 * 86_400, "W"
+    if n == 1 and unit in ("month", "months"):
+        return 30 * 86_400, "M"
+    raise RequestError(321, f"Error validating request.-'bar size': invalid bar size {text!r}")
+
+
+def parse_end(text: str, tz: ZoneInfo, now_s: int) -> int:
+    """endDateTime: "" (now), ``yyyymmdd-hh:mm:ss`` (UTC), ``yyyymmdd hh:mm:ss [zone]`` (else exchange's)."""
+    s = text.strip()
+    if not s:
+        return now_s
+    try:
+        if "-" in s and " " not in s:
+            return int(datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp())
+        parts = s.split()
+        zone = tz
+        if len(parts) >= 3:
+            zone = ZoneInfo(parts[2])
+        if len(parts) == 1:
+            naive = datetime.strptime(parts[0], "%Y%m%d").replace(hour=23, minute=59, second=59)
+        else:
+            naive = datetime.strptime(parts[0] + parts[1], "%Y%m%d%H:%M:%S")
+        return int(naive.replace(tzinfo=zone).timestamp())
+    except (ValueError, ZoneInfoNotFoundError):
+        raise RequestError(
+            321, f"Error validating request.-'endDateTime': the date, time, or time-zone {text!r} is invalid"
+        ) from None
+
+
+def duration_start(text: str, end_s: int, inst: Instrument, rth: bool) -> int:
+    """Start of the durationStr ``"N S|D|W|M|Y"`` ending at `end_s` (D counts trading sessions)."""
+    parts = text.split()
+    if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) <= 0:
+        raise RequestError(321, f"Error validating request.-'durationStr': invalid duration {text!r}")
+    n, unit = int(parts[0]), parts[1].upper()
+    end = datetime.fromtimestamp(end_s, UTC)
+    if unit == "S":
+        return end_s - n
+    if unit == "D":
+        hours = hours_for(inst)
+        wins = hours.windows(end_s - (n + 10) * 86_400 * 2, end_s, rth)
+        wins = [w for w in wins if w[1] < end_s]
+        return wins[-n][1] if len(wins) >= n else end_s - n * 86_400
+    if unit == "W":
+        return int((end - timedelta(weeks=n)).timestamp())
+    if unit == "M":
+        return int((end - timedelta(days=30 * n)).timestamp())
+    if unit == "Y":
+        return int((end - timedelta(days=365 * n)).timestamp())
+    raise RequestError(321, f"Error validating request.-'durationStr': invalid duration unit in {text!r}")
+
+
+class Session:
+    """One client on the socket: from the handshake to the close."""
+
+    def __init__(
+        self, server: SimServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, no: int
+    ):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.no = no
+        self.client_id: int | None = None
+        self.server_version = 0
+        self.started = False
+        self.closed = False
+        self.market_data_type = 1
+        self.subs: dict[int, Subscription] = {}
+        self.rate = MessageRate(server.limits.max_messages_per_second)
+        self.handlers: dict[int, Callable[[Fields], Awaitable[None] | None]] = {
+            Incoming.START_API: self._start_api,
+            Incoming.REQ_IDS: self._req_ids,
+            Incoming.REQ_CURRENT_TIME: self._req_current_time,
+            Incoming.REQ_MANAGED_ACCTS: self._req_managed_accts,
+            Incoming.REQ_MARKET_DATA_TYPE: self._req_market_data_type,
+            Incoming.REQ_POSITIONS: self._req_positions,
+            Incoming.CANCEL_POSITIONS: _ignore,
+            Incoming.REQ_POSITIONS_MULTI: self._req_positions_multi,
+            Incoming.CANCEL_POSITIONS_MULTI: _ignore,
+            Incoming.REQ_OPEN_ORDERS: self._req_open_orders,
+            Incoming.REQ_ALL_OPEN_ORDERS: self._req_open_orders,
+            Incoming.REQ_AUTO_OPEN_ORDERS: _ignore,
+            Incoming.REQ_COMPLETED_ORDERS: self._req_completed_orders,
+            Incoming.REQ_EXECUTIONS: self._req_executions,
+            Incoming.REQ_ACCT_DATA: self._req_account_updates,
+            Incoming.REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
+            Incoming.CANCEL_ACCOUNT_UPDATES_MULTI: _ignore,
+            Incoming.REQ_ACCOUNT_SUMMARY: self._req_account_summary,
+            Incoming.CANCEL_ACCOUNT_SUMMARY: _ignore,
+            Incoming.REQ_CONTRACT_DATA: self._req_contract_details,
+            Incoming.REQ_MKT_DATA: self._req_mkt_data,
+            Incoming.CANCEL_MKT_DATA: self._cancel_versioned,
+            Incoming.REQ_MKT_DEPTH: self._req_mkt_depth,
+            Incoming.CANCEL_MKT_DEPTH: self._cancel_versioned,
+            Incoming.REQ_TICK_BY_TICK_DATA: self._req_tick_by_tick,
+            Incoming.CANCEL_TICK_BY_TICK_DATA: self._cancel_plain,
+            Incoming.REQ_REAL_TIME_BARS: self._req_real_time_bars,
+            Incoming.CANCEL_REAL_TIME_BARS: self._cancel_versioned,
+            Incoming.REQ_HISTORICAL_DATA: self._req_historical_data,
+            Incoming.CANCEL_HISTORICAL_DATA: self._cancel_historical,
+            Incoming.REQ_HEAD_TIMESTAMP: self._req_head_timestamp,
+            Incoming.CANCEL_HEAD_TIMESTAMP: _ignore,
+            Incoming.REQ_GLOBAL_CANCEL: _ignore,
+            Incoming.REQ_PNL: _ignore,
+            Incoming.CANCEL_PNL: _ignore,
+        }
+
+    # --- I/O ---------------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"client {self.client_id}" if self.client_id is not None else f"connection #{self.no}"
+
+    def send(self, layout: L.Layout, **values: Any) -> None:
+        if self.closed:
+            return
+        self.writer.write(layout.frame(self.server_version, **values))
+
+    def error(self, req_id: int, code: int, text: str) -> None:
+        log.info("%s <- error %s id=%s: %s", self.name, code, req_id, text)
+        self.send(
+            L.ERR_MSG,
+            reqId=req_id,
+            errorCode=code,
+            errorString=text,
+            advancedOrderRejectJson="",
+            errorTime=int(self.server.market.now_s * 1000),
+        )
+
+    def close(self, abort: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.subs.clear()
+        if abort:
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
+
+    async def run(self) -> None:
+        """Serve the connection until the client or the server closes it."""
+        buf = FrameBuffer()
+        try:
+            if not await self._handshake(buf):
+                return
+            while not self.closed:
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                for fields in buf.feed(data):
+                    await self._dispatch(fields)
+                    if self.closed:
+                        break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except WireError as e:
+            log.warning("%s: unreadable stream, closing: %s", self.name, e)
+        finally:
+            self.server.forget(self)
+            self.close()
+
+    async def _handshake(self, buf: FrameBuffer) -> bool:
+        while True:
+            prefix = buf.take_raw(len(API_PREFIX))
+            if prefix is not None:
+                break
+            data = await self.reader.read(4096)
+            if not data:
+                return False
+            buf.feed_raw(data)
+        if prefix != API_PREFIX:
+            log.warning("%s: not a TWS API client (opening bytes %r), closing", self.name, prefix)
+            self.close()
+            return False
+        msgs = buf.feed(b"")
+        while not msgs:
+            data = await self.reader.read(4096)
+            if not data:
+                return False
+            msgs = buf.feed(data)
+        text = "\0".join(msgs[0])
+        try:
+            self.server_version = negotiate(text)
+        except HandshakeError as e:
+            log.warning("%s refused: %s", self.name, e)
+            self.close()
+            return False
+        now = datetime.fromtimestamp(self.server.market.now_s, UTC)
+        self.writer.write(frame([self.server_version, f"{now:%Y%m%d %H:%M:%S} UTC"]))
+        log.info("%s: handshake %s -> server version %d", self.name, text.strip(), self.server_version)
+        for extra in msgs[1:]:  # a client that sent START_API in the same packet
+            await self._dispatch(extra)
+        return True
+
+    async def _dispatch(self, fields: list[str]) -> None:
+        if not fields:
+            return
+        now = asyncio.get_running_loop().time()
+        if not self.rate.allow(now):
+            limit = self.server.limits.max_messages_per_second
+            self.error(
+                NO_ID, 100, f"Max rate of messages per second has been exceeded:max={limit} rec={limit + 1}"
+            )
+            return
+        try:
+            msg_id = int(fields[0])
+        except ValueError:
+            self.error(NO_ID, 320, f"Error reading request:Message id {fields[0]!r} is not a number")
+            return
+        handler = self.handlers.get(msg_id)
+        name = Incoming(msg_id).name if msg_id in Incoming._value2member_map_ else str(msg_id)
+        if handler is None:
+            log.info("%s: message %s is not simulated; ignored", self.name, name)
+            return
+        if not self.started and msg_id != Incoming.START_API:
+            log.info("%s: %s before START_API; ignored", self.name, name)
+            return
+        reader = Fields(fields, name)
+        try:
+            result = handler(reader)
+            if result is not None:
+                await result
+        except WireError as e:
+            self.error(NO_ID, 320, f"Error reading request:{e}")
+        except RequestError as e:
+            self.error(e.req_id, e.code, e.text)
+
+    # --- session requests --------------------------------------------------------------------------------
+    def _start_api(self, f: Fields) -> None:
+        f.skip()  # version
+        client_id = f.integer("clientId")
+        if self.started:
+            return
+        if not self.server.claim(client_id, self):
+            log.info("connection #%d: client id %d already in use; error 326 and close", self.no, client_id)
+            self.error(
+                NO_ID,
+                326,
+                "Unable connect as the client id is already in use. Retry with a unique client id.",
+            )
+            self.close()
+            return
+        self.client_id = client_id
+        self.started = True
+        log.info("%s: startApi (server version %d)", self.name, self.server_version)
+        self.send(L.MANAGED_ACCTS, accounts=self.server.account)
+        self.send(L.NEXT_VALID_ID, orderId=self.server.next_order_id)
+        for code, text in self.server.farm_status():
+            self.error(NO_ID, code, text)
+
+    def _req_ids(self, f: Fields) -> None:
+        self.send(L.NEXT_VALID_ID, orderId=self.server.next_order_id)
+
+    def _req_current_time(self, f: Fields) -> None:
+        log.info("%s reqCurrentTime", self.name)
+        self.send(L.CURRENT_TIME, time=int(self.server.market.now_s))
+
+    def _req_managed_accts(self, f: Fields) -> None:
+        self.send(L.MANAGED_ACCTS, accounts=self.server.account)
+
+    def _req_market_data_type(self, f: Fields) -> None:
+        f.skip()
+        kind = f.integer("marketDataType", 1)
+        log.info("%s reqMarketDataType %d", self.name, kind)
+        self.market_data_type = kind if kind in (1, 2, 3, 4) else 1
+
+    # --- account sync (the order path fills positions in; until then the account is flat) -----------------
+    def _req_positions(self, f: Fields) -> None:
+        log.info("%s reqPositions", self.name)
+        for inst, qty, avg_cost in self.server.positions():
+            self.send(
+                L.POSITION_DATA,
+                account=self.server.account,
+                **_contract_values(inst),
+                exchange=inst.exchange,
+                currency=inst.currency,
+                localSymbol=inst.local_symbol or inst.symbol,
+                tradingClass=inst.trading_class,
+                position=qty,
+                avgCost=avg_cost,
+            )
+        self.send(L.POSITION_END)
+
+    def _req_positions_multi(self, f: Fields) -> None:
+        f.skip()
+        self.send(L.POSITION_MULTI_END, reqId=f.integer("reqId"))
+
+    def _req_open_orders(self, f: Fields) -> None:
+        log.info("%s reqOpenOrders", self.name)
+        self.send(L.OPEN_ORDER_END)
+
+    def _req_completed_orders(self, f: Fields) -> None:
+        log.info("%s reqCompletedOrders", self.name)
+        self.send(L.COMPLETED_ORDERS_END)
+
+    def _req_executions(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        log.info("%s reqExecutions reqId=%d", self.name, req_id)
+        self.send(L.EXECUTION_DATA_END, reqId=req_id)
+
+    def _req_account_updates(self, f: Fields) -> None:
+        f.skip()
+        subscribe = f.flag("subscribe")
+        account = f.text() or self.server.account
+        log.info("%s reqAccountUpdates subscribe=%s %s", self.name, subscribe, account)
+        if not subscribe:
+            return
+        for key, value, currency in self.server.account_values():
+            self.send(L.ACCT_VALUE, key=key, value=value, currency=currency, accountName=self.server.account)
+        now = datetime.fromtimestamp(self.server.market.now_s, UTC)
+        self.send(L.ACCT_UPDATE_TIME, time=f"{now:%H:%M}")
+        self.send(L.ACCT_DOWNLOAD_END, account=self.server.account)
+
+    def _req_account_updates_multi(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        account, model = f.text() or self.server.account, f.text()
+        log.info("%s reqAccountUpdatesMulti reqId=%d %s", self.name, req_id, account)
+        for key, value, currency in self.server.account_values():
+            self.send(
+                L.ACCOUNT_UPDATE_MULTI,
+                reqId=req_id,
+                account=self.server.account,
+                modelCode=model,
+                key=key,
+                value=value,
+                currency=currency,
+            )
+        self.send(L.ACCOUNT_UPDATE_MULTI_END, reqId=req_id)
+
+    def _req_account_summary(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        f.skip()  # group
+        tags = {t.strip() for t in f.text().split(",") if t.strip()}
+        log.info("%s reqAccountSummary reqId=%d", self.name, req_id)
+        for key, value, currency in self.server.account_values():
+            if currency and (not tags or key in tags or "All" in tags):
+                self.send(
+                    L.ACCOUNT_SUMMARY,
+                    reqId=req_id,
+                    account=self.server.account,
+                    tag=key,
+                    value=value,
+                    currency=currency,
+                )
+        self.send(L.ACCOUNT_SUMMARY_END, reqId=req_id)
+
+    # --- contracts ---------------------------------------------------------------------------------------
+    def _req_contract_details(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        q = f.contract()
+        include_expired = f.flag("includeExpired")
+        q = replace(q, include_expired=include_expired)
+        log.info("%s reqContractDetails %s reqId=%d", self.name, q.describe(), req_id)
+        found = self.server.book.match(q, self.server.market.asof())
+        if not found:
+            self.error(req_id, 200, "No security definition has been found for the request")
+            return
+        for inst in found:
+            self.send(L.CONTRACT_DATA, reqId=req_id, **self._details(inst))
+        self.send(L.CONTRACT_DATA_END, reqId=req_id)
+
+    def _details(self, inst: Instrument) -> dict[str, Any]:
+        hours = hours_for(inst)
+        today = self.server.market.asof()
+        fut = inst.sec_type is SecType.FUT
+        tz = hours.tz_name
+        last = f"{inst.expiry:%Y%m%d}" if fut and inst.expiry else ""
+        return {
+            "symbol": inst.symbol,
+            "secType": inst.sec_type.value,
+            "lastTradeDateOrContractMonth": f"{last} 08:30 {tz}" if last else "",
+            "strike": 0.0,
+            "right": "",
+            "exchange": inst.exchange,
+            "currency": inst.currency,
+            "localSymbol": inst.local_symbol or inst.symbol,
+            "marketName": inst.trading_class or inst.symbol,
+            "tradingClass": inst.trading_class or inst.symbol,
+            "conId": inst.con_id,
+            "minTick": float(inst.tick_size),
+            "multiplier": _plain(inst.multiplier) if fut else "",
+            "orderTypes": _ORDER_TYPES,
+            "validExchanges": inst.exchange if fut else f"SMART,{inst.primary_exchange}",
+            "priceMagnifier": 1,
+            "underConId": 0,
+            "longName": inst.description,
+            "primaryExchange": inst.primary_exchange,
+            "contractMonth": inst.contract_month,
+            "industry": "",
+            "category": "",
+            "subcategory": "",
+            "timeZoneId": tz,
+            "tradingHours": hours.describe(today, 5, False),
+            "liquidHours": hours.describe(today, 5, True),
+            "evRule": "",
+            "evMultiplier": 0,
+            "secIdList": [],
+            "aggGroup": 2147483647,
+            "underSymbol": inst.symbol if fut else "",
+            "underSecType": "IND" if fut else "",
+            "marketRuleIds": "",
+            "realExpirationDate": last,
+            "stockType": "" if fut else "COMMON",
+            "sizeMinTick": 1,
+            "minSize": 1,
+            "sizeIncrement": 1,
+            "suggestedSizeIncrement": 1,
+        }
+
+    def resolve(self, req_id: int, q: ContractQuery) -> Instrument:
+        """Exactly one contract for a data request: IB answers 200 when none or several match."""
+        found = self.server.book.match(q, self.server.market.asof())
+        if not found:
+            raise _req_error(req_id, 200, "No security definition has been found for the request")
+        if len(found) > 1:
+            raise _req_error(
+                req_id,
+                200,
+                f"The contract description specified for {q.symbol or q.describe()} is ambiguous.",
+            )
+        return found[0]
+
+    # --- streaming market data -----------------------------------------------------------------------------
+    def _check_new_sub(self, req_id: int) -> None:
+        if req_id in self.subs:
+            raise _req_error(req_id, 322, f"Error processing request.-'Duplicate ticker id {req_id}'")
+
+    def _req_mkt_data(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        q = f.contract()
+        if q.sec_type.upper() == "BAG":
+            for _ in range(f.integer("comboLegsCount")):
+                f.skip(4)
+        if f.flag("deltaNeutral"):
+            f.skip(3)
+        f.skip()  # genericTickList
+        snapshot = f.flag("snapshot")
+        inst = self.resolve(req_id, q)
+        log.info("%s reqMktData %s reqId=%d%s", self.name, inst.key, req_id, " snapshot" if snapshot else "")
+        self._check_new_sub(req_id)
+        delayed = self.market_data_type in (3, 4)
+        self.send(L.MARKET_DATA_TYPE, reqId=req_id, marketDataType=3 if delayed else 1)
+        self.send(
+            L.TICK_REQ_PARAMS,
+            reqId=req_id,
+            minTick=float(inst.tick_size),
+            bboExchange="",
+            snapshotPermissions=3,
+        )
+        sub = MarketDataSub(req_id, inst, delayed)
+        if self.server.data_flowing(self):
+            self._stream_quote(sub, int(self.server.market.now_s))
+        if snapshot:
+            self.send(L.TICK_SNAPSHOT_END, reqId=req_id)
+        else:
+            self.subs[req_id] = sub
+
+    def _tick(self, sub: MarketDataSub, tick: TickType) -> int:
+        return int(DELAYED_TWIN[tick]) if sub.delayed else int(tick)
+
+    def _stream_quote(self, sub: MarketDataSub, second: int) -> None:
+        q = self.server.market.quote(sub.inst, second)
+        if q is None:
+            return
+        sent = sub.sent
+        r = sub.req_id
+        if q.traded and sent.get(TickType.LAST_TIMESTAMP) != q.second:
+            self.send(
+                L.TICK_STRING, reqId=r, tickType=self._tick(sub, TickType.LAST_TIMESTAMP), value=str(q.second)
+            )
+            sent[TickType.LAST_TIMESTAMP] = q.second
+            self._price(sub, TickType.LAST, q.last, q.last_size)
+            self.send(L.TICK_SIZE, reqId=r, tickType=self._tick(sub, TickType.LAST_SIZE), size=q.last_size)
+        elif TickType.LAST not in sent:
+            self._price(sub, TickType.LAST, q.last, q.last_size)
+        if sent.get(TickType.VOLUME) != q.volume:
+            sent[TickType.VOLUME] = q.volume
+            self.send(L.TICK_SIZE, reqId=r, tickType=self._tick(sub, TickType.VOLUME), size=q.volume)
+        for tick, price in (
+            (TickType.HIGH, q.high),
+            (TickType.LOW, q.low),
+            (TickType.CLOSE, q.close),
+            (TickType.OPEN, q.open),
+        ):
+            if sent.get(tick) != price:
+                sent[tick] = price
+                self._price(sub, tick, price, 0)
+        for tick, size_tick, price, size in (
+            (TickType.BID, TickType.BID_SIZE, q.bid, q.bid_size),
+            (TickType.ASK, TickType.ASK_SIZE, q.ask, q.ask_size),
+        ):
+            if sent.get(tick) != price or sent.get(size_tick) != size:
+                sent[tick], sent[size_tick] = price, size
+                self._price(sub, tick, price, size, attr=1)
+                self.send(L.TICK_SIZE, reqId=r, tickType=self._tick(sub, size_tick), size=size)
+
+    def _price(self, sub: MarketDataSub, tick: TickType, price: float, size: int, attr: int = 0) -> None:
+        sub.sent[tick] = price
+        self.send(
+            L.TICK_PRICE,
+            reqId=sub.req_id,
+            tickType=self._tick(sub, tick),
+            price=price,
+            size=size,
+            attrMask=attr,
+        )
+
+    def _req_tick_by_tick(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        q = f.contract()
+        kind = f.text()
+        if kind not in ("Last", "AllLast", "BidAsk", "MidPoint"):
+            raise _req_error(req_id, 321, f"Error validating request.-'tickType': {kind!r} is not valid")
+        inst = self.resolve(req_id, q)
+        log.info("%s reqTickByTickData %s %s reqId=%d", self.name, inst.key, kind, req_id)
+        self._check_new_sub(req_id)
+        self.subs[req_id] = TickByTickSub(req_id, inst, kind, int(self.server.market.now_s))
+
+    def _req_real_time_bars(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        q = f.contract()
+        f.skip()  # barSize: IB serves 5-second bars only
+        what = f.text().upper() or "TRADES"
+        rth = f.flag("useRTH")
+        inst = self.resolve(req_id, q)
+        log.info("%s reqRealTimeBars %s %s reqId=%d", self.name, inst.key, what, req_id)
+        self._check_new_sub(req_id)
+        now = int(self.server.market.now_s)
+        self.subs[req_id] = RealTimeBarSub(req_id, inst, what, rth, now - now % 5)
+
+    def _req_mkt_depth(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        q = f.contract()
+        rows = max(1, min(f.integer("numRows", 5), 20))
+        smart = f.flag("isSmartDepth")
+        inst = self.resolve(req_id, q)
+        log.info("%s reqMktDepth %s rows=%d reqId=%d", self.name, inst.key, rows, req_id)
+        self._check_new_sub(req_id)
+        sub = DepthSub(req_id, inst, rows, smart)
+        self.subs[req_id] = sub
+        if self.server.data_flowing(self):
+            self._stream_depth(sub, int(self.server.market.now_s))
+
+    def _cancel_versioned(self, f: Fields) -> None:
+        f.skip()
+        self._cancel(f.integer("reqId"), f.msg)
+
+    def _cancel_plain(self, f: Fields) -> None:
+        self._cancel(f.integer("reqId"), f.msg)
+
+    def _cancel(self, req_id: int, what: str) -> None:
+        log.info("%s %s reqId=%d", self.name, what, req_id)
+        self.subs.pop(req_id, None)
+
+    # --- historical ----------------------------------------------------------------------------------------
+    def _req_historical_data(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        q = f.contract()
+        include_expired = f.flag("includeExpired")
+        end_text, bar_text, duration = f.text(), f.text(), f.text()
+        rth = f.flag("useRTH")
+        what = f.text().upper() or "TRADES"
+        format_date = f.integer("formatDate", 1)
+        if q.sec_type.upper() == "BAG":
+            for _ in range(f.integer("comboLegsCount")):
+                f.skip(4)
+        keep = f.flag("keepUpToDate") if f.more() else False
+        q = replace(q, include_expired=include_expired)
+        inst = self.resolve(req_id, q)
+        log.info(
+            "%s reqHistoricalData %s %s %s %s reqId=%d%s",
+            self.name,
+            inst.key,
+            duration,
+            bar_text,
+            what,
+            req_id,
+            " keepUpToDate" if keep else "",
+        )
+        market = self.server.market
+        bar_s, unit = parse_bar_size(bar_text)
+        tz = hours_for(inst).tz
+        now = int(market.now_s)
+        if keep and end_text.strip():
+            raise _req_error(
+                req_id, 321, "Error validating request.-'endDateTime': must be empty with keepUpToDate"
+            )
+        end_s = parse_end(end_text, tz, now)
+        start_s = duration_start(duration, end_s, inst, rth)
+        if not unit and (end_s - start_s) // bar_s > _MAX_BARS:
+            raise _req_error(
+                req_id, 162, "Historical Market Data Service error message:Time length exceed max."
+            )
+        loop_now = asyncio.get_running_loop().time()
+        request_key = (inst.con_id, end_text, duration, bar_text, what, rth, format_date, keep)
+        reason = self.server.pacing.check(request_key, (inst.con_id, what), loop_now)
+        if reason:
+            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{reason}")
+        limit = self.server.limits.max_open_historical
+        open_now = sum(isinstance(s, HistoricalSub) for s in self.subs.values())
+        if keep and limit and open_now >= limit:
+            raise _req_error(
+                req_id,
+                322,
+                f"Error processing request.-'Maximum number of open historical requests ({limit}) exceeded'",
+            )
+        if keep:
+            self._check_new_sub(req_id)
+        try:
+            bars = market.bars(inst, start_s, end_s, bar_s, what, rth, unit)
+        except MarketError as e:
+            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{e}") from None
+        self.send(
+            L.HISTORICAL_DATA,
+            reqId=req_id,
+            startDate=self._date(start_s, tz, 1),
+            endDate=self._date(end_s, tz, 1),
+            bars=[self._bar_values(b, tz, format_date, bool(unit)) for b in bars],
+        )
+        if keep:
+            sub = HistoricalSub(req_id, inst, bar_s, unit, what, rth, format_date, start_s)
+            if bars:
+                sub.last_bar = tuple(self._bar_values(bars[-1], tz, format_date, bool(unit)).values())
+            self.subs[req_id] = sub
+
+    def _date(
+        self, ts: int, tz: ZoneInfo, format_date: int, daily: bool = False, d: date | None = None
+    ) -> str:
+        if daily:
+            return f"{d or datetime.fromtimestamp(ts, tz).date():%Y%m%d}"
+        if format_date == 2:
+            return str(ts)
+        return f"{datetime.fromtimestamp(ts, tz):%Y%m%d %H:%M:%S} {tz.key}"
+
+    def _bar_values(self, b: BarRow, tz: ZoneInfo, format_date: int, daily: bool) -> dict[str, Any]:
+        return {
+            "date": self._date(b.ts, tz, format_date, daily, b.trade_date),
+            "open": b.open,
+            "high": b.high,
+            "low": b.low,
+            "close": b.close,
+            "volume": b.volume,
+            "wap": b.wap,
+            "barCount": b.count,
+        }
+
+    def _cancel_historical(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        log.info("%s cancelHistoricalData reqId=%d", self.name, req_id)
+        if self.subs.pop(req_id, None) is not None:
+            self.error(
+                req_id,
+                162,
+                f"Historical Market Data Service error message:API historical data query cancelled: {req_id}",
+            )
+
+    def _req_head_timestamp(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        q = f.contract()
+        include_expired = f.flag("includeExpired")
+        f.skip(2)  # useRTH, whatToShow
+        format_date = f.integer("formatDate", 1)
+        q = replace(q, include_expired=include_expired)
+        inst = self.resolve(req_id, q)
+        log.info("%s reqHeadTimeStamp %s reqId=%d", self.name, inst.key, req_id)
+        head = self.server.market.head_second(inst)
+        self.send(
+            L.HEAD_TIMESTAMP, reqId=req_id, headTimestamp=self._date(head, hours_for(inst).tz, format_date)
+        )
+
+    # --- the clock pump -------------------------------------------------------------------------------------
+    def on_clock(self, old_s: int, new_s: int, wall: float) -> None:
+        """Stream what happened on the market between whole seconds old_s and new_s (inclusive of new_s)."""
+        if not self.started or self.closed or not self.subs or not self.server.data_flowing(self):
+            return
+        for sub in list(self.subs.values()):
+            if isinstance(sub, MarketDataSub):
+                if new_s != old_s:
+                    self._stream_quote(sub, new_s)
+            elif isinstance(sub, TickByTickSub):
+                self._stream_tick_by_tick(sub, new_s)
+            elif isinstance(sub, RealTimeBarSub):
+                self._stream_real_time_bars(sub, new_s)
+            elif isinstance(sub, DepthSub):
+                if new_s != old_s:
+                    self._stream_depth(sub, new_s)
+            elif isinstance(sub, HistoricalSub):
+                self._stream_historical(sub, new_s, wall)
+
+    def _stream_tick_by_tick(self, sub: TickByTickSub, now: int) -> None:
+        market = self.server.market
+        if now <= sub.last_second:
+            return
+        start = max(sub.last_second + 1, now - 60)
+        sub.last_second = now
+        if sub.kind in ("Last", "AllLast"):
+            tick_type = 1 if sub.kind == "Last" else 2
+            for second, price, size in market.trades(sub.inst, start, now + 1)[-50:]:
+                self.send(
+                    L.TICK_BY_TICK_LAST,
+                    reqId=sub.req_id,
+                    tickType=tick_type,
+                    time=second,
+                    price=price,
+                    size=size,
+                    mask=0,
+                    exchange=sub.inst.exchange,
+                    specialConditions="",
+                )
+            return
+        q = market.quote(sub.inst, now)
+        if q is None:
+            return
+        if sub.kind == "BidAsk":
+            state: tuple[float, ...] = (q.bid, q.ask, q.bid_size, q.ask_size)
+            if state != sub.last_sent:
+                sub.last_sent = state
+                self.send(
+                    L.TICK_BY_TICK_BID_ASK,
+                    reqId=sub.req_id,
+                    tickType=3,
+                    time=now,
+                    bidPrice=q.bid,
+                    askPrice=q.ask,
+                    bidSize=q.bid_size,
+                    askSize=q.ask_size,
+                    mask=0,
+                )
+        else:
+            mid = (q.bid + q.ask) / 2
+            if (mid,) != sub.last_sent:
+                sub.last_sent = (mid,)
+                self.send(L.TICK_BY_TICK_MIDPOINT, reqId=sub.req_id, tickType=4, time=now, midPoint=mid)
+
+    def _stream_real_time_bars(self, sub: RealTimeBarSub, now: int) -> None:
+        market = self.server.market
+        sent = 0
+        while sub.next_start + 5 <= now and sent < 500:
+            a = sub.next_start
+            sub.next_start += 5
+            rows = market.bars(sub.inst, a, a + 5, 5, sub.what, sub.rth)
+            if not rows:
+                continue
+            b = rows[0]
+            self.send(
+                L.REAL_TIME_BARS,
+                reqId=sub.req_id,
+                time=a,
+                open=b.open,
+                high=b.high,
+                low=b.low,
+                close=b.close,
+                volume=b.volume,
+                wap=b.wap,
+                count=b.count,
+            )
+            sent += 1
+        if sub.next_start + 5 <= now:  # far behind (a very fast clock): skip ahead, as a slow reader would
+            sub.next_start = now - now % 5
+
+    def _stream_depth(self, sub: DepthSub, now: int) -> None:
+        rows = self.server.market.depth(sub.inst, now, sub.rows)
+        for side, pos, price, size in rows:
+            key = (side, pos)
+            old = sub.book.get(key)
+            if old == (price, size):
+                continue
+            operation = 0 if old is None else 1  # 0 insert, 1 update
+            sub.book[key] = (price, size)
+            if sub.smart:
+                self.send(
+                    L.MARKET_DEPTH_L2,
+                    reqId=sub.req_id,
+                    position=pos,
+                    marketMaker=sub.inst.exchange,
+                    operation=operation,
+                    side=side,
+                    price=price,
+                    size=size,
+                    isSmartDepth=True,
+                )
+            else:
+                self.send(
+                    L.MARKET_DEPTH,
+                    reqId=sub.req_id,
+                    position=pos,
+                    operation=operation,
+                    side=side,
+                    price=price,
+                    size=size,
+                )
+
+    def _stream_historical(self, sub: HistoricalSub, now: int, wall: float) -> None:
+        market = self.server.market
+        tz = hours_for(sub.inst).tz
+        if sub.unit:
+            start = now - 40 * 86_400
+        else:
+            start = now - now % sub.bar_s
+        bars = market.bars(sub.inst, max(start, sub.start_s), now + 1, sub.bar_s, sub.what, sub.rth, sub.unit)
+        if not bars:
+            return
+        values = self._bar_values(bars[-1], tz, sub.format_date, bool(sub.unit))
+        key = tuple(values.values())
+        new_bar = not sub.last_bar or key[0] != sub.last_bar[0]
+        if key == sub.last_bar or (not new_bar and wall - sub.last_wall < 1.0):
+            return
+        sub.last_bar, sub.last_wall = key, wall
+        self.send(
+            L.HISTORICAL_DATA_UPDATE,
+            reqId=sub.req_id,
+            barCount=values["barCount"],
+            date=values["date"],
+            open=values["open"],
+            close=values["close"],
+            high=values["high"],
+            low=values["low"],
+            wap=values["wap"],
+            volume=values["volume"],
+        )
+
+    def market_data_ids(self) -> list[int]:
+        return [r for r, s in self.subs.items() if isinstance(s, (MarketDataSub, TickByTickSub, DepthSub))]
+
+    def drop_market_data(self) -> None:
+        """Forget every streaming subscription (after 1101: the client must subscribe again)."""
+        self.subs.clear()
+
+
+def _ignore(f: Fields) -> None:
+    return None
+
+
+def _req_error(req_id: int, code: int, text: str) -> RequestError:
+    return RequestError(code, text, req_id)
+
+
+def _plain(d: Any) -> str:
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _contract_values(inst: Instrument) -> dict[str, Any]:
+    return {
+        "conId": inst.con_id,
+        "symbol": inst.symbol,
+        "secType": inst.sec_type.value,
+        "lastTradeDateOrContractMonth": f"{inst.expiry:%Y%m%d}" if inst.expiry else "",
+        "strike": 0.0,
+        "right": "",
+        "multiplier": _plain(inst.multiplier) if inst.sec_type is SecType.FUT else "",
+    }
+
+
+__all__ = ["Fields", "HandshakeError", "RequestError", "Session", "negotiate"]

@@ -1,0 +1,150 @@
+"""TWS API wire format: 4-byte big-endian length prefix, then NUL-terminated text fields.
+
+Pure functions and a byte buffer: no sockets here. Incoming unset values are accepted in every spelling
+real clients send; outgoing numbers are written so the clients' int()/float() parse them.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+API_PREFIX = b"API\0"
+UNSET_INTEGER = 2**31 - 1
+UNSET_DOUBLE = sys.float_info.max
+UNSET_LONG = 2**63 - 1
+MAX_MESSAGE_LENGTH = 0xFFFFFF
+
+_LEN = struct.Struct(">I")
+_UNSET_FLOAT_SPELLINGS = frozenset(
+    {"", "1.7976931348623157e+308", "1.7976931348623157e308", "infinity", "infinite", "inf"}
+)
+
+
+class WireError(ValueError):
+    """A frame or field that cannot be read; the message names the field."""
+
+
+def encode_field(value: Any) -> bytes:
+    """One field as the clients' decoders expect it (always NUL-terminated)."""
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "1" if value else "0"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        if math.isnan(value):
+            text = ""
+        elif value == UNSET_DOUBLE or math.isinf(value):
+            text = "1.7976931348623157E308"
+        elif value.is_integer() and abs(value) < 1e16:
+            text = repr(value)  # "5.0" parses with float(); int fields are written from ints
+        else:
+            text = repr(value)
+    elif isinstance(value, Decimal):
+        text = format(value, "f")
+    else:
+        text = str(value)
+    if "\0" in text:
+        raise WireError(f"field {text!r} contains a NUL byte")
+    return text.encode() + b"\0"
+
+
+def frame(fields: Iterable[Any]) -> bytes:
+    """A whole message: length prefix plus the encoded fields."""
+    payload = b"".join(encode_field(f) for f in fields)
+    return _LEN.pack(len(payload)) + payload
+
+
+def frame_raw(payload: bytes) -> bytes:
+    return _LEN.pack(len(payload)) + payload
+
+
+class FrameBuffer:
+    """Accumulates bytes from a socket and yields complete messages as lists of text fields."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[list[str]]:
+        self._buf += data
+        out: list[list[str]] = []
+        while len(self._buf) >= 4:
+            (size,) = _LEN.unpack_from(self._buf)
+            if size > MAX_MESSAGE_LENGTH:
+                raise WireError(f"message length {size} exceeds the limit {MAX_MESSAGE_LENGTH}")
+            if len(self._buf) < 4 + size:
+                break
+            payload = bytes(self._buf[4 : 4 + size])
+            del self._buf[: 4 + size]
+            out.append(split_fields(payload))
+        return out
+
+    def feed_raw(self, data: bytes) -> None:
+        """Append bytes without reading frames (before the un-prefixed 'API\\0' has been taken)."""
+        self._buf += data
+
+    def take_raw(self, n: int) -> bytes | None:
+        """Take exactly `n` raw bytes (the 'API\\0' prefix), or None if not all here yet."""
+        if len(self._buf) < n:
+            return None
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+
+def split_fields(payload: bytes) -> list[str]:
+    parts = payload.split(b"\0")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [p.decode("utf-8", errors="replace") for p in parts]
+
+
+def parse_int(text: str, name: str = "field") -> int | None:
+    """An int field; "" and 2147483647 (and the long max) mean unset (None)."""
+    s = text.strip()
+    if s == "":
+        return None
+    try:
+        value = int(s)
+    except ValueError:
+        try:
+            f = float(s)
+        except ValueError:
+            raise WireError(f"{name}: {text!r} is not an integer") from None
+        if not f.is_integer():
+            raise WireError(f"{name}: {text!r} is not an integer") from None
+        value = int(f)
+    if value in (UNSET_INTEGER, UNSET_LONG):
+        return None
+    return value
+
+
+def parse_float(text: str, name: str = "field") -> float | None:
+    """A float field; "", 1.7976931348623157E308 (any case), Infinity/Infinite mean unset (None)."""
+    s = text.strip()
+    if s.lower() in _UNSET_FLOAT_SPELLINGS:
+        return None
+    try:
+        value = float(s)
+    except ValueError:
+        raise WireError(f"{name}: {text!r} is not a number") from None
+    if math.isnan(value) or math.isinf(value) or value >= UNSET_DOUBLE:
+        return None
+    return value
+
+
+def parse_bool(text: str, name: str = "field") -> bool:
+    s = text.strip().lower()
+    if s in ("", "0", "false"):
+        return False
+    if s in ("1", "true"):
+        return True
+    raise WireError(f"{name}: {text!r} is not a boolean")

@@ -1,0 +1,44 @@
+"""Outgoing layouts: fields gated by server version, in the order the clients' decoders read them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ibot.sim import layouts as L  # noqa: N812
+from ibot.sim.layouts import LayoutError
+
+
+def test_error_message_gains_advanced_reject_json_at_166() -> None:
+    values = {
+        "reqId": 7,
+        "errorCode": 200,
+        "errorString": "x",
+        "advancedOrderRejectJson": "{}",
+        "errorTime": 1,
+    }
+    assert L.ERR_MSG.values(165, values) == [4, 2, 7, 200, "x"]
+    assert L.ERR_MSG.values(166, values) == [4, 2, 7, 200, "x", "{}"]
+
+
+def test_contract_data_drops_version_and_md_size_multiplier_from_164() -> None:
+    base = {f.name: f.name for f in L.CONTRACT_DATA.fields if isinstance(f, L.F)}
+    base["secIdList"] = [{"tag": "ISIN", "value": "X"}]
+    old, new = L.CONTRACT_DATA.values(163, base), L.CONTRACT_DATA.values(164, base)
+    assert old[:3] == [10, 8, "reqId"] and new[:2] == [10, "reqId"]
+    assert old[old.index("minTick") + 1] == 1  # mdSizeMultiplier
+    assert new[new.index("minTick") + 1] == "multiplier"
+    assert "sizeMinTick" in old and "sizeMinTick" not in new
+    assert new[-3:] == ["minSize", "sizeIncrement", "suggestedSizeIncrement"]
+    assert new[new.index("evMultiplier") + 1 : new.index("evMultiplier") + 4] == [1, "ISIN", "X"]
+
+
+def test_historical_data_writes_the_bar_count_then_each_bar() -> None:
+    bar = {"date": "d", "open": 1, "high": 2, "low": 0, "close": 1, "volume": 5, "wap": 1.0, "barCount": 3}
+    fields = L.HISTORICAL_DATA.values(178, {"reqId": 1, "startDate": "s", "endDate": "e", "bars": [bar, bar]})
+    assert fields[:5] == [17, 1, "s", "e", 2]
+    assert len(fields) == 5 + 2 * 8
+
+
+def test_a_missing_value_names_the_message_and_field() -> None:
+    with pytest.raises(LayoutError, match=r"TICK_PRICE.*'price'"):
+        L.TICK_PRICE.values(178, {"reqId": 1, "tickType": 1})
