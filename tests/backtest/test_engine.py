@@ -181,7 +181,7 @@ def test_off_grid_and_unsorted_bars_are_refused_before_running() -> None:
         Backtester(MES, Script(), bad)
     swapped = series()
     swapped[2], swapped[3] = swapped[3], swapped[2]
-    with pytest.raises(BarDataError, match="time does not strictly increase"):
+    with pytest.raises(BarDataError, match="time goes backwards"):
         Backtester(MES, Script(), swapped)
 
 

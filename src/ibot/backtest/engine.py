@@ -235,8 +235,17 @@ class Backtester:
             bad = ~np.isfinite(col)
             if bad.any():
                 raise _bad(f"{name} is not a finite number", ts, bad)
-        if n > 1 and (np.diff(ts) <= 0).any():
-            raise _bad("time does not strictly increase", ts[1:], np.diff(ts) <= 0)
+        if n == 0:
+            raise BarDataError(f"bars: no bars to backtest for {self.instrument.key} (the series is empty)")
+        if n > 1:
+            step = np.diff(ts)
+            # Row k+1 is the offender when ts[k+1] <= ts[k]; report its own index and time.
+            dup = np.concatenate(([False], step == 0))
+            if dup.any():
+                raise _bad("duplicate timestamp (same time as the row before)", ts, dup)
+            back = np.concatenate(([False], step < 0))
+            if back.any():
+                raise _bad("time goes backwards (bars are not sorted)", ts, back)
         bad = (h < lo) | (o > h) | (o < lo) | (c > h) | (c < lo)
         if bad.any():
             raise _bad("open/close outside [low, high] or high < low", ts, bad)
