@@ -1,0 +1,68 @@
+"""ibot.oms: the order manager, the order state machine, pre-trade risk, order records and the Broker port."""
+
+from ibot.oms.broker import (
+    AccountValue,
+    Broker,
+    BrokerCommission,
+    BrokerError,
+    BrokerEvent,
+    BrokerExecution,
+    BrokerIds,
+    BrokerListener,
+    BrokerOpenOrder,
+    BrokerOrder,
+    BrokerPosition,
+    BrokerStatus,
+    ConnectionEvent,
+    ConnectionState,
+)
+from ibot.oms.manager import ManagedOrder, OrderManager, ReconcileReport, UnknownOrderError
+from ibot.oms.records import (
+    DuplicateOrderError,
+    FillRecord,
+    OrderEventRecord,
+    OrderRecord,
+    OrderRecords,
+    RecordsError,
+    default_url,
+)
+from ibot.oms.risk import KillSwitch, RiskLimitExceeded, RiskLimits, RiskManager
+from ibot.oms.states import FINAL, TRANSITIONS, WORKING, Applied, OrderState, is_legal
+
+__all__ = [
+    "FINAL",
+    "TRANSITIONS",
+    "WORKING",
+    "AccountValue",
+    "Applied",
+    "Broker",
+    "BrokerCommission",
+    "BrokerError",
+    "BrokerEvent",
+    "BrokerExecution",
+    "BrokerIds",
+    "BrokerListener",
+    "BrokerOpenOrder",
+    "BrokerOrder",
+    "BrokerPosition",
+    "BrokerStatus",
+    "ConnectionEvent",
+    "ConnectionState",
+    "DuplicateOrderError",
+    "FillRecord",
+    "KillSwitch",
+    "ManagedOrder",
+    "OrderEventRecord",
+    "OrderManager",
+    "OrderRecord",
+    "OrderRecords",
+    "OrderState",
+    "ReconcileReport",
+    "RecordsError",
+    "RiskLimitExceeded",
+    "RiskLimits",
+    "RiskManager",
+    "UnknownOrderError",
+    "default_url",
+    "is_legal",
+]

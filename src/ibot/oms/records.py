@@ -1,0 +1,792 @@
+"""The order records database: every order (written before it is sent), every state change, every execution.
+
+SQLAlchemy 2 typed models and one repository, `OrderRecords`. SQLite by default (a file under the data dir,
+WAL journal, synchronous=FULL so a committed row survives a power cut); PostgreSQL by URL (psycopg 3 driver).
+Every write method commits before it returns. Money and prices are exact decimals (NUMERIC on PostgreSQL, text
+on SQLite, whose NUMERIC affinity would round through a float). The schema is created and upgraded by the
+Alembic migrations packaged in `ibot/oms/migrations` (`OrderRecords.migrate()`).
+
+Commissions (pysystemtrade PR #1661): IB reports an execution first and its commission later, sometimes after
+an early empty report. A fill's commission stays NULL until a real report arrives; a zero report is kept as a
+provisional value (`commission_final` false) that a later real report replaces; only a real (non-zero) report
+makes it final. `fills_missing_commission()` lists the fills still waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from ibot.model.errors import IbotError
+from ibot.model.instruments import Instrument
+from ibot.model.orders import OrderRequest, OrderStatus, Side
+from ibot.oms.states import FINAL
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "Base",
+    "DuplicateOrderError",
+    "ExactDecimal",
+    "FillRecord",
+    "FillRow",
+    "OrderEventRecord",
+    "OrderEventRow",
+    "OrderRecord",
+    "OrderRecords",
+    "OrderRow",
+    "RecordsError",
+    "default_url",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB_NAME = "ibot_orders.sqlite"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+ORDER_ID_COUNTER = "last_order_id"
+# IB's "unset" double (Double.MAX_VALUE): a commission or realized P&L that is not known yet.
+_IB_UNSET = 1e300
+
+
+class RecordsError(IbotError, RuntimeError):
+    """The records database refused an operation; the message names the order or execution."""
+
+
+class DuplicateOrderError(RecordsError):
+    """An order with this client order id is already recorded."""
+
+
+# --- column types ---------------------------------------------------------------------------------------
+
+
+def _clean(d: Decimal) -> Decimal:
+    """5000.2500000000 -> 5000.25, 5000.00 -> 5000: the same value whatever the backend's scale."""
+    if d == d.to_integral_value():
+        return d.quantize(Decimal(1))
+    return d.normalize()
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored exactly: NUMERIC(precision, scale) where the database has it, text on SQLite."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 24, scale: int = 10) -> None:
+        super().__init__(precision=precision, scale=scale, asdecimal=True)
+        self.precision = precision
+        self.scale = scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(48))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
+        if not d.is_finite():
+            raise RecordsError(f"refusing to store the non-finite amount {value!r}")
+        return str(d) if dialect.name == "sqlite" else d
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return _clean(Decimal(str(value)))
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class OrderRow(Base):
+    """One order: what was asked, the broker's ids, and its current state (events keep the history)."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    ib_order_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    perm_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    client_id: Mapped[int | None] = mapped_column(Integer)
+    account: Mapped[str] = mapped_column(String(32), default="")
+    symbol: Mapped[str] = mapped_column(String(32), index=True)
+    local_symbol: Mapped[str] = mapped_column(String(32), default="")
+    sec_type: Mapped[str] = mapped_column(String(8), default="")
+    exchange: Mapped[str] = mapped_column(String(16), default="")
+    currency: Mapped[str] = mapped_column(String(8), default="")
+    con_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    order_type: Mapped[str] = mapped_column(String(8))
+    limit_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    stop_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    tif: Mapped[str] = mapped_column(String(4))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    strategy: Mapped[str] = mapped_column(String(64), default="")
+    parent_client_order_id: Mapped[str] = mapped_column(String(64), default="")
+    oca_group: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    filled: Mapped[int] = mapped_column(Integer, default=0)
+    remaining: Mapped[int] = mapped_column(Integer)
+    avg_fill_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    created_ts: Mapped[int] = mapped_column(BigInteger, index=True)  # event time, ns UTC (the data's clock)
+    updated_ts: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # record time (wall clock)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_message: Mapped[str] = mapped_column(Text, default="")
+
+
+class OrderEventRow(Base):
+    """One change of an order (status, fill, error, reconciliation), in the order it was recorded."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(ForeignKey("orders.client_order_id"), index=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    filled: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)
+    avg_fill_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    message: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class FillRow(Base):
+    """One execution, unique by the broker's exec id; commission NULL until the broker reports it."""
+
+    __tablename__ = "fills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exec_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_order_id: Mapped[str] = mapped_column(ForeignKey("orders.client_order_id"), index=True)
+    ib_order_id: Mapped[int | None] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(String(32), default="")
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    ts: Mapped[int] = mapped_column(BigInteger, index=True)  # execution time, ns UTC
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    commission: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    commission_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    realized_pnl: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    currency: Mapped[str] = mapped_column(String(8), default="")
+
+
+class CounterRow(Base):
+    """Named counters that must survive restarts (the highest broker order id ever used)."""
+
+    __tablename__ = "oms_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- plain records handed out by the repository ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    client_order_id: str
+    ib_order_id: int | None
+    perm_id: int | None
+    client_id: int | None
+    account: str
+    symbol: str
+    local_symbol: str
+    sec_type: str
+    exchange: str
+    currency: str
+    con_id: int | None
+    side: Side
+    quantity: int
+    order_type: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    tif: str
+    reason: str
+    strategy: str
+    parent_client_order_id: str
+    oca_group: str
+    status: OrderStatus
+    filled: int
+    remaining: int
+    avg_fill_price: Decimal | None
+    created_ts: int
+    updated_ts: int
+    created_at: datetime
+    updated_at: datetime
+    last_message: str
+
+    @property
+    def key(self) -> str:
+        """The instrument key positions are kept under: local symbol for a futures month, symbol otherwise."""
+        return self.local_symbol or self.symbol
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEventRecord:
+    client_order_id: str
+    ts: int
+    recorded_at: datetime
+    status: OrderStatus
+    filled: int
+    remaining: int
+    avg_fill_price: Decimal | None
+    message: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    exec_id: str
+    client_order_id: str
+    ib_order_id: int | None
+    account: str
+    symbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    ts: int
+    commission: Decimal | None
+    commission_final: bool
+    realized_pnl: Decimal | None
+    currency: str
+
+
+def _order_record(r: OrderRow) -> OrderRecord:
+    return OrderRecord(
+        r.client_order_id,
+        r.ib_order_id,
+        r.perm_id,
+        r.client_id,
+        r.account,
+        r.symbol,
+        r.local_symbol,
+        r.sec_type,
+        r.exchange,
+        r.currency,
+        r.con_id,
+        Side(r.action),
+        r.quantity,
+        r.order_type,
+        r.limit_price,
+        r.stop_price,
+        r.tif,
+        r.reason,
+        r.strategy,
+        r.parent_client_order_id,
+        r.oca_group,
+        OrderStatus(r.status),
+        r.filled,
+        r.remaining,
+        r.avg_fill_price,
+        r.created_ts,
+        r.updated_ts,
+        _aware(r.created_at),
+        _aware(r.updated_at),
+        r.last_message,
+    )
+
+
+def _event_record(r: OrderEventRow) -> OrderEventRecord:
+    return OrderEventRecord(
+        r.client_order_id,
+        r.ts,
+        _aware(r.recorded_at),
+        OrderStatus(r.status),
+        r.filled,
+        r.remaining,
+        r.avg_fill_price,
+        r.message,
+        r.source,
+    )
+
+
+def _fill_record(r: FillRow) -> FillRecord:
+    return FillRecord(
+        r.exec_id,
+        r.client_order_id,
+        r.ib_order_id,
+        r.account,
+        r.symbol,
+        Side(r.side),
+        r.quantity,
+        r.price,
+        r.ts,
+        r.commission,
+        r.commission_final,
+        r.realized_pnl,
+        r.currency,
+    )
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _wall_now() -> datetime:
+    """Record time: when the row was written (I/O metadata; event time comes from the data's clock)."""
+    return datetime.now(UTC)
+
+
+def broker_amount(value: float | Decimal | str | None) -> Decimal | None:
+    """An amount as a broker reports it, or None when unset: None, "", NaN, infinity, IB's Double.MAX."""
+    if value is None or value == "":
+        return None
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not d.is_finite() or abs(d) >= Decimal(_IB_UNSET):
+        return None
+    return d
+
+
+def _price(value: float | Decimal | None) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if not math.isfinite(value):
+        raise RecordsError(f"refusing to record the non-finite price {value!r}")
+    return Decimal(repr(float(value)))
+
+
+def default_url(data_dir: Path | str = Path("data")) -> str:
+    """The SQLite file the records live in by default: <data_dir>/ibot_orders.sqlite."""
+    return f"sqlite:///{Path(data_dir) / DEFAULT_DB_NAME}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: readers never block the writer; synchronous=FULL: a commit is on disk before it returns (durable
+    # write-ahead record); foreign keys: SQLite ignores them unless asked.
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+# --- the repository -------------------------------------------------------------------------------------
+
+
+class OrderRecords:
+    """The orders, their events and executions, in one database; every write commits before returning."""
+
+    def __init__(
+        self, url: str | None = None, *, data_dir: Path | str | None = None, echo: bool = False
+    ) -> None:
+        self.url = url or default_url(data_dir if data_dir is not None else Path("data"))
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.url.startswith("sqlite"):
+            db_path = self.url.split("///", 1)[1] if "///" in self.url else ""
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._session() as session, session.begin():
+            yield session
+
+    # Schema ---------------------------------------------------------------------------------------------
+    def alembic_config(self) -> Any:
+        """An Alembic Config for this database, built in code (no alembic.ini needed)."""
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the schema to `revision` with the packaged Alembic migrations."""
+        from alembic import command
+
+        cfg = self.alembic_config()
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None for an empty database)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    # Writes ---------------------------------------------------------------------------------------------
+    def record_new(
+        self,
+        request: OrderRequest,
+        *,
+        ts: int,
+        instrument: Instrument | None = None,
+        client_order_id: str | None = None,
+        ib_order_id: int | None = None,
+        client_id: int | None = None,
+        account: str = "",
+        strategy: str = "",
+        status: OrderStatus = OrderStatus.CREATED,
+        message: str = "",
+        source: str = "oms",
+    ) -> OrderRecord:
+        """Write-ahead: record an order before it is sent (committed on return). Duplicate ids are refused."""
+        cid = client_order_id or request.client_order_id
+        if not cid:
+            raise RecordsError(
+                f"record_new: order {request.side} {request.quantity} {request.symbol} has no id"
+            )
+        now = _wall_now()
+        row = OrderRow(
+            client_order_id=cid,
+            ib_order_id=ib_order_id,
+            perm_id=None,
+            client_id=client_id,
+            account=account,
+            symbol=instrument.symbol if instrument is not None else request.symbol,
+            local_symbol=instrument.local_symbol if instrument is not None else "",
+            sec_type=str(instrument.sec_type) if instrument is not None else "",
+            exchange=instrument.exchange if instrument is not None else "",
+            currency=instrument.currency if instrument is not None else "",
+            con_id=(instrument.con_id or None) if instrument is not None else None,
+            action=str(request.side),
+            quantity=request.quantity,
+            order_type=str(request.order_type),
+            limit_price=_price(request.limit_price),
+            stop_price=_price(request.stop_price),
+            tif=str(request.tif),
+            reason=request.reason[:200],
+            strategy=strategy,
+            parent_client_order_id=request.parent_id,
+            oca_group=request.oca_group,
+            status=str(status),
+            filled=0,
+            remaining=request.quantity if status is not OrderStatus.REJECTED else 0,
+            avg_fill_price=None,
+            created_ts=ts,
+            updated_ts=ts,
+            created_at=now,
+            updated_at=now,
+            last_message=message,
+        )
+        try:
+            with self._tx() as s:
+                s.add(row)
+                s.flush()
+                s.add(
+                    OrderEventRow(
+                        client_order_id=cid,
+                        ts=ts,
+                        recorded_at=now,
+                        status=str(status),
+                        filled=0,
+                        remaining=row.remaining,
+                        avg_fill_price=None,
+                        message=message,
+                        source=source,
+                    )
+                )
+        except IntegrityError:
+            raise DuplicateOrderError(f"order {cid!r} is already recorded") from None
+        return _order_record(row)
+
+    def record_event(
+        self,
+        client_order_id: str,
+        *,
+        status: OrderStatus,
+        filled: int,
+        remaining: int,
+        avg_fill_price: Decimal | None,
+        ts: int,
+        message: str = "",
+        source: str = "broker",
+        quantity: int | None = None,
+        ib_order_id: int | None = None,
+        perm_id: int | None = None,
+        limit_price: float | Decimal | None = None,
+        stop_price: float | Decimal | None = None,
+    ) -> OrderRecord:
+        """Record a change of an order: its current state on the order row and one row of history.
+
+        `quantity`, `limit_price`, `stop_price` record a modify; None leaves them as they are."""
+        now = _wall_now()
+        with self._tx() as s:
+            row = s.scalars(select(OrderRow).where(OrderRow.client_order_id == client_order_id)).one_or_none()
+            if row is None:
+                raise RecordsError(f"record_event: no order {client_order_id!r} is recorded")
+            row.status = str(status)
+            row.filled = filled
+            row.remaining = remaining
+            row.avg_fill_price = avg_fill_price
+            row.updated_ts = max(row.updated_ts, ts)
+            row.updated_at = now
+            if message:
+                row.last_message = message
+            if quantity is not None:
+                row.quantity = quantity
+            if ib_order_id is not None:
+                row.ib_order_id = ib_order_id
+            if perm_id is not None:
+                row.perm_id = perm_id
+            if limit_price is not None:
+                row.limit_price = _price(limit_price)
+            if stop_price is not None:
+                row.stop_price = _price(stop_price)
+            s.add(
+                OrderEventRow(
+                    client_order_id=client_order_id,
+                    ts=ts,
+                    recorded_at=now,
+                    status=str(status),
+                    filled=filled,
+                    remaining=remaining,
+                    avg_fill_price=avg_fill_price,
+                    message=message,
+                    source=source,
+                )
+            )
+        return _order_record(row)
+
+    def record_fill(
+        self,
+        client_order_id: str,
+        *,
+        exec_id: str,
+        ts: int,
+        side: Side,
+        quantity: int,
+        price: float | Decimal,
+        symbol: str,
+        currency: str = "",
+        account: str = "",
+        ib_order_id: int | None = None,
+        commission: float | Decimal | None = None,
+        realized_pnl: float | Decimal | None = None,
+    ) -> bool:
+        """Record an execution once: False (and nothing written) when its exec id is already recorded."""
+        px = _price(price)
+        assert px is not None
+        now = _wall_now()
+        with self._tx() as s:
+            if s.scalars(select(FillRow.id).where(FillRow.exec_id == exec_id)).first() is not None:
+                return False
+            row = FillRow(
+                exec_id=exec_id,
+                client_order_id=client_order_id,
+                ib_order_id=ib_order_id,
+                account=account,
+                symbol=symbol,
+                side=str(side),
+                quantity=quantity,
+                price=px,
+                ts=ts,
+                recorded_at=now,
+                commission=None,
+                commission_final=False,
+                realized_pnl=broker_amount(realized_pnl),
+                currency=currency,
+            )
+            _apply_commission(row, broker_amount(commission))
+            s.add(row)
+        return True
+
+    def record_commission(
+        self,
+        exec_id: str,
+        commission: float | Decimal | None,
+        *,
+        currency: str | None = None,
+        realized_pnl: float | Decimal | None = None,
+    ) -> FillRecord | None:
+        """Attach a (possibly late) commission report to its execution; None when the exec id is not recorded.
+
+        An unset amount changes nothing; a zero is provisional; a real amount is final and replaces a zero.
+        """
+        with self._tx() as s:
+            row = s.scalars(select(FillRow).where(FillRow.exec_id == exec_id)).one_or_none()
+            if row is None:
+                return None
+            _apply_commission(row, broker_amount(commission))
+            pnl = broker_amount(realized_pnl)
+            if pnl is not None:
+                row.realized_pnl = pnl
+            if currency:
+                row.currency = currency
+        return _fill_record(row)
+
+    def reserve_order_id(self, broker_next_id: int) -> int:
+        """The broker order id to use now: max(broker's next valid id, highest id ever used + 1), persisted.
+
+        IB's nextValidId can go backwards after a gateway restart (error 103, duplicate order id), so the
+        highest id ever used is kept here and an id is never handed out twice.
+        """
+        with self._tx() as s:
+            row = s.scalars(
+                select(CounterRow).where(CounterRow.name == ORDER_ID_COUNTER).with_for_update()
+            ).one_or_none()
+            if row is None:
+                row = CounterRow(name=ORDER_ID_COUNTER, value=0)
+                s.add(row)
+            used = s.scalar(select(func.max(OrderRow.ib_order_id)))
+            last = max(row.value, used or 0)
+            order_id = max(broker_next_id, last + 1)
+            row.value = order_id
+        return order_id
+
+    def last_order_id(self) -> int:
+        """The highest broker order id ever reserved or recorded (0 when none)."""
+        with self._session() as s:
+            counter = s.scalars(select(CounterRow.value).where(CounterRow.name == ORDER_ID_COUNTER)).first()
+            used = s.scalar(select(func.max(OrderRow.ib_order_id)))
+        return max(counter or 0, used or 0)
+
+    # Queries --------------------------------------------------------------------------------------------
+    def get_order(self, client_order_id: str) -> OrderRecord | None:
+        with self._session() as s:
+            row = s.scalars(select(OrderRow).where(OrderRow.client_order_id == client_order_id)).one_or_none()
+            return None if row is None else _order_record(row)
+
+    def find_order(
+        self, *, ib_order_id: int | None = None, perm_id: int | None = None, client_id: int | None = None
+    ) -> OrderRecord | None:
+        """The order with this permanent id, else the newest with this broker order id (of `client_id`: IB's
+        order ids are per client session)."""
+        with self._session() as s:
+            if perm_id:
+                row = s.scalars(select(OrderRow).where(OrderRow.perm_id == perm_id)).first()
+                if row is not None:
+                    return _order_record(row)
+            if ib_order_id is not None:
+                q = select(OrderRow).where(OrderRow.ib_order_id == ib_order_id)
+                if client_id is not None:
+                    q = q.where(OrderRow.client_id == client_id)
+                row = s.scalars(q.order_by(OrderRow.id.desc())).first()
+                if row is not None:
+                    return _order_record(row)
+        return None
+
+    def orders(
+        self,
+        *,
+        status: OrderStatus | Iterable[OrderStatus] | None = None,
+        day: date | None = None,
+        symbol: str | None = None,
+    ) -> list[OrderRecord]:
+        """Orders, oldest first, by status(es), creation day (UTC, event time) and symbol or local symbol."""
+        q = select(OrderRow).order_by(OrderRow.id)
+        if status is not None:
+            wanted = [str(status)] if isinstance(status, OrderStatus) else [str(x) for x in status]
+            q = q.where(OrderRow.status.in_(wanted))
+        if day is not None:
+            start = int(datetime.combine(day, time(0), tzinfo=UTC).timestamp()) * 1_000_000_000
+            end = start + int(timedelta(days=1).total_seconds()) * 1_000_000_000
+            q = q.where(OrderRow.created_ts >= start, OrderRow.created_ts < end)
+        if symbol is not None:
+            q = q.where((OrderRow.symbol == symbol) | (OrderRow.local_symbol == symbol))
+        with self._session() as s:
+            return [_order_record(r) for r in s.scalars(q)]
+
+    def open_orders(self) -> list[OrderRecord]:
+        """Orders not in a final state (Created, PendingSubmit, PreSubmitted, Submitted, PendingCancel)."""
+        return self.orders(status=[st for st in OrderStatus if st not in FINAL])
+
+    def events(self, client_order_id: str) -> list[OrderEventRecord]:
+        """The complete history of one order, in recording order."""
+        q = (
+            select(OrderEventRow)
+            .where(OrderEventRow.client_order_id == client_order_id)
+            .order_by(OrderEventRow.id)
+        )
+        with self._session() as s:
+            return [_event_record(r) for r in s.scalars(q)]
+
+    def fills(self, client_order_id: str) -> list[FillRecord]:
+        """Executions of one order, in execution time order."""
+        q = select(FillRow).where(FillRow.client_order_id == client_order_id).order_by(FillRow.ts, FillRow.id)
+        with self._session() as s:
+            return [_fill_record(r) for r in s.scalars(q)]
+
+    def fill(self, exec_id: str) -> FillRecord | None:
+        with self._session() as s:
+            row = s.scalars(select(FillRow).where(FillRow.exec_id == exec_id)).one_or_none()
+            return None if row is None else _fill_record(row)
+
+    def executions(self, since_ts: int | None = None) -> list[FillRecord]:
+        """Every recorded execution (at or after `since_ts`), oldest first: what reconciliation compares."""
+        q = select(FillRow).order_by(FillRow.ts, FillRow.id)
+        if since_ts is not None:
+            q = q.where(FillRow.ts >= since_ts)
+        with self._session() as s:
+            return [_fill_record(r) for r in s.scalars(q)]
+
+    def fills_missing_commission(self) -> list[FillRecord]:
+        """Executions whose commission is not final yet (none reported, or only a provisional zero)."""
+        q = select(FillRow).where(FillRow.commission_final.is_(False)).order_by(FillRow.ts, FillRow.id)
+        with self._session() as s:
+            return [_fill_record(r) for r in s.scalars(q)]
+
+
+def _apply_commission(row: FillRow, amount: Decimal | None) -> None:
+    if amount is None:
+        return  # unset: keep waiting (never store a placeholder)
+    if amount == 0:
+        if row.commission is None:
+            row.commission = Decimal(0)  # provisional: an early empty report; a real one may follow
+        return
+    if row.commission_final and row.commission != amount:
+        log.warning("fill %s: commission corrected from %s to %s", row.exec_id, row.commission, amount)
+    row.commission = amount
+    row.commission_final = True

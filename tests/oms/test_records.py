@@ -1,0 +1,246 @@
+"""The order records database on a SQLite file and on PostgreSQL: schema, write-ahead, history, fees."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from oms_helpers import MES, MNQ, SECOND, T0
+from sqlalchemy import inspect, text
+
+from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
+from ibot.oms.records import Base, DuplicateOrderError, OrderRecords, RecordsError, default_url
+
+S = OrderStatus
+
+
+def limit_buy(cid: str, qty: int = 2, price: float = 5000.25) -> OrderRequest:
+    return OrderRequest(
+        "MES", Side.BUY, qty, OrderType.LMT, limit_price=price, client_order_id=cid, reason="test"
+    )
+
+
+def test_migration_creates_the_schema_on_an_empty_database(db_url: str) -> None:
+    rec = OrderRecords(db_url)
+    try:
+        assert rec.schema_revision() is None
+        assert not {"orders", "order_events", "fills"} & set(inspect(rec.engine).get_table_names())
+        rec.migrate()
+        assert rec.schema_revision() == "0001"
+        assert {"orders", "order_events", "fills", "oms_counters", "alembic_version"} <= set(
+            inspect(rec.engine).get_table_names()
+        )
+        rec.migrate()  # upgrading again is a no-op
+        assert rec.schema_revision() == "0001"
+        # the migration builds exactly what the models describe
+        with rec.engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+        assert diff == []
+    finally:
+        rec.close()
+
+
+def test_write_ahead_record_is_committed_and_visible_to_another_connection(records: OrderRecords) -> None:
+    saved = records.record_new(limit_buy("c1"), ts=T0, instrument=MES, ib_order_id=17, client_id=1000)
+    assert saved.status is S.CREATED
+    other = OrderRecords(records.url)  # a separate engine: sees only what was committed
+    try:
+        row = other.get_order("c1")
+    finally:
+        other.close()
+    assert row is not None
+    assert (row.status, row.ib_order_id, row.client_id, row.quantity, row.remaining) == (
+        S.CREATED,
+        17,
+        1000,
+        2,
+        2,
+    )
+    assert (row.symbol, row.local_symbol, row.sec_type, row.exchange, row.currency) == (
+        "MES",
+        "MESZ4",
+        "FUT",
+        "CME",
+        "USD",
+    )
+    assert row.limit_price == Decimal("5000.25")
+    assert row.created_ts == T0
+    assert row.created_at.tzinfo is not None
+    assert [e.status for e in records.events("c1")] == [S.CREATED]
+
+
+def test_a_client_order_id_is_recorded_once(records: OrderRecords) -> None:
+    records.record_new(limit_buy("c1"), ts=T0, instrument=MES)
+    with pytest.raises(DuplicateOrderError, match="'c1' is already recorded"):
+        records.record_new(limit_buy("c1", qty=5), ts=T0, instrument=MES)
+    order = records.get_order("c1")
+    assert order is not None
+    assert order.quantity == 2
+
+
+def test_event_history_is_complete_and_ordered(records: OrderRecords) -> None:
+    records.record_new(limit_buy("c1"), ts=T0, instrument=MES, ib_order_id=5)
+    steps = [
+        (S.PENDING_SUBMIT, 0, 2, None, "sent"),
+        (S.SUBMITTED, 0, 2, None, ""),
+        (S.SUBMITTED, 1, 1, Decimal("5000.25"), "fill 1"),
+        (S.FILLED, 2, 0, Decimal("5000.375"), "fill 2"),
+    ]
+    for k, (status, filled, remaining, avg, msg) in enumerate(steps, start=1):
+        records.record_event(
+            "c1",
+            status=status,
+            filled=filled,
+            remaining=remaining,
+            avg_fill_price=avg,
+            ts=T0 + k * SECOND,
+            message=msg,
+            perm_id=99 if k == 2 else None,
+        )
+    events = records.events("c1")
+    assert [(e.status, e.filled, e.remaining, e.avg_fill_price) for e in events] == [
+        (S.CREATED, 0, 2, None),
+        *[(st, f, r, a) for st, f, r, a, _ in steps],
+    ]
+    assert [e.ts for e in events] == [T0 + k * SECOND for k in range(5)]
+    order = records.get_order("c1")
+    assert order is not None
+    assert (order.status, order.filled, order.remaining, order.avg_fill_price) == (
+        S.FILLED,
+        2,
+        0,
+        Decimal("5000.375"),
+    )
+    assert (order.perm_id, order.last_message, order.updated_ts) == (99, "fill 2", T0 + 4 * SECOND)
+
+
+def test_event_for_an_unknown_order_is_refused(records: OrderRecords) -> None:
+    with pytest.raises(RecordsError, match="no order 'nope'"):
+        records.record_event("nope", status=S.SUBMITTED, filled=0, remaining=1, avg_fill_price=None, ts=T0)
+
+
+def fill(records: OrderRecords, exec_id: str, cid: str = "c1", price: float = 5000.25, **kw: object) -> bool:
+    return records.record_fill(
+        cid,
+        exec_id=exec_id,
+        ts=T0,
+        side=Side.BUY,
+        quantity=1,
+        price=price,
+        symbol="MESZ4",
+        currency="USD",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_fills_are_unique_by_exec_id_and_exact(records: OrderRecords) -> None:
+    records.record_new(limit_buy("c1"), ts=T0, instrument=MES)
+    assert fill(records, "e1", price=5000.25) is True
+    assert fill(records, "e1", price=5000.25) is False
+    assert fill(records, "e2", price=1234.5678901234) is True
+    fills = records.fills("c1")
+    assert [f.exec_id for f in fills] == ["e1", "e2"]
+    assert fills[0].price == Decimal("5000.25")
+    assert fills[1].price == Decimal("1234.5678901234")
+
+
+def test_a_late_commission_updates_its_fill_and_a_fill_is_never_final_with_a_placeholder(
+    records: OrderRecords,
+) -> None:
+    records.record_new(limit_buy("c1"), ts=T0, instrument=MES)
+    fill(records, "e1")
+    f = records.fill("e1")
+    assert f is not None
+    assert (f.commission, f.commission_final) == (None, False)
+    assert [x.exec_id for x in records.fills_missing_commission()] == ["e1"]
+    # IB's unset double and an empty value change nothing
+    assert records.record_commission("e1", 1.7976931348623157e308) is not None
+    assert records.record_commission("e1", None) is not None
+    f = records.fill("e1")
+    assert f is not None
+    assert (f.commission, f.commission_final) == (None, False)
+    # an early empty (zero) report is provisional ...
+    records.record_commission("e1", Decimal(0))
+    f = records.fill("e1")
+    assert f is not None
+    assert (f.commission, f.commission_final) == (Decimal(0), False)
+    # ... the real one replaces it and is final
+    updated = records.record_commission("e1", Decimal("0.62"), realized_pnl=Decimal("-12.5"))
+    assert updated is not None
+    assert (updated.commission, updated.commission_final, updated.realized_pnl) == (
+        Decimal("0.62"),
+        True,
+        Decimal("-12.5"),
+    )
+    # a zero arriving after the real fee does not erase it
+    records.record_commission("e1", 0.0)
+    f = records.fill("e1")
+    assert f is not None
+    assert (f.commission, f.commission_final) == (Decimal("0.62"), True)
+    assert records.fills_missing_commission() == []
+
+
+def test_commission_for_an_unrecorded_execution_returns_none(records: OrderRecords) -> None:
+    assert records.record_commission("unknown", Decimal("0.62")) is None
+
+
+def test_queries_by_status_day_symbol_and_open_orders(records: OrderRecords) -> None:
+    next_day = T0 + 86_400 * SECOND
+    records.record_new(limit_buy("a"), ts=T0, instrument=MES)
+    records.record_new(limit_buy("b"), ts=next_day, instrument=MES)
+    records.record_new(OrderRequest("MNQ", Side.SELL, 1, client_order_id="c"), ts=T0, instrument=MNQ)
+    for cid, status in (("a", S.FILLED), ("b", S.SUBMITTED), ("c", S.CANCELLED)):
+        records.record_event(cid, status=status, filled=0, remaining=1, avg_fill_price=None, ts=T0)
+    ids = lambda rows: [r.client_order_id for r in rows]  # noqa: E731
+    assert ids(records.orders(status=S.FILLED)) == ["a"]
+    assert ids(records.orders(status=[S.FILLED, S.CANCELLED])) == ["a", "c"]
+    assert ids(records.orders(day=datetime(2024, 11, 5, tzinfo=UTC).date())) == ["a", "c"]
+    assert ids(records.orders(symbol="MNQ")) == ["c"]
+    assert ids(records.orders(symbol="MESZ4")) == ["a", "b"]
+    assert ids(records.open_orders()) == ["b"]
+
+
+def test_executions_since_for_reconciliation(records: OrderRecords) -> None:
+    records.record_new(limit_buy("c1", qty=3), ts=T0, instrument=MES)
+    for k in range(3):
+        records.record_fill(
+            "c1", exec_id=f"e{k}", ts=T0 + k * SECOND, side=Side.BUY, quantity=1, price=5000.0, symbol="MESZ4"
+        )
+    assert [f.exec_id for f in records.executions()] == ["e0", "e1", "e2"]
+    assert [f.exec_id for f in records.executions(since_ts=T0 + SECOND)] == ["e1", "e2"]
+
+
+def test_order_ids_are_never_handed_out_twice_even_when_the_broker_goes_back(records: OrderRecords) -> None:
+    assert records.reserve_order_id(10) == 10
+    assert records.reserve_order_id(10) == 11
+    assert records.reserve_order_id(3) == 12  # the broker's next id went back after a restart
+    assert records.reserve_order_id(50) == 50
+    again = OrderRecords(records.url)  # a restarted process
+    try:
+        assert again.last_order_id() == 50
+        assert again.reserve_order_id(1) == 51
+    finally:
+        again.close()
+
+
+def test_sqlite_is_durable_wal_and_synchronous_full(sqlite_records: OrderRecords) -> None:
+    with sqlite_records.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_default_database_is_a_sqlite_file_under_the_data_dir(tmp_path: Path) -> None:
+    rec = OrderRecords(data_dir=tmp_path / "data")
+    try:
+        assert rec.url == default_url(tmp_path / "data")
+        rec.migrate()
+        assert (tmp_path / "data" / "ibot_orders.sqlite").exists()
+    finally:
+        rec.close()
