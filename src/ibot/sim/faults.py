@@ -2,11 +2,15 @@
 
 Tests drive them through `SimServer.faults`: drop a socket, lose and restore connectivity (1100, then 1101
 with subscriptions lost or 1102 with them kept), farm status messages (2103..2106, 2110), a competing live
-session (10197: data stops) and a restart window (everyone disconnected, connections refused for a while).
+session (10197: data stops) and a restart window (everyone disconnected, connections refused for a while,
+optionally with nextValidId rolled back). Order faults: reject the next order with a code, make an order go
+Inactive, a cancel that arrives too late (PendingCancel then Filled), commission reports held back, and an
+order filled on demand (e.g. while its client is disconnected).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,12 +53,50 @@ class FaultState:
         return client_id not in self.competing
 
 
+@dataclass(slots=True)
+class OrderFaults:
+    """Scripted order-side faults the broker consults; each `take_*` consumes one armed fault."""
+
+    reject_next: list[tuple[int, str]] = field(default_factory=list)  # (code, text) for the next new orders
+    inactive_next: int = 0  # how many of the next new orders go Inactive
+    late_cancels: int = 0  # how many of the next cancels arrive too late (the order fills)
+    hold_commissions: bool = False
+
+    def take_reject(self) -> tuple[int, str] | None:
+        return self.reject_next.pop(0) if self.reject_next else None
+
+    def take_inactive(self) -> bool:
+        if self.inactive_next > 0:
+            self.inactive_next -= 1
+            return True
+        return False
+
+    def take_late_cancel(self) -> bool:
+        if self.late_cancels > 0:
+            self.late_cancels -= 1
+            return True
+        return False
+
+    def commissions_held(self) -> bool:
+        return self.hold_commissions
+
+
+_REJECT_TEXT = {
+    201: "Order rejected - reason:scripted rejection",
+    202: "Order Canceled - reason:",
+    110: "The price does not conform to the minimum price variation for this contract.",
+    200: "No security definition has been found for the request",
+}
+
+
 class Faults:
     """The fault API of one server (`server.faults`)."""
 
     def __init__(self, server: SimServer) -> None:
         self._server = server
         self.state = FaultState()
+        self.orders = OrderFaults()
+        self._release: asyncio.TimerHandle | None = None
 
     def _broadcast(self, code: int, text: str) -> None:
         for session in self._server.live_sessions():
@@ -112,9 +154,15 @@ class Faults:
                 for req_id in session.market_data_ids():
                     session.error(req_id, *COMPETING)
 
-    def restart(self, seconds: float) -> None:
-        """The daily restart: disconnect everyone, refuse connections for `seconds` of the market clock."""
+    def restart(self, seconds: float, next_valid_id: int | None = None) -> None:
+        """The daily restart: disconnect everyone, refuse connections for `seconds` of the market clock.
+
+        Orders keep working on the server. `next_valid_id` rolls nextValidId back (a gateway that forgot how
+        far ids went): a client that reuses one of its old ids then gets error 103.
+        """
         log.info("fault: restart window of %.0f s (market clock)", seconds)
+        if next_valid_id is not None:
+            self._server.broker.roll_back_ids(next_valid_id)
         self.state.refuse_until_s = self._server.market.now_s + seconds
         self._server.stop_listening()
         for s in self._server.live_sessions():
@@ -128,3 +176,41 @@ class Faults:
             self.state.refuse_until_s = None
             return False
         return True
+
+    # --- orders ---------------------------------------------------------------------------------------------
+    def reject_next_order(self, code: int = 201, text: str = "") -> None:
+        """The next new order gets error `code`: 201 rejects it (Inactive), 202 accepts then cancels it,
+        any other code refuses it outright (the order never exists)."""
+        self.orders.reject_next.append((code, text or _REJECT_TEXT.get(code, f"scripted error {code}")))
+
+    def inactivate_next_order(self) -> None:
+        """The next new order is acknowledged as Inactive (held by IB and never worked)."""
+        self.orders.inactive_next += 1
+
+    def inactivate_order(self, client_id: int, order_id: int) -> None:
+        """A working order goes Inactive now (IB's risk system deactivated it)."""
+        self._server.broker.make_inactive(client_id, order_id)
+
+    def late_cancel_next(self) -> None:
+        """The next cancel arrives too late: PendingCancel, then the order fills in full (status Filled)."""
+        self.orders.late_cancels += 1
+
+    def delay_commissions(self, seconds: float | None = None) -> None:
+        """Hold commission reports back (after their executions) for `seconds` of wall time, or until
+        `release_commissions()` when None."""
+        self.orders.hold_commissions = True
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+        if seconds is not None:
+            self._release = asyncio.get_running_loop().call_later(seconds, self.release_commissions)
+
+    def release_commissions(self) -> None:
+        """Send the held commission reports now and stop holding new ones."""
+        self.orders.hold_commissions = False
+        self._release = None
+        self._server.broker.release_commissions()
+
+    def fill_order(self, client_id: int, order_id: int) -> None:
+        """The market reaches a working order now: it fills in full (its client may be disconnected)."""
+        self._server.broker.fill_now(client_id, order_id)

@@ -270,6 +270,8 @@ ACCOUNT_UPDATE_MULTI = _layout(
     Outgoing.ACCOUNT_UPDATE_MULTI, _version(1), "reqId", "account", "modelCode", "key", "value", "currency"
 )
 ACCOUNT_UPDATE_MULTI_END = _layout(Outgoing.ACCOUNT_UPDATE_MULTI_END, _version(1), "reqId")
+PNL = _layout(Outgoing.PNL, "reqId", "dailyPnL", "unrealizedPnL", "realizedPnL")
+PNL_SINGLE = _layout(Outgoing.PNL_SINGLE, "reqId", "pos", "dailyPnL", "unrealizedPnL", "realizedPnL", "value")
 
 # --- end markers of the order-side downloads (the orders themselves are in layouts_orders) -----------
 OPEN_ORDER_END = _layout(Outgoing.OPEN_ORDER_END, _version(1))

@@ -332,6 +332,7 @@ class SimMarket:
         self.source = source
         self.clock = Clock(start_ns)
         self.speed = speed
+        self._prev_closes: dict[tuple[str, date], int | None] = {}  # (symbol, trade date) -> close ticks
 
     # --- time --------------------------------------------------------------------------------------------
     @property
@@ -377,6 +378,59 @@ class SimMarket:
             close=inst.from_ticks(prev_close) if prev_close is not None else inst.from_ticks(int(prices[0])),
             traded=bool(volume[-1] > 0),
         )
+
+    def quotes(self, inst: Instrument, first: int, last: int) -> list[Quote | None]:
+        """`quote(inst, s)` for every second s in [first, last], in one vectorized pass per session (the
+        streaming fast path: same values as `quote`, a fraction of the cost per second)."""
+        hours = hours_for(inst)
+        out: list[Quote | None] = []
+        s = first
+        while s <= last:
+            wins = hours.windows(s, s + 1, False)
+            if not wins:
+                out.append(None)
+                s += 1
+                continue
+            d, open_s, close_s = wins[0]
+            end = min(last, close_s - 1)
+            prices, volume = self.source.seconds(inst, open_s, end + 1)
+            mask = self.source.session_mask(inst, s, end + 1, False)
+            prev = self._prev_closes.get((inst.symbol, d))
+            if prev is None:
+                prev = self._prev_closes[(inst.symbol, d)] = self._previous_close(inst, d, hours)
+            i0 = s - open_s
+            hi, lo, vol = int(prices[: i0 + 1].max()), int(prices[: i0 + 1].min()), int(volume[:i0].sum())
+            open_px = inst.from_ticks(int(prices[0]))
+            close_px = inst.from_ticks(prev) if prev is not None else open_px
+            ft = inst.from_ticks
+            for sec in range(s, end + 1):
+                i = sec - open_s
+                p = int(prices[i])
+                v = int(volume[i])
+                hi, lo, vol = max(hi, p), min(lo, p), vol + v
+                if not mask[sec - s]:
+                    out.append(None)
+                    continue
+                h = _stable_hash(inst.symbol, sec)
+                out.append(
+                    Quote(
+                        second=sec,
+                        bid=ft(p),
+                        ask=ft(p + 1),
+                        last=ft(p),
+                        bid_size=1 + h % 37,
+                        ask_size=1 + (h >> 8) % 37,
+                        last_size=max(v, 1),
+                        volume=vol,
+                        high=ft(hi),
+                        low=ft(lo),
+                        open=open_px,
+                        close=close_px,
+                        traded=v > 0,
+                    )
+                )
+            s = end + 1
+        return out
 
     def _previous_close(self, inst: Instrument, d: date, hours: TradingHours) -> int | None:
         for back in range(1, 10):

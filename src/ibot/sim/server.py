@@ -15,10 +15,13 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from ibot.exchange.fees import IB_MICRO_FUTURES, FeeModel
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
+from ibot.sim import account as acct
 from ibot.sim.faults import FARM_MESSAGES, Faults
 from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
+from ibot.sim.orders import Execution, SimBroker, SimOrder
 from ibot.sim.pacing import HistoricalPacing, SimLimits
 from ibot.sim.session import Session
 
@@ -46,9 +49,12 @@ class SimServer:
         cash: Decimal = Decimal(1_000_000),
         daily_restart: time | None = None,
         restart_seconds: float = 300.0,
+        fees: FeeModel = IB_MICRO_FUTURES,
+        thin_liquidity: bool = True,
     ) -> None:
         """`daily_restart` (US/Eastern, on the market clock) schedules IB's nightly restart: every client is
-        disconnected and connections are refused for `restart_seconds` of market time."""
+        disconnected and connections are refused for `restart_seconds` of market time. `fees` prices every
+        execution; `thin_liquidity` False gives a deep book (each quote fills any size)."""
         self.host = host
         self._port = port
         self.limits = limits or SimLimits()
@@ -66,7 +72,18 @@ class SimServer:
         self.faults = Faults(self)
         self.account = account
         self.cash = cash
-        self.next_order_id = 1
+        self.broker = SimBroker(
+            self.market,
+            self.book,
+            self,
+            account=account,
+            cash=cash,
+            fees=fees,
+            faults=self.faults.orders,
+            thin_liquidity=thin_liquidity,
+        )
+        self._account_dirty = True
+        self._changed_positions: set[int] = set()
         self.daily_restart = daily_restart
         self.restart_seconds = restart_seconds
         self._sessions: set[Session] = set()
@@ -176,32 +193,70 @@ class SimServer:
         market = 2103 if self.faults.state.market_farm_broken else 2104
         return [(market, FARM_MESSAGES[market]), (2106, FARM_MESSAGES[2106]), (2158, FARM_MESSAGES[2158])]
 
-    # --- account (flat until the order path books fills) ----------------------------------------------------
+    # --- the account (owned by the broker; it outlives every connection) ------------------------------------
+    @property
+    def next_order_id(self) -> int:
+        """What NEXT_VALID_ID announces: one above every order id seen (unless a restart rolled it back)."""
+        return self.broker.next_valid_id
+
     def positions(self) -> list[tuple[Instrument, int, float]]:
-        return []
+        return self.broker.positions()
 
     def account_values(self) -> list[tuple[str, str, str]]:
-        cash = f"{self.cash:.2f}"
-        return [
-            ("AccountCode", self.account, ""),
-            ("AccountType", "INDIVIDUAL", ""),
-            ("AccountReady", "true", ""),
-            ("AvailableFunds", cash, "USD"),
-            ("BuyingPower", cash, "USD"),
-            ("CashBalance", cash, "BASE"),
-            ("CashBalance", cash, "USD"),
-            ("Currency", "USD", "USD"),
-            ("EquityWithLoanValue", cash, "USD"),
-            ("ExcessLiquidity", cash, "USD"),
-            ("FullInitMarginReq", "0.00", "USD"),
-            ("FullMaintMarginReq", "0.00", "USD"),
-            ("InitMarginReq", "0.00", "USD"),
-            ("MaintMarginReq", "0.00", "USD"),
-            ("NetLiquidation", cash, "USD"),
-            ("RealizedPnL", "0.00", "USD"),
-            ("TotalCashValue", cash, "USD"),
-            ("UnrealizedPnL", "0.00", "USD"),
-        ]
+        return acct.account_values(self.broker.snapshot())
+
+    def session_of(self, client_id: int) -> Session | None:
+        """The connected session of a client id, or None while that client is away."""
+        s = self._clients.get(client_id)
+        return s if s is not None and s.started and not s.closed else None
+
+    # --- BrokerEvents: what the broker reports goes to the order's own client -------------------------------
+    def order_status(self, order: SimOrder, with_open_order: bool) -> None:
+        s = self.session_of(order.client_id)
+        if s is not None:
+            s.send_order(order, with_open_order)
+
+    def order_error(self, client_id: int, order_id: int, code: int, text: str) -> None:
+        s = self.session_of(client_id)
+        if s is not None:
+            s.error(order_id, code, text)
+
+    def execution(self, execution: Execution) -> None:
+        self._changed_positions.add(execution.order.inst.con_id)
+        s = self.session_of(execution.order.client_id)
+        if s is not None:
+            s.send_execution(-1, execution)
+
+    def commission(self, execution: Execution) -> None:
+        s = self.session_of(execution.order.client_id)
+        if s is not None:
+            s.send_commission(execution)
+
+    def account_changed(self) -> None:
+        """After fills: position updates to reqPositions subscribers now; account values on the next step."""
+        self._account_dirty = True
+        if not self._changed_positions:
+            return
+        changed, self._changed_positions = self._changed_positions, set()
+        rows = [p for p in self.broker.positions_all() if p[0].con_id in changed]
+        for s in self.live_sessions():
+            if s.positions_subscribed:
+                for inst, qty, avg_cost in rows:
+                    s.send_position(inst, qty, avg_cost)
+
+    def _push_account(self, new_second: bool) -> None:
+        """Account values, portfolio and P&L to their subscribers when something may have changed."""
+        if not (self._account_dirty or new_second):
+            return
+        listeners = [s for s in self.live_sessions() if s.wants_account()]
+        if not listeners:
+            return
+        if not self._account_dirty and not self.broker.has_positions():
+            return
+        self._account_dirty = False
+        snap = self.broker.snapshot()
+        for s in listeners:
+            s.on_account(snap)
 
     # --- the clock ------------------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -221,6 +276,11 @@ class SimServer:
             self._check_daily_restart(old, new)
             if self.faults.state.refuse_until_s is not None:
                 await self._listen_again()
+            try:
+                self.broker.on_clock(old, new)
+                self._push_account(new != old)
+            except Exception:  # the market must keep moving for the other clients
+                log.exception("order matching / account update failed")
             wall = loop.time()
             for s in list(self._sessions):
                 try:

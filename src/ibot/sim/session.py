@@ -13,18 +13,33 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibot.model.instruments import Instrument, SecType
+from ibot.sim import account as acct
 from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
+from ibot.sim import layouts_orders as LO  # noqa: N812
 from ibot.sim import versions as v
-from ibot.sim.market import BarRow, ContractQuery, MarketError, hours_for
+from ibot.sim.market import BarRow, ContractQuery, MarketError, Quote, hours_for
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
+from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
 from ibot.sim.pacing import MessageRate
-from ibot.sim.wire import API_PREFIX, FrameBuffer, WireError, frame, parse_bool, parse_float, parse_int
+from ibot.sim.wire import (
+    API_PREFIX,
+    UNSET_DOUBLE,
+    FrameBuffer,
+    WireError,
+    frame,
+    parse_bool,
+    parse_float,
+    parse_int,
+)
 
 if TYPE_CHECKING:
+    from ibot.sim.account import AccountSnapshot
+    from ibot.sim.orders import Execution, SimOrder
     from ibot.sim.server import SimServer
 
 log = logging.getLogger("ibot.sim")
@@ -86,6 +101,10 @@ class Fields:
 
     def more(self) -> bool:
         return self._i < len(self._fields)
+
+    def whole(self) -> list[str]:
+        """Every field of the message, its id first (for the order layouts' own decoders)."""
+        return self._fields
 
     def contract(self) -> ContractQuery:
         """IB's 12 contract fields: conId, symbol, secType, lastTradeDateOrContractMonth, strike, right,
@@ -179,6 +198,7 @@ Subscription = MarketDataSub | TickByTickSub | RealTimeBarSub | DepthSub | Histo
 _ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _MAX_BARS = 100_000
+_MAX_STREAMED_SECONDS = 10  # a fast clock streams at most the last 10 seconds of each step
 
 
 def parse_bar_size(text: str) -> tuple[int, str]:
@@ -261,6 +281,13 @@ class Session:
         self.closed = False
         self.market_data_type = 1
         self.subs: dict[int, Subscription] = {}
+        self.positions_subscribed = False
+        self.account_subscribed = False
+        self.auto_open_orders = False
+        self.pnl_subs: dict[int, int | None] = {}  # reqId -> conId (None: the whole account)
+        self._sent_account: dict[tuple[str, str], str] = {}
+        self._sent_portfolio: dict[int, tuple[Any, ...]] = {}
+        self._sent_pnl: dict[int, tuple[Any, ...]] = {}
         self.rate = MessageRate(server.limits.max_messages_per_second)
         self.handlers: dict[int, Callable[[Fields], Awaitable[None] | None]] = {
             Incoming.START_API: self._start_api,
@@ -268,13 +295,16 @@ class Session:
             Incoming.REQ_CURRENT_TIME: self._req_current_time,
             Incoming.REQ_MANAGED_ACCTS: self._req_managed_accts,
             Incoming.REQ_MARKET_DATA_TYPE: self._req_market_data_type,
+            Incoming.PLACE_ORDER: self._place_order,
+            Incoming.CANCEL_ORDER: self._cancel_order,
+            Incoming.REQ_GLOBAL_CANCEL: self._req_global_cancel,
             Incoming.REQ_POSITIONS: self._req_positions,
-            Incoming.CANCEL_POSITIONS: _ignore,
+            Incoming.CANCEL_POSITIONS: self._cancel_positions,
             Incoming.REQ_POSITIONS_MULTI: self._req_positions_multi,
             Incoming.CANCEL_POSITIONS_MULTI: _ignore,
             Incoming.REQ_OPEN_ORDERS: self._req_open_orders,
-            Incoming.REQ_ALL_OPEN_ORDERS: self._req_open_orders,
-            Incoming.REQ_AUTO_OPEN_ORDERS: _ignore,
+            Incoming.REQ_ALL_OPEN_ORDERS: self._req_all_open_orders,
+            Incoming.REQ_AUTO_OPEN_ORDERS: self._req_auto_open_orders,
             Incoming.REQ_COMPLETED_ORDERS: self._req_completed_orders,
             Incoming.REQ_EXECUTIONS: self._req_executions,
             Incoming.REQ_ACCT_DATA: self._req_account_updates,
@@ -295,9 +325,10 @@ class Session:
             Incoming.CANCEL_HISTORICAL_DATA: self._cancel_historical,
             Incoming.REQ_HEAD_TIMESTAMP: self._req_head_timestamp,
             Incoming.CANCEL_HEAD_TIMESTAMP: _ignore,
-            Incoming.REQ_GLOBAL_CANCEL: _ignore,
-            Incoming.REQ_PNL: _ignore,
-            Incoming.CANCEL_PNL: _ignore,
+            Incoming.REQ_PNL: self._req_pnl,
+            Incoming.CANCEL_PNL: self._cancel_pnl,
+            Incoming.REQ_PNL_SINGLE: self._req_pnl_single,
+            Incoming.CANCEL_PNL_SINGLE: self._cancel_pnl,
         }
 
     # --- I/O ---------------------------------------------------------------------------------------------
@@ -309,6 +340,39 @@ class Session:
         if self.closed:
             return
         self.writer.write(layout.frame(self.server_version, **values))
+
+    def send_fields(self, fields: list[Any]) -> None:
+        """A message already laid out by `sim/layouts_orders.py` (id first)."""
+        if self.closed:
+            return
+        self.writer.write(frame(fields))
+
+    def send_order(self, order: SimOrder, with_open_order: bool) -> None:
+        """OPEN_ORDER (on acknowledgement, modify, PendingCancel, Filled, Inactive) then ORDER_STATUS."""
+        sv = self.server_version
+        if with_open_order:
+            self.send_fields(LO.encode_open_order(open_order_view(order, self.server.account), sv))
+        self.send_fields(LO.encode_order_status(status_view(order), sv))
+
+    def send_execution(self, req_id: int, execution: Execution) -> None:
+        view = execution_view(execution, self.server.account)
+        self.send_fields(LO.encode_execution_data(req_id, view, self.server_version))
+
+    def send_commission(self, execution: Execution) -> None:
+        self.send_fields(LO.encode_commission_report(commission_view(execution)))
+
+    def send_position(self, inst: Instrument, qty: int, avg_cost: float) -> None:
+        self.send(
+            L.POSITION_DATA,
+            account=self.server.account,
+            **_contract_values(inst),
+            exchange=inst.exchange,
+            currency=inst.currency,
+            localSymbol=inst.local_symbol or inst.symbol,
+            tradingClass=inst.trading_class,
+            position=qty,
+            avgCost=avg_cost,
+        )
 
     def error(self, req_id: int, code: int, text: str) -> None:
         log.info("%s <- error %s id=%s: %s", self.name, code, req_id, text)
@@ -458,53 +522,142 @@ class Session:
         log.info("%s reqMarketDataType %d", self.name, kind)
         self.market_data_type = kind if kind in (1, 2, 3, 4) else 1
 
-    # --- account sync (the order path fills positions in; until then the account is flat) -----------------
+    # --- orders ------------------------------------------------------------------------------------------
+    def _place_order(self, f: Fields) -> None:
+        try:
+            msg = LO.decode_place_order(f.whole(), self.server_version)
+        except LO.OrderRequestFieldError as e:
+            self.error(e.order_id if e.order_id is not None else NO_ID, 320, f"Error reading request:{e}")
+            return
+        assert self.client_id is not None
+        self.server.broker.place(self.client_id, msg)
+
+    def _cancel_order(self, f: Fields) -> None:
+        try:
+            msg = LO.decode_cancel_order(f.whole(), self.server_version)
+        except LO.OrderRequestFieldError as e:
+            self.error(e.order_id if e.order_id is not None else NO_ID, 320, f"Error reading request:{e}")
+            return
+        assert self.client_id is not None
+        log.info("%s cancelOrder %d", self.name, msg.order_id)
+        self.server.broker.cancel(self.client_id, msg.order_id)
+
+    def _req_global_cancel(self, f: Fields) -> None:
+        log.info("%s reqGlobalCancel", self.name)
+        self.server.broker.global_cancel()
+
+    def _send_open_orders(self, orders: list[SimOrder]) -> None:
+        for order in orders:
+            self.send_order(order, True)
+        self.send(L.OPEN_ORDER_END)
+
+    def _req_open_orders(self, f: Fields) -> None:
+        """This client's live orders (IB: client 0 also gets the orders it auto-bound)."""
+        log.info("%s reqOpenOrders", self.name)
+        self._send_open_orders(self.server.broker.open_orders(self.client_id))
+
+    def _req_all_open_orders(self, f: Fields) -> None:
+        """Every client's live orders (not bound to this client)."""
+        log.info("%s reqAllOpenOrders", self.name)
+        self._send_open_orders(self.server.broker.open_orders(None))
+
+    def _req_auto_open_orders(self, f: Fields) -> None:
+        f.skip()
+        on = f.flag("bAutoBind")
+        if self.client_id != 0:
+            text = "Only API connections with clientId set to 0 can set the auto bind orders property."
+            self.error(NO_ID, 327, text)
+            return
+        self.auto_open_orders = on
+
+    def _req_completed_orders(self, f: Fields) -> None:
+        LO.decode_req_completed_orders(f.whole())
+        log.info("%s reqCompletedOrders", self.name)
+        for order in self.server.broker.completed_orders():
+            view = open_order_view(order, self.server.account, completed=True)
+            self.send_fields(LO.encode_completed_order(view, self.server_version))
+        self.send(L.COMPLETED_ORDERS_END)
+
+    def _req_executions(self, f: Fields) -> None:
+        """Fills matching the filter, each followed by its commission report, then the end marker: fills
+        that happened while this client was away included (the account lives on the server)."""
+        flt = LO.decode_req_executions(f.whole(), self.server_version)
+        log.info("%s reqExecutions reqId=%d", self.name, flt.req_id)
+        for e in self.server.broker.select_executions(flt):
+            self.send_execution(flt.req_id, e)
+            self.send_commission(e)
+        self.send(L.EXECUTION_DATA_END, reqId=flt.req_id)
+
+    # --- account sync --------------------------------------------------------------------------------------
     def _req_positions(self, f: Fields) -> None:
         log.info("%s reqPositions", self.name)
+        self.positions_subscribed = True
         for inst, qty, avg_cost in self.server.positions():
-            self.send(
-                L.POSITION_DATA,
-                account=self.server.account,
-                **_contract_values(inst),
-                exchange=inst.exchange,
-                currency=inst.currency,
-                localSymbol=inst.local_symbol or inst.symbol,
-                tradingClass=inst.trading_class,
-                position=qty,
-                avgCost=avg_cost,
-            )
+            self.send_position(inst, qty, avg_cost)
         self.send(L.POSITION_END)
+
+    def _cancel_positions(self, f: Fields) -> None:
+        self.positions_subscribed = False
 
     def _req_positions_multi(self, f: Fields) -> None:
         f.skip()
         self.send(L.POSITION_MULTI_END, reqId=f.integer("reqId"))
 
-    def _req_open_orders(self, f: Fields) -> None:
-        log.info("%s reqOpenOrders", self.name)
-        self.send(L.OPEN_ORDER_END)
-
-    def _req_completed_orders(self, f: Fields) -> None:
-        log.info("%s reqCompletedOrders", self.name)
-        self.send(L.COMPLETED_ORDERS_END)
-
-    def _req_executions(self, f: Fields) -> None:
-        f.skip()
-        req_id = f.integer("reqId")
-        log.info("%s reqExecutions reqId=%d", self.name, req_id)
-        self.send(L.EXECUTION_DATA_END, reqId=req_id)
-
     def _req_account_updates(self, f: Fields) -> None:
         f.skip()
         subscribe = f.flag("subscribe")
-        account = f.text() or self.server.account
-        log.info("%s reqAccountUpdates subscribe=%s %s", self.name, subscribe, account)
+        log.info("%s reqAccountUpdates subscribe=%s", self.name, subscribe)
+        self.account_subscribed = subscribe
         if not subscribe:
             return
-        for key, value, currency in self.server.account_values():
-            self.send(L.ACCT_VALUE, key=key, value=value, currency=currency, accountName=self.server.account)
+        self._sent_account.clear()
+        self._sent_portfolio.clear()
+        snap = self.server.broker.snapshot()
+        self._send_account(snap)
+        self.send(L.ACCT_DOWNLOAD_END, account=self.server.account)
+
+    def _send_account(self, snap: AccountSnapshot) -> None:
+        """ACCT_VALUE of every value that changed since last sent, PORTFOLIO_VALUE per changed position."""
+        name = self.server.account
+        sent = self._sent_account
+        for key, value, currency in acct.account_values(snap):
+            if sent.get((key, currency)) != value:
+                sent[(key, currency)] = value
+                self.send(L.ACCT_VALUE, key=key, value=value, currency=currency, accountName=name)
+        for p in snap.positions:
+            row = (p.quantity, float(p.mark), float(p.market_value), float(p.avg_cost), float(p.unrealized))
+            if self._sent_portfolio.get(p.inst.con_id) == row or (
+                not p.quantity and p.inst.con_id not in (self._sent_portfolio)
+            ):
+                continue
+            self._sent_portfolio[p.inst.con_id] = row
+            self.send(
+                L.PORTFOLIO_VALUE,
+                **_contract_values(p.inst),
+                primaryExchange=p.inst.primary_exchange or p.inst.exchange,
+                currency=p.inst.currency,
+                localSymbol=p.inst.local_symbol or p.inst.symbol,
+                tradingClass=p.inst.trading_class,
+                position=p.quantity,
+                marketPrice=float(p.mark),
+                marketValue=acct.money(p.market_value),
+                averageCost=float(p.avg_cost),
+                unrealizedPNL=acct.money(p.unrealized),
+                realizedPNL=acct.money(p.realized),
+                accountName=name,
+            )
         now = datetime.fromtimestamp(self.server.market.now_s, UTC)
         self.send(L.ACCT_UPDATE_TIME, time=f"{now:%H:%M}")
-        self.send(L.ACCT_DOWNLOAD_END, account=self.server.account)
+
+    def wants_account(self) -> bool:
+        return self.started and not self.closed and (self.account_subscribed or bool(self.pnl_subs))
+
+    def on_account(self, snap: AccountSnapshot) -> None:
+        """The server's periodic push: changed account values and P&L of the subscriptions."""
+        if self.account_subscribed:
+            self._send_account(snap)
+        for req_id, con_id in self.pnl_subs.items():
+            self._send_pnl(req_id, con_id, snap, force=False)
 
     def _req_account_updates_multi(self, f: Fields) -> None:
         f.skip()
@@ -526,20 +679,66 @@ class Session:
     def _req_account_summary(self, f: Fields) -> None:
         f.skip()
         req_id = f.integer("reqId")
-        f.skip()  # group
-        tags = {t.strip() for t in f.text().split(",") if t.strip()}
+        f.skip()  # group: the simulator has one account, so "All" and any group name are the same
+        tags = f.text().split(",")
         log.info("%s reqAccountSummary reqId=%d", self.name, req_id)
-        for key, value, currency in self.server.account_values():
-            if currency and (not tags or key in tags or "All" in tags):
-                self.send(
-                    L.ACCOUNT_SUMMARY,
-                    reqId=req_id,
-                    account=self.server.account,
-                    tag=key,
-                    value=value,
-                    currency=currency,
-                )
+        for key, value, currency in acct.summary_values(self.server.broker.snapshot(), tags):
+            self.send(
+                L.ACCOUNT_SUMMARY,
+                reqId=req_id,
+                account=self.server.account,
+                tag=key,
+                value=value,
+                currency=currency,
+            )
         self.send(L.ACCOUNT_SUMMARY_END, reqId=req_id)
+
+    def _req_pnl(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        log.info("%s reqPnL reqId=%d", self.name, req_id)
+        self.pnl_subs[req_id] = None
+        self._send_pnl(req_id, None, self.server.broker.snapshot(), force=True)
+
+    def _req_pnl_single(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        f.skip(2)  # account, modelCode
+        con_id = f.integer("conId")
+        log.info("%s reqPnLSingle reqId=%d conId=%d", self.name, req_id, con_id)
+        self.pnl_subs[req_id] = con_id
+        self._send_pnl(req_id, con_id, self.server.broker.snapshot(), force=True)
+
+    def _cancel_pnl(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        self.pnl_subs.pop(req_id, None)
+        self._sent_pnl.pop(req_id, None)
+
+    def _send_pnl(self, req_id: int, con_id: int | None, snap: AccountSnapshot, force: bool) -> None:
+        """PNL (account) or PNL_SINGLE (one contract): daily, unrealized, realized, from the same snapshot as
+        the account values. A contract without a position has no unrealized P&L or value (unset, as IB)."""
+        if con_id is None:
+            row: tuple[Any, ...] = (snap.daily_pnl, snap.unrealized, snap.realized)
+            if force or self._sent_pnl.get(req_id) != row:
+                self._sent_pnl[req_id] = row
+                self.send(L.PNL, reqId=req_id, dailyPnL=row[0], unrealizedPnL=row[1], realizedPnL=row[2])
+            return
+        p = snap.position(con_id)
+        if p is None or not p.quantity:
+            daily = p.daily_realized if p is not None else Decimal(0)
+            realized = p.realized if p is not None else Decimal(0)
+            row = (0, daily, UNSET_DOUBLE, realized, UNSET_DOUBLE)
+        else:
+            row = (p.quantity, p.daily_realized + p.unrealized, p.unrealized, p.realized, p.market_value)
+        if force or self._sent_pnl.get(req_id) != row:
+            self._sent_pnl[req_id] = row
+            self.send(
+                L.PNL_SINGLE,
+                reqId=req_id,
+                pos=row[0],
+                dailyPnL=row[1],
+                unrealizedPnL=row[2],
+                realizedPnL=row[3],
+                value=row[4],
+            )
 
     # --- contracts ---------------------------------------------------------------------------------------
     def _req_contract_details(self, f: Fields) -> None:
@@ -659,8 +858,17 @@ class Session:
 
     def _stream_quote(self, sub: MarketDataSub, second: int) -> None:
         q = self.server.market.quote(sub.inst, second)
-        if q is None:
-            return
+        if q is not None:
+            self._send_quote(sub, q)
+
+    def _stream_quotes(self, sub: MarketDataSub, old_s: int, new_s: int) -> None:
+        """Every second the clock passed (at most the last `_MAX_STREAMED_SECONDS`), as a real feed would."""
+        first = max(old_s + 1, new_s - _MAX_STREAMED_SECONDS + 1)
+        for q in self.server.market.quotes(sub.inst, first, new_s):
+            if q is not None:
+                self._send_quote(sub, q)
+
+    def _send_quote(self, sub: MarketDataSub, q: Quote) -> None:
         sent = sub.sent
         r = sub.req_id
         if q.traded and sent.get(TickType.LAST_TIMESTAMP) != q.second:
@@ -878,7 +1086,7 @@ class Session:
         for sub in list(self.subs.values()):
             if isinstance(sub, MarketDataSub):
                 if new_s != old_s:
-                    self._stream_quote(sub, new_s)
+                    self._stream_quotes(sub, old_s, new_s)
             elif isinstance(sub, TickByTickSub):
                 self._stream_tick_by_tick(sub, new_s)
             elif isinstance(sub, RealTimeBarSub):

@@ -1,0 +1,179 @@
+"""TWS simulator benchmark: `.venv/bin/python bench/sim.py [--seconds S] [--orders N]`.
+
+Measures, over loopback, with the simulator in its own process (so the client's CPU share can be read):
+  (a) ticks per second streamed to ONE ib_async client: top-of-book subscriptions on every listed month of
+      the catalog futures, the simulator's clock running as fast as the client reads (speed=None), ticks
+      counted on the client as ib_async's Ticker.ticks entries delivered through pendingTickersEvent;
+  (b) order round trips per second: 1-lot market orders (buy, sell, buy...) kept `--window` in flight,
+      place -> ORDER_STATUS Filled seen by the client, the simulator's book deep (thin_liquidity off).
+The simulator's message-rate limit is off (SimLimits.off()) and ib_async's request throttle is off
+(`ib.client.MaxRequests = 0`). For each, the client's CPU share = process_time / wall time of the client.
+Targets: >= 50,000 ticks/s and >= 2,000 round trips/s. Nothing here asserts on timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+TARGET_TICKS_PER_S = 50_000
+TARGET_ROUND_TRIPS_PER_S = 2_000
+START = datetime(2025, 3, 5, 15, 0, tzinfo=UTC)  # a Wednesday, 09:00 Chicago: Globex open
+
+
+def serve(speed: float | None, thin: bool) -> None:
+    """Child process: run the simulator, print its port, serve until killed."""
+    from ibot.sim.pacing import SimLimits
+    from ibot.sim.server import SimServer
+
+    async def main() -> None:
+        server = SimServer(
+            port=0,
+            speed=speed,
+            start=START,
+            limits=SimLimits.off(),
+            thin_liquidity=thin,
+        )
+        await server.start()
+        print(server.port, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def start_server(speed: float | None, thin: bool = True) -> tuple[subprocess.Popen[str], int]:
+    args = [sys.executable, __file__, "--serve", "--speed", "max" if speed is None else str(speed)]
+    if not thin:
+        args.append("--deep")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip():
+        proc.kill()
+        raise RuntimeError("the simulator process did not start")
+    return proc, int(line)
+
+
+async def bench_ticks(port: int, seconds: float) -> tuple[float, float, int]:
+    from ib_async import IB, Future
+
+    ib = IB()
+    ib.client.MaxRequests = 0  # ib_async's own request throttle off
+    await ib.connectAsync("127.0.0.1", port, 11, timeout=10)
+    contracts = []
+    for symbol in ("MES", "MNQ", "MYM", "M2K", "MGC", "MCL", "MBT"):
+        details = await ib.reqContractDetailsAsync(Future(symbol))
+        contracts += [d.contract for d in details if d.contract is not None]
+    for c in contracts:
+        ib.reqMktData(c, "", False, False)
+    count = 0
+
+    def on_pending(tickers: object) -> None:
+        nonlocal count
+        for t in tickers:  # type: ignore[attr-defined]
+            count += len(t.ticks)
+
+    ib.pendingTickersEvent += on_pending
+    await asyncio.sleep(0.5)  # warm up: first snapshots of every subscription
+    count = 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    await asyncio.sleep(seconds)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    n = count
+    ib.disconnect()
+    return n / wall, cpu / wall, len(contracts)
+
+
+async def bench_orders(port: int, n: int, window: int) -> tuple[float, float, float]:
+    from ib_async import IB, Future, MarketOrder
+
+    ib = IB()
+    ib.client.MaxRequests = 0
+    await ib.connectAsync("127.0.0.1", port, 12, timeout=10)
+    [contract] = await ib.qualifyContractsAsync(Future("MES", "202506", "CME"))
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    filled = 0
+    sent = 0
+    started: dict[int, float] = {}
+    latencies: list[float] = []
+
+    def place() -> None:
+        nonlocal sent
+        trade = ib.placeOrder(contract, MarketOrder("BUY" if sent % 2 == 0 else "SELL", 1))
+        started[trade.order.orderId] = time.perf_counter()
+        sent += 1
+
+    def on_status(trade: object) -> None:
+        nonlocal filled
+        if trade.orderStatus.status == "Filled":  # type: ignore[attr-defined]
+            t0 = started.pop(trade.order.orderId, None)  # type: ignore[attr-defined]
+            if t0 is None:
+                return
+            latencies.append(time.perf_counter() - t0)
+            filled += 1
+            if filled >= n:
+                done.set()
+            elif sent < n:
+                place()
+
+    ib.orderStatusEvent += on_status
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for _ in range(min(window, n)):
+        place()
+    await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 100))
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    del loop
+    latencies.sort()
+    ib.disconnect()
+    return n / wall, cpu / wall, latencies[len(latencies) // 2] * 1000
+
+
+def verdict(value: float, target: float) -> str:
+    return "meets" if value >= target else "MISSES"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=5.0, help="tick streaming measurement (wall s)")
+    p.add_argument("--orders", type=int, default=5_000, help="order round trips to time")
+    p.add_argument("--window", type=int, default=16, help="orders in flight at once")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--speed", default="max", help=argparse.SUPPRESS)
+    p.add_argument("--deep", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        serve(None if args.speed == "max" else float(args.speed), thin=not args.deep)
+        return
+
+    proc, port = start_server(None)
+    try:
+        tps, tcpu, subs = asyncio.run(bench_ticks(port, args.seconds))
+    finally:
+        proc.kill()
+        proc.wait()
+    print(
+        f"(a) ticks streamed to one ib_async client: {tps:,.0f} ticks/s over {subs} subscriptions "
+        f"(client CPU {tcpu:.0%} of wall) -> {verdict(tps, TARGET_TICKS_PER_S)} the target "
+        f"{TARGET_TICKS_PER_S:,}/s"
+    )
+
+    proc, port = start_server(60.0, thin=False)
+    try:
+        rps, ocpu, median_ms = asyncio.run(bench_orders(port, args.orders, args.window))
+    finally:
+        proc.kill()
+        proc.wait()
+    print(
+        f"(b) order round trips (place -> Filled seen by the client): {rps:,.0f}/s with {args.window} in "
+        f"flight, median latency {median_ms:.2f} ms (client CPU {ocpu:.0%} of wall) -> "
+        f"{verdict(rps, TARGET_ROUND_TRIPS_PER_S)} the target {TARGET_ROUND_TRIPS_PER_S:,}/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
