@@ -23,6 +23,7 @@ from ibot.sim.faults import FARM_MESSAGES, Faults
 from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
 from ibot.sim.orders import Execution, SimBroker, SimOrder
 from ibot.sim.pacing import HistoricalPacing, SimLimits
+from ibot.sim.script import ScheduledFault, parse_fault, schedule
 from ibot.sim.session import Session
 
 log = logging.getLogger("ibot.sim")
@@ -128,17 +129,18 @@ class SimServer:
             await asyncio.wait(list(self._tasks), timeout=2)
         log.info("TWS simulator stopped")
 
-    async def serve_forever(self) -> None:
+    async def serve_forever(self, fault_script: Sequence[ScheduledFault] = ()) -> None:
         await self.start()
+        schedule(self.faults, fault_script)
         try:
             await asyncio.Event().wait()
         finally:
             await self.stop()
 
-    def run(self) -> None:
-        """Blocking entry point for ``ibot sim``: serve until interrupted."""
+    def run(self, fault_script: Sequence[ScheduledFault] = ()) -> None:
+        """Blocking entry point for ``ibot sim``: serve until interrupted, firing the scripted faults."""
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(self.serve_forever())
+            asyncio.run(self.serve_forever(fault_script))
 
     def stop_listening(self) -> None:
         """Close the listening socket (connections are refused) until the restart window ends."""
@@ -320,8 +322,13 @@ def run(
     speed: float | None = 60.0,
     seed: int = 0,
     limits: SimLimits | None = None,
+    faults: Sequence[str] = (),
 ) -> None:
-    """Blocking entry point of ``ibot sim``: serve with a log line per request until Ctrl-C."""
+    """Blocking entry point of ``ibot sim``: serve with a log line per request until Ctrl-C.
+
+    `faults` are `AT:KIND[:ARG]` specs (see ibot.sim.script), checked before the server starts.
+    """
+    script = [parse_fault(spec) for spec in faults]
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    SimServer(host=host, port=port, symbols=symbols, speed=speed, seed=seed, limits=limits).run()
+    SimServer(host=host, port=port, symbols=symbols, speed=speed, seed=seed, limits=limits).run(script)
