@@ -461,7 +461,8 @@ class OrderManager:
         if m is None:
             log.warning("status %s for unknown order id %s ignored", event.status, event.order_id)
             return
-        if event.perm_id and m.perm_id != event.perm_id:
+        new_perm_id = bool(event.perm_id) and m.perm_id != event.perm_id
+        if new_perm_id and event.perm_id:
             m.perm_id = event.perm_id
             self._by_perm_id[event.perm_id] = m.client_order_id
         if event.filled > m.filled:
@@ -471,7 +472,8 @@ class OrderManager:
                 event.filled,
                 m.filled,
             )
-        self._set_status(m, event.status, event.ts, event.message, "broker")
+        if not self._set_status(m, event.status, event.ts, event.message, "broker") and new_perm_id:
+            self._persist(m, event.ts, f"perm id {m.perm_id}", "broker")  # the cross-session id, kept
 
     def _on_error(self, event: BrokerError) -> None:
         m = self._find(event.order_id) if event.order_id is not None and event.order_id >= 0 else None
@@ -517,6 +519,9 @@ class OrderManager:
             return False
         if m.state.apply_fill(ex.exec_id, ex.quantity, ex.price, ex.ts) is Applied.DUPLICATE:
             return False
+        if ex.perm_id and m.perm_id != ex.perm_id:  # e.g. filled while we were away: recorded just below
+            m.perm_id = ex.perm_id
+            self._by_perm_id[ex.perm_id] = m.client_order_id
         commission = broker_amount(ex.commission)
         self.records.record_fill(
             m.client_order_id,
@@ -654,13 +659,16 @@ class OrderManager:
                 )
                 continue
             seen.add(m.client_order_id)
-            if oo.perm_id and not m.perm_id:
+            new_perm_id = bool(oo.perm_id) and not m.perm_id
+            if new_perm_id and oo.perm_id:
                 m.perm_id = oo.perm_id
                 self._by_perm_id[oo.perm_id] = m.client_order_id
             if oo.status is not m.status and self._set_status(
                 m, oo.status, ts, "reconcile: status at the broker", "reconcile"
             ):
                 report.status_changes.append((m.client_order_id, oo.status))
+            elif new_perm_id:
+                self._persist(m, ts, f"reconcile: perm id {m.perm_id}", "reconcile")
         for m in self.working_orders():
             cid = m.client_order_id
             if cid in seen or cid in self._in_flight:

@@ -60,6 +60,7 @@ __all__ = ["REQUEST_ID_OFFSET", "IBBroker"]
 log = logging.getLogger("ibot.brokers.ib")
 
 REQUEST_ID_OFFSET = 1_000_000_000  # request ids live this far above order ids (int32 leaves room for both)
+ERR_ORDER_CANCELLED = 202  # IB: "Order Canceled - reason:"
 
 
 class IBBroker:
@@ -302,6 +303,15 @@ class IBBroker:
         order_id = trade.order.orderId
         previous = self._statuses.get(order_id)
         status = order_status(trade.orderStatus.status, previous)
+        guessed = _cancelled_by_ib_async(trade)
+        if guessed and guessed != ERR_ORDER_CANCELLED:
+            # ib_async's own guess, not IB's report: it marks a trade Cancelled on any order error. IB answers
+            # 201 with Inactive, and a working order survives 103/10147/10148/161; only a new order IB never
+            # acknowledged is refused for good (Inactive), and 202 does mean Cancelled.
+            if previous not in (None, OrderStatus.CREATED, OrderStatus.PENDING_SUBMIT):
+                log.info("ib.order id=%d: error %d leaves it %s", order_id, guessed, previous)
+                return
+            status = OrderStatus.INACTIVE
         self._statuses[order_id] = status
         s = trade.orderStatus
         avg = None if is_unset(s.avgFillPrice) or not s.avgFillPrice else Decimal(repr(float(s.avgFillPrice)))
@@ -393,6 +403,14 @@ def _key(contract: Contract | None) -> str:
     if contract.secType == "FUT" and contract.localSymbol:
         return contract.localSymbol
     return contract.symbol
+
+
+def _cancelled_by_ib_async(trade: Trade) -> int:
+    """The error code when ib_async itself marked `trade` Cancelled after an order error, else 0."""
+    last = trade.log[-1] if trade.log else None
+    if trade.orderStatus.status == "Cancelled" and last is not None and last.status == "Cancelled":
+        return int(last.errorCode or 0)
+    return 0
 
 
 def _whole(value: float | Decimal) -> int:

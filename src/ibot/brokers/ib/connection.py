@@ -349,7 +349,8 @@ class IBConnection:
 
     def feed_data(self, key: str, ts_ns: int | None = None) -> None:
         """A feed received data (at market time `ts_ns`, default now): fresh again if it was stale."""
-        if self.watchdog.touch(key, self.clock() if ts_ns is None else ts_ns):
+        fresh = self.watchdog.touch(key, self.clock() if ts_ns is None else ts_ns)
+        if fresh or self._health.competing_session:  # data after 10197: the competing session is over
             self._set(stale_feeds=self.watchdog.stale, competing_session=False)
             self._emit(HealthEventKind.FEED_FRESH, subject=key)
 
