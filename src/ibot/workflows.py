@@ -132,3 +132,348 @@ def run_backtest(
     summary = result.to_dict()
     summary["files"] = files
     return summary
+
+
+# --- live trading -------------------------------------------------------------------------------------------
+
+# Where `--sim` puts the simulated market unless told otherwise: a Wednesday at the RTH open (08:30 Chicago),
+# so CME Globex is open and the risk checks' trading-hours rule lets orders through.
+SIM_START = datetime(2025, 3, 5, 14, 30, tzinfo=UTC)
+
+
+def records_url(db: str | None) -> str:
+    """The records database: `db` as given, else the SQLite file in the data directory."""
+    from ibot.oms.records import default_url
+
+    if db:
+        return db
+    data_dir = load_settings().data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return default_url(data_dir)
+
+
+def run_live(
+    strategy: str,
+    symbol: str,
+    params: list[str],
+    bar: str,
+    db: str | None,
+    sim: bool,
+    sim_speed: float,
+    duration: float | None,
+    console: Console,
+    *,
+    seed: int = 7,
+    sim_start: datetime | None = None,
+    flatten: bool = True,
+    status_every: float = 1.0,
+    quiet: bool = False,
+    log_file: Path | None = None,
+) -> dict[str, Any]:
+    """Trade `strategy` live on `symbol`: against TWS / IB Gateway (settings, TWS_API_ADDR/PORT/CLIENTID), or
+    with `sim` against the TWS simulator started in this process on a free loopback port. Runs for `duration`
+    seconds of market time (None: until Ctrl-C), prints a status line every `status_every` wall seconds, then
+    cancels this run's working orders and (with `flatten`) closes the position. Returns a summary read back
+    from the records database. The run's log goes to `log_file` (default <out_dir>/live/ibot_live.log);
+    the terminal shows the status lines and errors only."""
+    import asyncio
+
+    cls = get_strategy(strategy)
+    strat = cls(**parse_assignments(params, owner=strategy))
+    url = records_url(db)
+    _log_to_file(log_file or load_settings().out_dir / "live" / "ibot_live.log")
+    return asyncio.run(
+        _run_live(
+            strat, symbol.upper(), bar, url, sim, sim_speed, duration, console, seed, sim_start, flatten,
+            status_every, quiet,
+        )
+    )  # fmt: skip
+
+
+def _log_to_file(path: Path) -> None:
+    """INFO and up of ibot and ib_async to `path`; the terminal keeps ERROR and up (status lines readable)."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    if any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in root.handlers):
+        return
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(to_file)
+    if not any(isinstance(h, logging.StreamHandler) and h is not to_file for h in root.handlers):
+        to_terminal = logging.StreamHandler()
+        to_terminal.setLevel(logging.ERROR)
+        to_terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(to_terminal)
+    root.setLevel(logging.INFO)
+    logging.getLogger("ib_async").setLevel(logging.INFO)
+
+
+async def _run_live(
+    strat: Any,
+    symbol: str,
+    bar: str,
+    url: str,
+    sim: bool,
+    sim_speed: float,
+    duration: float | None,
+    console: Console,
+    seed: int,
+    sim_start: datetime | None,
+    flatten: bool,
+    status_every: float,
+    quiet: bool,
+) -> dict[str, Any]:
+    import asyncio
+    import time
+
+    from ibot.brokers.ib.config import load_ib_settings
+    from ibot.engine.runner import LiveRunner
+    from ibot.engine.session import TradingSession
+    from ibot.engine.status import render_status
+    from ibot.model.market import NS_PER_SECOND
+    from ibot.oms.records import OrderRecords
+    from ibot.oms.risk import RiskLimits
+    from ibot.sim.server import SimServer
+
+    if parse_interval_ns(bar) % (5 * NS_PER_SECOND):
+        raise ParameterError(
+            f"--bar {bar!r}: live bars are built from IB's 5-second bars; use a multiple of 5 s"
+        )
+    records = OrderRecords(url)
+    records.migrate()
+    server: SimServer | None = None
+    try:
+        if sim:
+            start = sim_start or SIM_START
+            product = catalog.resolve(symbol, start.date()).symbol
+            server = SimServer(port=0, symbols=[product], speed=sim_speed, seed=seed, start=start)
+            await server.start()
+            market = server.market
+            settings = load_ib_settings(
+                env={},
+                overrides={
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "restart_window": {"enabled": False},
+                    "reconnect_initial_delay": 0.1,
+                    "reconnect_max_delay": 1.0,
+                    "watchdog_poll_seconds": 0.1,
+                    "stale_after_seconds": max(30.0, 30.0 * sim_speed / 10),
+                },
+            )
+            clock = lambda: int(market.now_s * NS_PER_SECOND)  # noqa: E731 - the simulator's market time
+        else:
+            settings = load_ib_settings()
+            clock = time.time_ns
+        session = TradingSession(settings, records, RiskLimits(), symbols=(symbol,), market_clock=clock)
+        runner = LiveRunner(session, strat, symbol, bar)
+        if not quiet:
+            console.print(f"connecting: {settings.describe()}{' (simulator)' if sim else ''}")
+        started = time.perf_counter()
+        try:
+            await runner.start()
+            start_ns = clock()
+            end_ns = None if duration is None else start_ns + round(duration * NS_PER_SECOND)
+            next_status = 0.0
+            while end_ns is None or clock() < end_ns:
+                now = time.perf_counter()
+                if not quiet and now >= next_status:
+                    console.print(render_status(session, runner))
+                    next_status = now + status_every
+                await asyncio.sleep(0.02)
+            await runner.stop(flatten=flatten)
+            if not quiet:
+                console.print(render_status(session, runner))
+        finally:
+            await session.stop()
+        summary = orders_summary(records, since_ts=start_ns)
+        summary.update(
+            strategy=strat.name,
+            params=dict(strat.p),
+            symbol=symbol,
+            bar=bar,
+            db=url,
+            simulated=sim,
+            market_seconds=(clock() - start_ns) / NS_PER_SECOND,
+            wall_seconds=round(time.perf_counter() - started, 3),
+            bars=[tuple(b) for b in runner.bars],
+        )
+        return summary
+    finally:
+        if server is not None:
+            await server.stop()
+        records.close()
+
+
+def parse_interval_ns(bar: str) -> int:
+    from ibot.data.bars import parse_interval
+
+    return parse_interval(bar)
+
+
+def orders_summary(records: Any, since_ts: int | None = None) -> dict[str, Any]:
+    """Orders, fills and P&L as the records database holds them (`since_ts`: only orders created since).
+
+    P&L is exact: cash flows of the fills (price x quantity x multiplier) minus commissions, plus any open
+    position marked at its last fill price; `ib_realized` is the sum IB's commission reports gave."""
+    from ibot.model.instruments import Instrument
+
+    orders = [o for o in records.orders() if since_ts is None or o.created_ts >= since_ts]
+    ids = {o.client_order_id for o in orders}
+    fills = [f for f in records.executions() if since_ts is None or f.client_order_id in ids]
+    fills.sort(key=lambda f: (f.ts, f.exec_id))
+    cache: dict[str, Instrument] = {}
+    cash = Decimal(0)
+    fees = Decimal(0)
+    ib_realized = Decimal(0)
+    position: dict[str, int] = {}
+    last: dict[str, Decimal] = {}
+    for f in fills:
+        inst = cache.get(f.symbol)
+        if inst is None:
+            inst = cache[f.symbol] = catalog.resolve(f.symbol, ns_to_datetime(f.ts).date())
+        sign = f.side.sign
+        cash -= sign * f.quantity * f.price * inst.multiplier
+        fees += f.commission or Decimal(0)
+        ib_realized += f.realized_pnl or Decimal(0)
+        position[f.symbol] = position.get(f.symbol, 0) + sign * f.quantity
+        last[f.symbol] = f.price
+    marked = sum((q * last[k] * cache[k].multiplier for k, q in position.items() if q), Decimal(0))
+    return {
+        "orders": [_order_row(o) for o in orders],
+        "fills": [_fill_row(f) for f in fills],
+        "positions": {k: q for k, q in position.items() if q},
+        "gross_pnl": cash + marked,
+        "commissions": fees,
+        "net_pnl": cash + marked - fees,
+        "ib_realized": ib_realized,
+    }
+
+
+def _order_row(o: Any) -> dict[str, Any]:
+    price = o.limit_price if o.limit_price is not None else o.stop_price
+    return {
+        "created": ns_to_datetime(o.created_ts).strftime("%Y-%m-%d %H:%M:%S") if o.created_ts else "",
+        "client_order_id": o.client_order_id,
+        "ib_id": o.ib_order_id,
+        "strategy": o.strategy,
+        "symbol": o.key,
+        "side": str(o.side),
+        "qty": o.quantity,
+        "type": o.order_type,
+        "price": price,
+        "reason": o.reason,
+        "status": str(o.status),
+        "filled": o.filled,
+        "avg_price": o.avg_fill_price,
+    }
+
+
+def _fill_row(f: Any) -> dict[str, Any]:
+    return {
+        "time": ns_to_datetime(f.ts).strftime("%Y-%m-%d %H:%M:%S"),
+        "exec_id": f.exec_id,
+        "client_order_id": f.client_order_id,
+        "symbol": f.symbol,
+        "side": str(f.side),
+        "qty": f.quantity,
+        "price": f.price,
+        "commission": f.commission,
+        "realized_pnl": f.realized_pnl,
+    }
+
+
+def list_orders(db: str | None) -> dict[str, Any]:
+    """Every order record and fill of the records database, with the P&L they add up to."""
+    from ibot.oms.records import OrderRecords
+
+    records = OrderRecords(records_url(db))
+    try:
+        records.migrate()
+        return orders_summary(records)
+    finally:
+        records.close()
+
+
+def print_orders(summary: dict[str, Any], console: Console, title: str = "") -> None:
+    """Rich tables of orders and fills and a P&L line, from `orders_summary`."""
+    from rich.table import Table
+
+    def table(name: str, rows: list[dict[str, Any]]) -> Table:
+        t = Table(title=name, header_style="bold cyan")
+        cols = list(rows[0]) if rows else []
+        for c in cols:
+            t.add_column(c.replace("_", " "), no_wrap=True)
+        for r in rows:
+            t.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
+        return t
+
+    prefix = f"{title}: " if title else ""
+    if not summary["orders"]:
+        console.print(f"{prefix}no orders in the records database")
+        return
+    console.print(table(f"{prefix}orders ({len(summary['orders'])})", summary["orders"]))
+    console.print(table(f"{prefix}fills ({len(summary['fills'])})", summary["fills"]))
+    pos = ", ".join(f"{k} {v:+d}" for k, v in summary["positions"].items()) or "flat"
+    net = summary["net_pnl"]
+    style = "green" if net >= 0 else "red"
+    console.print(
+        f"P&L: gross {summary['gross_pnl']:.2f}  commissions {summary['commissions']:.2f}  "
+        f"[bold {style}]net {net:.2f}[/]  (IB realized {summary['ib_realized']:.2f})  position {pos}"
+    )
+
+
+def write_live_chart(summary: dict[str, Any], path: Path) -> Path:
+    """PNG: the live session's bar closes with the fills marked, above its P&L (cash + position x close)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = summary["bars"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax_p, ax_e) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 1.4])
+    times = [ns_to_datetime(b[0]) for b in bars]
+    closes = [b[4] for b in bars]
+    ax_p.plot(times, closes, lw=1.0, color="#333333", label=f"{summary['symbol']} {summary['bar']} close")
+    fills = summary["fills"]
+    mult = float(catalog.get_instrument(summary["symbol"]).multiplier) if bars else 1.0
+    for side, color, marker in (("BUY", "#1a9850", "^"), ("SELL", "#d73027", "v")):
+        pts = [(datetime.strptime(f["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC), float(f["price"]))
+               for f in fills if f["side"] == side]  # fmt: skip
+        if pts:
+            ax_p.scatter(*zip(*pts, strict=True), color=color, marker=marker, s=40, zorder=3, label=side)
+    ax_p.legend(loc="upper left", fontsize=8)
+    ax_p.set_title(f"live {summary['strategy']} (simulated: {summary['simulated']}) - fills from the records")
+    # equity per bar: fills up to the bar's end (times are whole seconds), marked at the close
+    equity = []
+    k = 0
+    cash = 0.0
+    pos = 0
+    fees = 0.0
+    ordered = sorted(fills, key=lambda f: f["time"])
+    step = (bars[1][0] - bars[0][0]) if len(bars) > 1 else 0
+    for b in bars:
+        end = ns_to_datetime(b[0] + step)
+        while (
+            k < len(ordered)
+            and datetime.strptime(ordered[k]["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) < end
+        ):
+            f = ordered[k]
+            sign = 1 if f["side"] == "BUY" else -1
+            cash -= sign * f["qty"] * float(f["price"]) * mult
+            fees += float(f["commission"] or 0)
+            pos += sign * f["qty"]
+            k += 1
+        equity.append(cash + pos * b[4] * mult - fees)
+    ax_e.plot(times, equity, lw=1.0, color="#4575b4")
+    ax_e.axhline(0, color="#999999", lw=0.6)
+    ax_e.set_ylabel("P&L (USD)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

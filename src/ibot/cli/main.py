@@ -243,7 +243,80 @@ def sim(
     )
 
 
+# --- live ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def run(
+    strategy: Annotated[str, typer.Option(help="Strategy name (see `ibot strategies`).")] = "ma_breakout",
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog or local symbol, e.g. MES.")] = "MES",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter k=v.")] = None,
+    bar: Annotated[str, typer.Option(help="Bar size the strategy sees (a multiple of 5s).")] = "5min",
+    db: Annotated[
+        str | None, typer.Option(help="Records database URL (default: SQLite file in the data directory).")
+    ] = None,
+    sim: Annotated[
+        bool, typer.Option("--sim", help="Trade against the TWS simulator started in this process.")
+    ] = False,
+    sim_speed: Annotated[
+        float, typer.Option(min=0.1, help="Simulator clock speed: market seconds per wall second.")
+    ] = 60.0,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds of market time to trade (default: until Ctrl-C).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulator's synthetic market.")] = 7,
+    flatten: Annotated[bool, typer.Option(help="Close the position when the run ends.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trade a strategy live through ib_async: TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID,
+    or `--sim` for the offline simulator. Prints a status line while it runs, then the run's orders and fills
+    from the records database."""
+    from ibot.workflows import print_orders, run_live
+
+    summary = run_live(
+        strategy,
+        symbol,
+        param or [],
+        bar,
+        db,
+        sim,
+        sim_speed,
+        duration,
+        console,
+        seed=seed,
+        flatten=flatten,
+        quiet=as_json,
+    )
+    if as_json:
+        summary.pop("bars", None)
+        print_json(summary)
+    else:
+        print_orders(summary, console, title=f"this run ({summary['db']})")
+
+
+@app.command()
+@friendly_errors
+def orders(
+    db: Annotated[
+        str | None, typer.Option(help="Records database URL (default: SQLite file in the data directory).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every order record and fill in the records database, and the P&L they add up to."""
+    from ibot.workflows import list_orders, print_orders
+
+    summary = list_orders(db)
+    if as_json:
+        print_json(summary)
+    else:
+        print_orders(summary, console)
+
+
 # --- demo --------------------------------------------------------------------------------------------------
+
+DEMO_SIM_SPEED = 1800.0  # market seconds per wall second: 6 h 30 of market in about 13 s
+DEMO_SESSION_SECONDS = 6.5 * 3600  # the RTH session, 08:30-15:00 Chicago
 
 
 @app.command()
@@ -252,8 +325,48 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write the report, trades and charts.")] = Path(
         "out/demo"
     ),
+    backtest: Annotated[
+        bool, typer.Option("--backtest", help="The earlier demo: a 90-day backtest instead of a live run.")
+    ] = False,
 ) -> None:
-    """Run the main job on embedded defaults: a backtest of ma_breakout on a seeded synthetic MES market."""
+    """Run the main job on embedded defaults, no IB account needed: ma_breakout trading live through ib_async
+    against the TWS simulator (a seeded MES market at high speed, one RTH session), then the orders, fills and
+    P&L read back from the records database, and a chart. `--backtest`: the 90-day backtest demo."""
+    if backtest:
+        _demo_backtest(out)
+        return
+    from ibot.workflows import print_orders, run_live, write_live_chart
+
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / "demo_orders.sqlite"
+    db_path.unlink(missing_ok=True)  # a fresh records database per demo run
+    console.rule(
+        "[bold]ibot demo: ma_breakout live through ib_async against the TWS simulator (MES, 1-min bars)"
+    )
+    summary = run_live(
+        "ma_breakout",
+        "MES",
+        [],
+        "1min",
+        f"sqlite:///{db_path}",
+        True,
+        DEMO_SIM_SPEED,
+        DEMO_SESSION_SECONDS,
+        console,
+        seed=7,
+        status_every=1.0,
+        log_file=out / "demo_live.log",
+    )
+    console.rule("[bold]read back from the records database")
+    print_orders(summary, console, title=str(db_path))
+    chart = write_live_chart(summary, out / "demo_live.png")
+    console.print(
+        f"  {len(summary['bars'])} bars, {summary['market_seconds'] / 3600:.1f} h of market in "
+        f"{summary['wall_seconds']:.1f} s; records: {db_path}; chart: {chart}; log: {out / 'demo_live.log'}"
+    )
+
+
+def _demo_backtest(out: Path) -> None:
     from ibot.workflows import run_backtest
 
     console.rule("[bold]ibot demo: ma_breakout on a synthetic MES market (5-min bars)")

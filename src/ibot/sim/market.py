@@ -260,12 +260,31 @@ class ReplaySource:
         return prices, volume
 
     def _bar_path(self, inst: Instrument, bar: Bar) -> IntArray:
+        """open -> nearer extreme -> farther extreme -> close, the path `MatchingEngine.on_bar` walks (same
+        tie rule), with every knot on a whole second so the bar's seconds (and any 5-s bars built from them)
+        reproduce its open, high, low and close exactly."""
         span = self.bar_seconds
         o, h, lo, c = (inst.to_ticks(x) for x in (bar.open, bar.high, bar.low, bar.close))
-        first, second = (lo, h) if c >= o else (h, lo)  # an up bar visits its low first
+        if h - o < o - lo or (h - o == o - lo and abs(h - c) < abs(c - lo)):
+            first, second = h, lo
+        else:
+            first, second = lo, h
+        if span < 4:  # too short for four knots: the extremes still appear
+            path = [o, first, second, c][-span:] if span > 1 else [c]
+            return np.array(path, dtype=np.int64)
+        xs = np.array([0, span // 3, (2 * span) // 3, span - 1], dtype=np.float64)
         knots = np.array([o, first, second, c], dtype=np.float64)
-        xs = np.linspace(0, span - 1, 4)
         return np.rint(np.interp(np.arange(span), xs, knots)).astype(np.int64)
+
+    def bars_ending(self, inst: Instrument, after_s: int, upto_s: int) -> list[Bar]:
+        """The stored bars of `inst` whose end (start + bar_seconds) is in (after_s, upto_s], oldest first."""
+        bars, starts = self._series(inst)
+        if not bars or upto_s <= after_s:
+            return []
+        ends = starts + self.bar_seconds
+        lo = int(np.searchsorted(ends, after_s, side="right"))
+        hi = int(np.searchsorted(ends, upto_s, side="right"))
+        return bars[lo:hi]
 
     def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray:
         _, starts = self._series(inst)

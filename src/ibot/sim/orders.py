@@ -271,9 +271,13 @@ class SimBroker:
         rules: FillRules | None = None,
         faults: OrderFaults | None = None,
         thin_liquidity: bool = True,
+        match_bars: bool = False,
     ) -> None:
         """`thin_liquidity`: quotes carry their sizes (big orders fill over several seconds); False = a deep
-        book where each quote fills any size (the throughput benchmark's setting)."""
+        book where each quote fills any size (the throughput benchmark's setting). `match_bars` (replay of
+        stored bars only): orders are matched against each replayed bar as a whole when it ends
+        (`MatchingEngine.on_bar`, the backtester's bar-path rules) instead of against per-second quotes, and
+        are stamped with the open time of the last completed bar, as the backtester stamps them."""
         self.market = market
         self.book = book
         self.events = events
@@ -284,6 +288,7 @@ class SimBroker:
         self.rules = rules or FillRules()
         self.faults = faults or OrderFaults()
         self.thin_liquidity = thin_liquidity
+        self.match_bars = match_bars
         self.next_valid_id = 1
         self._perm = FIRST_PERM_ID
         self._orders: dict[tuple[int, int], SimOrder] = {}
@@ -597,6 +602,7 @@ class SimBroker:
                 return
         engine = self._engine(order.inst)
         self._refresh_quote(engine, order.inst)
+        ts = self._order_ts(order.inst)
         parent_engine_id = ""
         if order.parent is not None and engine.is_live(order.parent.engine_id):
             parent_engine_id = order.parent.engine_id
@@ -616,7 +622,19 @@ class SimBroker:
         order.announce = True
         self._live[order.perm_id] = order
         with contextlib.suppress(OrderRejected):  # reported Inactive through the listener (with error 201)
-            engine.submit(req, self.market.clock.ns)
+            engine.submit(req, ts)
+
+    def _order_ts(self, inst: Instrument) -> int:
+        """When an order reaches the engine: now, or in bar mode the open of the last completed bar."""
+        now = self.market.clock.ns
+        ending = getattr(self.market.source, "bars_ending", None)
+        if not self.match_bars or ending is None:
+            return now
+        try:
+            done = ending(inst, -1, now // NS_PER_SECOND)
+        except ValueError:
+            return now
+        return done[-1].ts if done else now
 
     def _margin_shortfall(self, order: SimOrder) -> str | None:
         """IB's pre-trade margin check: the reason text of a 201 when initial margin would exceed equity."""
@@ -661,7 +679,10 @@ class SimBroker:
         return engine
 
     def _refresh_quote(self, engine: MatchingEngine, inst: Instrument) -> None:
-        """Give the engine the top of book of the current second (once per second: sizes are shared)."""
+        """Give the engine the top of book of the current second (once per second: sizes are shared).
+        Not in bar mode: there the engine sees whole bars only."""
+        if self.match_bars:
+            return
         second = int(self.market.now_s)
         if self._quoted_second.get(inst.con_id) == second:
             return
@@ -685,6 +706,9 @@ class SimBroker:
         """The market moved from second old_s to new_s: feed every engine that has working orders."""
         if new_s <= old_s:
             return
+        if self.match_bars:
+            self._match_replayed_bars(old_s, new_s)
+            return
         for con_id, engine in self._engines.items():
             if not engine.working:
                 continue
@@ -695,6 +719,19 @@ class SimBroker:
                 self._feed_second(engine, inst, second)
                 if not engine.working:
                     break
+
+    def _match_replayed_bars(self, old_s: int, new_s: int) -> None:
+        """Bar mode: every replayed bar that ended in (old_s, new_s] meets the working orders as one bar."""
+        ending = getattr(self.market.source, "bars_ending", None)
+        if ending is None:
+            return
+        for engine in list(self._engines.values()):
+            try:
+                bars = ending(engine.instrument, old_s, new_s)
+            except ValueError:  # no stored bars for this product: nothing trades
+                continue
+            for bar in bars:
+                engine.on_bar(bar)
 
     # --- modify / cancel ------------------------------------------------------------------------------
     def _modify(self, order: SimOrder, msg: PlaceOrder) -> None:

@@ -52,10 +52,19 @@ class SimServer:
         restart_seconds: float = 300.0,
         fees: FeeModel = IB_MICRO_FUTURES,
         thin_liquidity: bool = True,
+        lockstep: bool = False,
+        lockstep_timeout: float = 10.0,
     ) -> None:
         """`daily_restart` (US/Eastern, on the market clock) schedules IB's nightly restart: every client is
         disconnected and connections are refused for `restart_seconds` of market time. `fees` prices every
-        execution; `thin_liquidity` False gives a deep book (each quote fills any size)."""
+        execution; `thin_liquidity` False gives a deep book (each quote fills any size).
+
+        `lockstep` (with `replay` only) makes a run independent of machine speed: orders are matched against
+        each replayed bar as a whole when it ends (the backtester's rules, `SimBroker.match_bars`), and the
+        market clock holds until a client declares itself with a LOCKSTEP_ACK, then stops after every bar
+        boundary it named until it acknowledges that bar (or `lockstep_timeout` wall seconds pass, logged)."""
+        if lockstep and replay is None:
+            raise ValueError("SimServer: lockstep needs replay bars (a synthetic market has no bars to step)")
         self.host = host
         self._port = port
         self.limits = limits or SimLimits()
@@ -82,7 +91,11 @@ class SimServer:
             fees=fees,
             faults=self.faults.orders,
             thin_liquidity=thin_liquidity,
+            match_bars=lockstep,
         )
+        self.lockstep = lockstep
+        self.lockstep_timeout = lockstep_timeout
+        self._acked = asyncio.Event()
         self._account_dirty = True
         self._changed_positions: set[int] = set()
         self.daily_restart = daily_restart
@@ -265,7 +278,9 @@ class SimServer:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
-            if self.market.speed is None:
+            if self.lockstep:
+                step = await self._lockstep_step()
+            elif self.market.speed is None:
                 await self._drain()
                 await asyncio.sleep(0)
                 step = _MAX_SPEED_STEP
@@ -290,6 +305,48 @@ class SimServer:
                 except Exception:  # one client's broken stream must not stop the market for the others
                     log.exception("%s: streaming failed; closing it", s.name)
                     s.close(abort=True)
+                if s.lockstep_interval and s.last_bar_end == new and new % s.lockstep_interval == 0:
+                    s.awaiting_s = new if s.acked_s < new else 0
+
+    # --- lockstep -------------------------------------------------------------------------------------------
+    def lockstep_acknowledged(self) -> None:
+        """A client acknowledged a bar (called by its session)."""
+        self._acked.set()
+
+    def _lockstep_clients(self) -> list[Session]:
+        return [s for s in self.live_sessions() if s.lockstep_interval]
+
+    async def _lockstep_step(self) -> float:
+        """Market seconds to the next step: wait for a lockstep client, then for every acknowledgement the
+        clock waits on; then up to the next bar boundary a client named (at most a minute at a time)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lockstep_timeout
+        while True:
+            await self._drain()
+            await asyncio.sleep(0)  # let the clients read what the last step sent
+            clients = self._lockstep_clients()
+            waiting = [s for s in clients if s.awaiting_s]
+            if clients and not waiting:
+                break
+            self._acked.clear()
+            left = deadline - loop.time()
+            if clients and left <= 0:
+                for s in waiting:
+                    log.warning(
+                        "lockstep: %s did not acknowledge bar end %d; moving on", s.name, s.awaiting_s
+                    )
+                    s.awaiting_s = 0
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), max(left, 0.001) if clients else 0.05)
+            if not clients:
+                deadline = loop.time() + self.lockstep_timeout
+        now = int(self.market.now_s)
+        target = now + 60
+        for s in clients:
+            k = s.lockstep_interval
+            target = min(target, (now // k + 1) * k)
+        return float(target - now) + (int(self.market.now_s) - self.market.now_s)
 
     def _check_daily_restart(self, old: int, new: int) -> None:
         if self.daily_restart is None or new <= old:

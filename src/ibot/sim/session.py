@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("ibot.sim")
 
 NO_ID = -1
+# Not an IB message: the simulator's lockstep acknowledgement (SimServer(lockstep=True)). A client that has
+# processed every bar up to `bar_end_s` sends [LOCKSTEP_ACK, 1, bar_end_s, interval_s]; the market clock then
+# stops at each multiple of interval_s (after the 5-s bar ending there) until the client acknowledges it.
+LOCKSTEP_ACK = 9001
+_LOCKSTEP_ACK_TEXT = str(LOCKSTEP_ACK)
 _VERSION_RE = re.compile(r"^v(\d+)(?:\.\.(\d+))?(?:\s+(.*))?$")
 
 
@@ -285,6 +290,10 @@ class Session:
         self.account_subscribed = False
         self.auto_open_orders = False
         self.pnl_subs: dict[int, int | None] = {}  # reqId -> conId (None: the whole account)
+        self.lockstep_interval = 0  # seconds between the bars this client acknowledges (0: not in lockstep)
+        self.acked_s = 0  # the latest bar end it acknowledged
+        self.awaiting_s = 0  # the bar end the clock waits for it to acknowledge (0: none)
+        self.last_bar_end = 0  # end of the last 5-s real-time bar sent to it
         self._sent_account: dict[tuple[str, str], str] = {}
         self._sent_portfolio: dict[int, tuple[Any, ...]] = {}
         self._sent_pnl: dict[int, tuple[Any, ...]] = {}
@@ -329,6 +338,7 @@ class Session:
             Incoming.CANCEL_PNL: self._cancel_pnl,
             Incoming.REQ_PNL_SINGLE: self._req_pnl_single,
             Incoming.CANCEL_PNL_SINGLE: self._cancel_pnl,
+            LOCKSTEP_ACK: self._lockstep_ack,
         }
 
     # --- I/O ---------------------------------------------------------------------------------------------
@@ -454,7 +464,7 @@ class Session:
         if not fields:
             return
         now = asyncio.get_running_loop().time()
-        if not self.rate.allow(now):
+        if fields[0] != _LOCKSTEP_ACK_TEXT and not self.rate.allow(now):  # acks are the clock's, not requests
             limit = self.server.limits.max_messages_per_second
             self.error(
                 NO_ID, 100, f"Max rate of messages per second has been exceeded:max={limit} rec={limit + 1}"
@@ -466,7 +476,7 @@ class Session:
             self.error(NO_ID, 320, f"Error reading request:Message id {fields[0]!r} is not a number")
             return
         handler = self.handlers.get(msg_id)
-        name = Incoming(msg_id).name if msg_id in Incoming._value2member_map_ else str(msg_id)
+        name = Incoming(msg_id).name if msg_id in Incoming._value2member_map_ else f"message {msg_id}"
         if handler is None:
             log.info("%s: message %s is not simulated; ignored", self.name, name)
             return
@@ -521,6 +531,18 @@ class Session:
         kind = f.integer("marketDataType", 1)
         log.info("%s reqMarketDataType %d", self.name, kind)
         self.market_data_type = kind if kind in (1, 2, 3, 4) else 1
+
+    def _lockstep_ack(self, f: Fields) -> None:
+        f.skip()  # version
+        end = f.integer("barEnd")
+        interval = f.integer("interval")
+        if interval <= 0:
+            raise _req_error(NO_ID, 321, f"Error validating request.-'interval': {interval} must be > 0")
+        self.lockstep_interval = interval
+        self.acked_s = max(self.acked_s, end)
+        if self.awaiting_s and self.acked_s >= self.awaiting_s:
+            self.awaiting_s = 0
+        self.server.lockstep_acknowledged()
 
     # --- orders ------------------------------------------------------------------------------------------
     def _place_order(self, f: Fields) -> None:
@@ -1164,6 +1186,7 @@ class Session:
                 wap=b.wap,
                 count=b.count,
             )
+            self.last_bar_end = a + 5
             sent += 1
         if sub.next_start + 5 <= now:  # far behind (a very fast clock): skip ahead, as a slow reader would
             sub.next_start = now - now % 5

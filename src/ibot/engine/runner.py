@@ -1,0 +1,327 @@
+"""`LiveRunner`: one strategy trading one instrument live: IB's 5-s real-time bars (and ticks) ->
+BarAggregator (bar size) -> indicators -> Strategy.on_bar -> order intents -> the session's OMS -> IB.
+
+What it promises:
+- the strategy never acts before the session is ready: `start()` starts (or joins) the `TradingSession`,
+  waits until it has reconciled with IB, and only then calls `Strategy.start` and subscribes market data;
+- while the session is not ready (link down, 1100, reconciling) or one of the runner's feeds is stale during
+  trading hours (the connection's data watchdog), closed bars still feed the indicators but `on_bar` /
+  `on_tick` are not called: the strategy is paused, with one log line when it pauses and one when it resumes;
+- a closed bar is the aggregation of IB's 5-s bars (`BarAggregator(input_bar_size="5s")`, emitted as soon as
+  the 5-s bar that ends it arrives), so a live bar equals the stored bar of the same interval;
+- `lockstep=True` (the simulator only, `SimServer(lockstep=True)`): after each bar the runner tells the
+  simulator it has finished with it (LOCKSTEP_ACK, sent after the bar's orders), so the market waits for the
+  strategy and a run does not depend on machine speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ibot.brokers.ib.connection import HealthEvent, HealthEventKind
+from ibot.brokers.ib.market_data import Subscription
+from ibot.data.bars import BarAggregator, parse_interval
+from ibot.engine.context import LiveContext
+from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
+from ibot.model.instruments import Instrument
+from ibot.model.market import NS_PER_SECOND, Bar, Tick
+from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
+from ibot.strategy.base import Strategy
+
+__all__ = ["LiveRunner", "RunnerStats"]
+
+log = logging.getLogger("ibot.engine")
+
+_REAL_TIME_BAR = "5s"
+_LOCKSTEP_VERSION = 1
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    """What the runner has seen; the status line shows it."""
+
+    bars: int = 0  # closed bars handed to the strategy
+    bars_skipped: int = 0  # closed bars while paused (indicators fed, on_bar not called)
+    ticks: int = 0
+    last_bar: Bar | None = None
+    last_bar_end_ns: int = 0
+    strategy_errors: int = 0
+    paused_reasons: set[str] = field(default_factory=set)
+
+
+class LiveRunner:
+    """Run `strategy` on `symbol` through a started-or-not `TradingSession`: `await start()`, then
+    `await run_for(market_seconds)` or `await run_until(stop_event)`, then `await stop()`."""
+
+    def __init__(
+        self,
+        session: TradingSession,
+        strategy: Strategy,
+        symbol: str,
+        bar: str = "5min",
+        *,
+        quotes: bool = True,
+        lockstep: bool = False,
+        ready_timeout: float = 30.0,
+        on_bar: Callable[[Bar], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.strategy = strategy
+        self.symbol = symbol
+        self.bar = bar
+        self.interval_ns = parse_interval(bar)
+        self.quotes = quotes
+        self.lockstep = lockstep
+        self.ready_timeout = ready_timeout
+        self.stats = RunnerStats()
+        self.bars: list[Bar] = []  # every closed bar, for charts and reports
+        self.ctx: LiveContext | None = None
+        self.instrument: Instrument | None = None
+        self._on_bar_hook = on_bar
+        self._aggregator: BarAggregator | None = None
+        self._subs: list[Subscription] = []
+        self._chained: tuple[Subscription, Callable[[Tick], None] | None] | None = None
+        self._remove_listener: Callable[[], None] | None = None
+        self._started_ns = 0
+        self._ack_tasks: set[asyncio.Task[None]] = set()
+
+    # --- life cycle -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the session if needed, wait until it is ready, then wire the strategy and its market data."""
+        session = self.session
+        if session.state is SessionState.STOPPED:
+            await session.start()
+        await session.wait_ready(self.ready_timeout)
+        inst = session.instrument(self.symbol)
+        self.instrument = inst
+        await self._warm_contract(inst)
+        ctx = LiveContext(session, inst, self.strategy, quotes=self.quotes)
+        self.ctx = ctx
+        self._remove_listener = session.add_listener(self._on_session_event)
+        session.connection.add_listener(self._on_health)
+        self.strategy.start(ctx)
+        if self.lockstep:
+            session.connection.ib.client.MaxRequests = 0  # the simulator's clock waits on us: no throttle
+        self._aggregator = BarAggregator(
+            self.bar,
+            on_bar=self._on_closed_bar,
+            late_policy="drop",
+            input_bar_size=_REAL_TIME_BAR,
+            name=f"{inst.key} {self.bar}",
+        )
+        self._subs.append(session.feed.stream_bars(inst, self._aggregator))
+        if self.quotes:
+            self._subscribe_ticks(inst)
+        self._started_ns = session.market_clock()
+        if self.lockstep:
+            self._ack(0)  # declare the bar interval: the simulator's clock starts stepping
+        log.info(
+            "runner: %s on %s, %s bars from IB 5-s bars%s; session %s",
+            self.strategy.name,
+            inst.key,
+            self.bar,
+            " and ticks" if self.quotes else "",
+            session.status().describe(),
+        )
+
+    async def run_for(self, market_seconds: float, poll: float = 0.02) -> None:
+        """Trade until the market clock has moved `market_seconds` past the start (IB's time; the simulator's
+        clock in a simulation)."""
+        end = self._started_ns + round(market_seconds * NS_PER_SECOND)
+        while self.session.market_clock() < end:
+            await asyncio.sleep(poll)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    async def stop(self, *, flatten: bool = False, cancel: bool = True, timeout: float = 5.0) -> None:
+        """Unsubscribe; optionally cancel our working orders and flatten the position (a market order, sent
+        once every order of ours is final), waiting up to `timeout` seconds for IB to confirm each step. The
+        session itself is left running (its owner stops it)."""
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                self.session.feed.cancel(sub)
+        self._subs.clear()
+        if self._chained is not None:
+            sub, previous = self._chained
+            sub.on_tick = previous
+            self._chained = None
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        if self._ack_tasks:
+            await asyncio.gather(*self._ack_tasks, return_exceptions=True)
+        ctx = self.ctx
+        if ctx is None or not self.session.ready:
+            return
+        if ctx.pending:
+            await asyncio.wait(list(ctx.pending), timeout=timeout)
+        if cancel or flatten:
+            for request in ctx.open_orders():
+                with contextlib.suppress(Exception):
+                    await self.session.cancel(request.client_order_id)
+            # an order may fill while its cancel travels: read the position only once all of ours are final
+            loop = asyncio.get_running_loop()
+            end = loop.time() + timeout
+            while ctx.open_orders() and loop.time() < end:
+                await asyncio.sleep(0.01)
+        if flatten:
+            await self._flatten(timeout)
+
+    # --- market data ----------------------------------------------------------------------------------------
+    def _subscribe_ticks(self, inst: Instrument) -> None:
+        """Ticks for bid/ask/last: the session's own tick stream when it has one (IB would hand both requests
+        the same ticker), else a stream of our own."""
+        for sub in self.session.subscriptions:
+            if sub.kind == "ticks" and sub.instrument.key == inst.key and sub.active:
+                previous = sub.on_tick
+
+                def both(tick: Tick, previous: Callable[[Tick], None] | None = previous) -> None:
+                    if previous is not None:
+                        previous(tick)
+                    self._on_tick(tick)
+
+                sub.on_tick = both
+                self._chained = (sub, previous)
+                return
+        self._subs.append(self.session.feed.stream_ticks(inst, on_tick=self._on_tick))
+
+    def _on_tick(self, tick: Tick) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        self.stats.ticks += 1
+        ctx.on_tick(tick)
+        if self._can_act():
+            self._guard("on_tick", self.strategy.on_tick, tick)
+
+    def _on_closed_bar(self, bar: Bar) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        self.bars.append(bar)
+        stats = self.stats
+        stats.last_bar = bar
+        stats.last_bar_end_ns = bar.ts + self.interval_ns
+        ctx.on_bar(bar)  # indicators first, as in the backtester
+        if self._can_act():
+            stats.bars += 1
+            self._guard("on_bar", self.strategy.on_bar, bar)
+        else:
+            stats.bars_skipped += 1
+            ctx.log(f"bar {bar.time.isoformat()} not traded: paused ({self._pause_reason()})")
+        if self._on_bar_hook is not None:
+            self._on_bar_hook(bar)
+        if self.lockstep:
+            self._ack((bar.ts + self.interval_ns) // NS_PER_SECOND)
+
+    def _guard(self, hook: str, fn: Callable[[Any], None], arg: Any) -> None:
+        """A strategy error is logged and counted; the runner (and the OMS) keep going."""
+        try:
+            fn(arg)
+        except Exception:
+            self.stats.strategy_errors += 1
+            log.exception("strategy %s failed in %s", self.strategy.name, hook)
+
+    # --- pausing --------------------------------------------------------------------------------------------
+    def _can_act(self) -> bool:
+        return self.session.ready and not self.stats.paused_reasons
+
+    def _pause_reason(self) -> str:
+        if not self.session.ready:
+            return f"session {self.session.state.value}"
+        return ", ".join(sorted(self.stats.paused_reasons))
+
+    def _on_health(self, event: HealthEvent) -> None:
+        keys = {sub.key for sub in self._subs}
+        if self._chained is not None:
+            keys.add(self._chained[0].key)
+        if event.subject not in keys:
+            return
+        reason = f"stale feed {event.subject}"
+        if event.kind is HealthEventKind.FEED_STALE and reason not in self.stats.paused_reasons:
+            self.stats.paused_reasons.add(reason)
+            log.warning("runner: strategy %s PAUSED: %s during trading hours", self.strategy.name, reason)
+        elif event.kind is HealthEventKind.FEED_FRESH and reason in self.stats.paused_reasons:
+            self.stats.paused_reasons.discard(reason)
+            log.warning("runner: strategy %s resumed: %s has data again", self.strategy.name, event.subject)
+
+    def _on_session_event(self, event: SessionEvent) -> None:
+        if event.kind is SessionEventKind.STATE:
+            if event.state is SessionState.READY:
+                log.info("runner: strategy %s may act again (%s)", self.strategy.name, event.message)
+            else:
+                log.warning(
+                    "runner: strategy %s paused: session %s (%s)",
+                    self.strategy.name,
+                    event.state.value,
+                    event.message,
+                )
+
+    # --- lockstep -------------------------------------------------------------------------------------------
+    def _ack(self, bar_end_s: int) -> None:
+        """Tell the simulator we are done with the bar ending at `bar_end_s`: after any send still running."""
+        ctx = self.ctx
+        pending = list(ctx.pending) if ctx is not None else []
+        if pending:
+            task = asyncio.ensure_future(self._ack_after(pending, bar_end_s))
+            self._ack_tasks.add(task)
+            task.add_done_callback(self._ack_tasks.discard)
+            return
+        self._send_ack(bar_end_s)
+
+    async def _ack_after(self, pending: list[asyncio.Future[Any]], bar_end_s: int) -> None:
+        await asyncio.wait(pending)
+        self._send_ack(bar_end_s)
+
+    def _send_ack(self, bar_end_s: int) -> None:
+        from ibot.sim.session import LOCKSTEP_ACK
+
+        ib = self.session.connection.ib
+        if ib.isConnected():
+            ib.client.send(LOCKSTEP_ACK, _LOCKSTEP_VERSION, bar_end_s, self.interval_ns // NS_PER_SECOND)
+
+    # --- internals ------------------------------------------------------------------------------------------
+    async def _warm_contract(self, inst: Instrument) -> None:
+        """Have the broker adapter resolve the order contract now, so that the first order is recorded and
+        written to the socket inside the strategy's call (no contract round trip on the order path)."""
+        warm = getattr(self.session.broker, "_contract", None)
+        if warm is not None:
+            with contextlib.suppress(Exception):
+                await warm(inst)
+
+    async def _flatten(self, timeout: float) -> None:
+        inst = self.instrument
+        if inst is None:
+            return
+        position = self.session.om.risk.position(inst)
+        if not position:
+            return
+        request = OrderRequest(
+            inst.key,
+            Side.SELL if position > 0 else Side.BUY,
+            abs(position),
+            OrderType.MKT,
+            reason="end of run: flatten",
+        )
+        try:
+            m = await self.session.submit(request, strategy=self.strategy.name)
+        except Exception as exc:
+            log.error("runner: flatten %+d %s failed: %s", position, inst.key, exc)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not m.is_final and loop.time() < end:
+            await asyncio.sleep(0.01)
+        if m.status is not OrderStatus.FILLED:
+            log.error("runner: flatten order %s is %s after %.1f s", m.client_order_id, m.status, timeout)
+
+    @property
+    def last_price(self) -> float:
+        return self.ctx.last_price if self.ctx is not None else math.nan

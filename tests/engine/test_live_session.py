@@ -1,0 +1,166 @@
+"""A full simulated live session: ma_breakout through `LiveRunner` and the real ib_async client against the
+TWS simulator over loopback, records on a SQLite file and on the PostgreSQL server.
+
+The strategy must trade, and afterwards the records must match the simulator one to one (every execution
+once, with its exec id, side, quantity, price and final commission; every order's status and filled
+quantity) and our positions must equal the simulated account's (`conftest.check_consistent`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from conftest import START, WAIT, Rig, sim_clock, sim_positions, sim_settings
+
+from ibot.engine.context import LiveContext
+from ibot.engine.runner import LiveRunner
+from ibot.engine.session import SessionState, TradingSession
+from ibot.engine.status import status_line
+from ibot.model.orders import OrderRequest, OrderStatus, OrderUpdate, Side
+from ibot.oms.records import OrderRecords
+from ibot.oms.risk import RiskLimits
+from ibot.sim.server import SimServer
+from ibot.strategies.ma_breakout import MaBreakout
+from ibot.strategy.base import Strategy
+
+SPEED = 1200.0  # market seconds per wall second: a 1-min bar every 50 ms
+PARAMS: dict[str, Any] = {"sma_period": 3, "breakout_bars": 2, "min_bars_between_reversals": 1}
+
+
+def limits() -> RiskLimits:
+    return RiskLimits(max_position=5, max_order_size=5, max_orders_per_day=None, max_trades_per_day=None)
+
+
+async def trade_session(url: str, market_seconds: float) -> tuple[Rig, LiveRunner]:
+    server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, seed=11)
+    await server.start()
+    records = OrderRecords(url)
+    records.migrate()
+    session = TradingSession(
+        sim_settings(server), records, limits(), symbols=("MES",), market_clock=sim_clock(server)
+    )
+    rig = Rig(server, records, session)
+    runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
+    try:
+        await runner.start()
+        await asyncio.wait_for(runner.run_for(market_seconds), 20)
+        await runner.stop(flatten=True)
+        await rig.consistent()
+    finally:
+        await session.stop()
+        await server.stop()
+    return rig, runner
+
+
+def test_ma_breakout_trades_live_and_records_match_the_simulator_one_to_one(db_url: str) -> None:
+    rig, runner = asyncio.run(trade_session(db_url, market_seconds=45 * 60))
+    try:
+        orders = rig.records.orders()
+        fills = rig.records.executions()
+        assert orders and fills, "the strategy placed no order in 45 simulated minutes"
+        assert runner.stats.bars >= 40 and runner.stats.strategy_errors == 0
+        assert {o.strategy for o in orders} == {"ma_breakout"}
+        assert sorted(f.exec_id for f in fills) == sorted(e.exec_id for e in rig.server.broker.executions)
+        assert sim_positions(rig.server) == {}  # flattened at the end, at IB too
+        assert "ma_breakout" in status_line(rig.session, runner)
+    finally:
+        rig.records.close()
+
+
+class OneOrderOnFirstBar(Strategy):
+    """Buys one contract on its first bar; remembers what it was told about the order."""
+
+    name = "one_order"
+
+    def on_start(self) -> None:
+        self.updates: list[OrderUpdate] = []
+        self.sent: list[str] = []
+
+    def on_bar(self, bar: Any) -> None:
+        if not self.sent:
+            self.sent.append(self.order(Side.BUY, 1))
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.updates.append(update)
+
+
+def test_orders_while_the_session_is_not_ready_are_refused_with_a_log_line_and_nothing_recorded(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START)
+        await server.start()
+        records = OrderRecords(sqlite_url)
+        records.migrate()
+        session = TradingSession(
+            sim_settings(server), records, limits(), symbols=("MES",), market_clock=sim_clock(server)
+        )
+        strategy = OneOrderOnFirstBar()
+        try:
+            await session.start()
+            ctx = LiveContext(session, session.instrument("MES"), strategy)
+            strategy.start(ctx)
+            session._state = SessionState.PAUSED  # as after a drop: the runner's context must refuse
+            cid = ctx.submit(OrderRequest("MES", Side.BUY, 1))
+            await asyncio.sleep(0.05)
+            assert records.get_order(cid) is None and records.orders() == []
+            assert [(u.client_order_id, u.status) for u in strategy.updates] == [(cid, OrderStatus.REJECTED)]
+            session._state = SessionState.READY
+            sent = ctx.submit(OrderRequest("MES", Side.BUY, 1))
+            rec = records.get_order(sent)  # write-ahead: recorded inside the strategy's call
+            assert rec is not None and rec.strategy == "one_order"
+            await asyncio.wait_for(_filled(session, sent), WAIT)
+            assert ctx.position == 1
+        finally:
+            await session.stop()
+            await server.stop()
+            records.close()
+
+    with caplog.at_level(logging.INFO, logger="ibot.engine"):
+        asyncio.run(main())
+    assert any("REFUSED: the trading session is paused" in r.getMessage() for r in caplog.records)
+
+
+async def _filled(session: TradingSession, cid: str) -> None:
+    while True:
+        m = session.om.order(cid)
+        if m is not None and m.status is OrderStatus.FILLED:
+            return
+        await asyncio.sleep(0.01)
+
+
+def test_a_stale_feed_during_trading_hours_pauses_the_strategy_until_data_returns(sqlite_url: str) -> None:
+    async def main() -> None:
+        server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, seed=11)
+        await server.start()
+        records = OrderRecords(sqlite_url)
+        records.migrate()
+        session = TradingSession(
+            sim_settings(server, stale_after_seconds=120.0),
+            records,
+            limits(),
+            symbols=("MES",),
+            market_clock=sim_clock(server),
+        )
+        runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
+        try:
+            await runner.start()
+            rig = Rig(server, records, session)
+            await rig.until(lambda: runner.stats.bars >= 2, "two bars traded")
+            server.faults.competing_session(session.connection.client_id)  # 10197: IB stops our data
+            await rig.until(lambda: bool(runner.stats.paused_reasons), "the strategy paused on a stale feed")
+            assert "STRATEGY PAUSED: stale feed" in status_line(session, runner)
+            traded = runner.stats.bars
+            server.faults.competing_session(session.connection.client_id, on=False)
+            await rig.until(lambda: not runner.stats.paused_reasons, "the strategy resumed")
+            await rig.until(lambda: runner.stats.bars > traded, "a bar traded after the data came back")
+            await runner.stop(flatten=True)
+        finally:
+            await session.stop()
+            await server.stop()
+            records.close()
+
+    asyncio.run(main())
