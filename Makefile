@@ -36,6 +36,8 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/sim.py
+	$(BIN)/python bench/live_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ from ibot.data.store import BarStore
 from ibot.data.synth import synth_bars
 from ibot.model import catalog
 from ibot.model.errors import ParameterError
-from ibot.model.market import ns_to_datetime
+from ibot.model.market import Bar, ns_to_datetime
 from ibot.strategies import get_strategy
 from ibot.strategy.params import parse_assignments
 
@@ -477,3 +477,13 @@ def write_live_chart(summary: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def load_replay(symbols: list[str], data_dir: Path | None) -> dict[str, list[Bar]]:
+    """The stored 1-min bars of each symbol for the simulator to replay (MissingBarsError names a gap)."""
+    store = _store(data_dir)
+    out: dict[str, list[Bar]] = {}
+    for name in symbols:
+        inst = catalog.get_instrument(name)
+        out[inst.symbol] = store.read(inst.symbol, SOURCE_BAR).bars()
+    return out

@@ -109,3 +109,15 @@ def test_backtest_unknown_strategy_lists_the_known_ones(tmp_path: Path) -> None:
     code, _, err = invoke("backtest", "--strategy", "moon", "--data-dir", str(tmp_path))
     assert code == 2
     assert "moon" in err and "ma_breakout" in err
+
+
+def test_sim_refuses_a_bad_fault_script_before_listening() -> None:
+    code, _, err = invoke("sim", "--port", "1", "--fault", "5:boom")
+    assert code == 2
+    assert "unknown kind 'boom'" in err
+
+
+def test_sim_replay_without_stored_bars_names_what_is_missing(tmp_path: Path) -> None:
+    code, _, err = invoke("sim", "--port", "1", "--replay", "--symbols", "MCL", "--data-dir", str(tmp_path))
+    assert code == 2
+    assert "MCL" in err

@@ -229,17 +229,49 @@ def sim(
     speed: Annotated[
         float, typer.Option(help="Market clock speed: 1 = real time, 60 = a minute a second.")
     ] = 1.0,
+    max_speed: Annotated[
+        bool, typer.Option("--max-speed", help="Advance the market as fast as the clients read.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 0,
+    replay: Annotated[
+        bool,
+        typer.Option("--replay", help="Replay the bar store's 1-min bars, not a synthetic market."),
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Bar store for --replay (default from config).")
+    ] = None,
+    no_limits: Annotated[
+        bool, typer.Option("--no-limits", help="Switch off the 50 msg/s limit and historical pacing.")
+    ] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault", help="Scripted fault AT:KIND[:ARG], e.g. 30:drop, 60:lost, 65:restored:lost."
+        ),
+    ] = None,
 ) -> None:
     """Run the TWS-protocol simulator: an offline IB that any IB API client can connect to."""
+    from ibot.sim.pacing import SimLimits
+    from ibot.sim.script import parse_fault
     from ibot.sim.server import run
 
+    names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    for spec in fault or []:
+        parse_fault(spec)  # refuse a bad script before binding the port
+    bars = None
+    if replay:
+        from ibot.workflows import load_replay
+
+        bars = load_replay(names, data_dir)
     run(
         host=host,
         port=port,
-        symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()],
-        speed=speed,
+        symbols=names,
+        speed=None if max_speed else speed,
         seed=seed,
+        limits=SimLimits.off() if no_limits else None,
+        faults=fault or [],
+        replay=bars,
     )
 
 

@@ -380,12 +380,25 @@ def run(
     seed: int = 0,
     limits: SimLimits | None = None,
     faults: Sequence[str] = (),
+    replay: Mapping[str, Sequence[Bar]] | None = None,
+    replay_bar_seconds: int = 60,
 ) -> None:
     """Blocking entry point of ``ibot sim``: serve with a log line per request until Ctrl-C.
 
-    `faults` are `AT:KIND[:ARG]` specs (see ibot.sim.script), checked before the server starts.
+    `faults` are `AT:KIND[:ARG]` specs (see ibot.sim.script), checked before the server starts. `replay`
+    serves stored bars instead of the synthetic market.
     """
     script = [parse_fault(spec) for spec in faults]
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    SimServer(host=host, port=port, symbols=symbols, speed=speed, seed=seed, limits=limits).run(script)
+    server = SimServer(
+        host=host,
+        port=port,
+        symbols=symbols,
+        speed=speed,
+        seed=seed,
+        limits=limits,
+        replay=replay,
+        replay_bar_seconds=replay_bar_seconds,
+    )
+    server.run(script)
