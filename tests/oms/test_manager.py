@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from oms_helpers import MES, SECOND, T0, instruments, run
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from ibot.exchange.fees import FeeModel
 from ibot.model.clock import Clock
@@ -415,5 +415,104 @@ def test_a_restarted_manager_applies_a_late_fill_to_an_order_from_the_records(re
         assert order is not None
         assert (order.status, order.filled) == (S.FILLED, 1)
         assert len(records.fills("late")) == 1
+
+    run(main())
+
+
+# The write-ahead path -----------------------------------------------------------------------------------
+class CountingBroker(PaperBroker):
+    """A paper broker that notes, when an order reaches it, how many commits and queries had been made."""
+
+    commits: list[str]
+    statements: list[str]
+    at_place: list[tuple[int, list[str]]]
+
+    async def place(self, order: BrokerOrder) -> BrokerIds:
+        self.at_place.append((len(self.commits), list(self.statements)))
+        return await super().place(order)
+
+
+def test_an_order_is_sent_after_one_commit_and_no_lookup_of_its_client_order_id(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        broker = CountingBroker(Clock(T0), fees=FeeModel())
+        broker.commits, broker.statements, broker.at_place = [], [], []
+        r = rig(records, broker)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        event.listen(records.engine, "commit", lambda _conn: broker.commits.append("commit"))
+        event.listen(
+            records.engine,
+            "before_cursor_execute",
+            lambda _c, _cur, statement, *_: broker.statements.append(statement.split()[0].upper()),
+        )
+        order = await r.om.submit(lmt(Side.BUY, 4990.0, cid="fresh"))
+        ((n_commits, statements),) = broker.at_place
+        assert n_commits == 1  # id reservation, order row, its Created and PendingSubmit events: one commit
+        assert "SELECT" not in statements  # a fresh id is not looked up (the unique constraint guards it)
+        saved = records.get_order("fresh")
+        assert saved is not None
+        assert (saved.ib_order_id, order.order_id) == (1, 1)
+        assert [e.status for e in records.events("fresh")][:2] == [S.CREATED, S.PENDING_SUBMIT]
+        assert r.strategy.statuses("fresh")[:2] == [S.PENDING_SUBMIT, S.SUBMITTED]
+
+    run(main())
+
+
+def test_a_client_order_id_an_earlier_process_finished_is_never_sent_again(records: OrderRecords) -> None:
+    """A filled order is not loaded at start (only open ones are): the records' unique id catches it."""
+
+    async def main() -> None:
+        r = rig(records)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        first = await r.om.submit(mkt(Side.BUY, 2, cid="done"))
+        quote(r, 4999.75, 5000.0)
+        assert first.status is S.FILLED
+        last_id = records.last_order_id()
+        n_events = len(records.events("done"))
+
+        r2 = rig(records, r.broker)  # a restarted process
+        await r2.om.connect()
+        r2.om.on_price(MES, 5000.0)
+        assert r2.om.working_orders() == []
+        again = await r2.om.submit(mkt(Side.BUY, 2, cid="done"))
+        assert (again.client_order_id, again.status, again.filled, again.order_id) == (
+            "done",
+            S.FILLED,
+            2,
+            first.order_id,
+        )
+        assert len(r.broker.placed) == 1
+        assert records.last_order_id() == last_id  # no broker order id used up
+        assert len(records.events("done")) == n_events
+
+        r3 = rig(records, r.broker, max_order_size=1)  # one whose risk limits would refuse it now
+        await r3.om.connect()
+        refused_now = await r3.om.submit(mkt(Side.BUY, 2, cid="done"))
+        assert (refused_now.status, refused_now.filled) == (S.FILLED, 2)  # the recorded order, untouched
+        saved = records.get_order("done")
+        assert saved is not None
+        assert saved.status is S.FILLED
+        assert len(r.broker.placed) == 1
+
+    run(main())
+
+
+def test_working_orders_leave_the_working_list_when_they_end(records: OrderRecords) -> None:
+    async def main() -> None:
+        r = rig(records)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        resting = await r.om.submit(lmt(Side.BUY, 4990.0, cid="rest"))
+        filled = await r.om.submit(mkt(Side.BUY, 1, cid="go"))
+        assert [m.client_order_id for m in r.om.working_orders("MESZ4")] == ["rest", "go"]
+        quote(r, 4999.75, 5000.0)
+        assert filled.status is S.FILLED
+        assert r.om.working_orders() == [resting]
+        await r.om.cancel("rest")
+        assert r.om.working_orders() == []
+        assert [m.client_order_id for m in r.om.orders()] == ["rest", "go"]
 
     run(main())

@@ -10,10 +10,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from oms_helpers import MES, MNQ, SECOND, T0
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
-from ibot.oms.records import Base, DuplicateOrderError, OrderRecords, RecordsError, default_url
+from ibot.oms.records import (
+    Base,
+    DuplicateOrderError,
+    OrderChange,
+    OrderRecords,
+    RecordsError,
+    WriteAhead,
+    default_url,
+)
 
 S = OrderStatus
 
@@ -244,3 +252,129 @@ def test_default_database_is_a_sqlite_file_under_the_data_dir(tmp_path: Path) ->
         assert (tmp_path / "data" / "ibot_orders.sqlite").exists()
     finally:
         rec.close()
+
+
+# The write-ahead transaction of an order about to be sent --------------------------------------------------
+def commits(records: OrderRecords) -> list[int]:
+    """A list that grows by one on every COMMIT the records' engine makes."""
+    seen: list[int] = []
+    event.listen(records.engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+def test_write_ahead_reserves_the_id_and_records_the_order_and_its_events_in_one_commit(
+    records: OrderRecords,
+) -> None:
+    records.reserve_order_id(40)
+    seen = commits(records)
+    ahead = records.record_submission(
+        limit_buy("w1"), ts=T0, instrument=MES, broker_next_id=7, client_order_id="w1", client_id=1000
+    )
+    assert len(seen) == 1
+    assert ahead == WriteAhead(41, "w1")  # above the highest id ever used, not the broker's 7
+    other = OrderRecords(records.url)  # committed: another connection sees it all
+    try:
+        row = other.get_order("w1")
+        assert row is not None
+        assert (row.status, row.ib_order_id, row.client_id, row.remaining, row.last_message) == (
+            S.PENDING_SUBMIT,
+            41,
+            1000,
+            2,
+            "sent to broker",
+        )
+        assert (row.local_symbol, row.limit_price, row.created_ts) == ("MESZ4", Decimal("5000.25"), T0)
+        assert [(e.status, e.source) for e in other.events("w1")] == [
+            (S.CREATED, "oms"),
+            (S.PENDING_SUBMIT, "oms"),
+        ]
+        assert other.last_order_id() == 41
+    finally:
+        other.close()
+
+
+def test_write_ahead_makes_the_client_order_id_from_the_reserved_broker_id(records: OrderRecords) -> None:
+    ahead = records.record_submission(
+        OrderRequest("MES", Side.SELL, 1),
+        ts=T0,
+        instrument=MES,
+        broker_next_id=12,
+        client_order_id=lambda order_id: f"ibot-7-{order_id}",
+    )
+    assert ahead == WriteAhead(12, "ibot-7-12")
+    row = records.get_order("ibot-7-12")
+    assert row is not None
+    assert (row.ib_order_id, row.side, row.status) == (12, Side.SELL, S.PENDING_SUBMIT)
+
+
+def test_write_ahead_of_a_recorded_client_order_id_writes_nothing_and_uses_no_order_id(
+    records: OrderRecords,
+) -> None:
+    records.record_submission(
+        limit_buy("dup"), ts=T0, instrument=MES, broker_next_id=5, client_order_id="dup"
+    )
+    with pytest.raises(DuplicateOrderError, match="'dup' is already recorded"):
+        records.record_submission(
+            limit_buy("dup", qty=9), ts=T0 + SECOND, instrument=MES, broker_next_id=5, client_order_id="dup"
+        )
+    assert records.last_order_id() == 5  # the reservation rolled back with the refused order
+    order = records.get_order("dup")
+    assert order is not None
+    assert (order.quantity, order.ib_order_id) == (2, 5)
+    assert len(records.events("dup")) == 2
+    assert records.reserve_order_id(1) == 6
+
+
+def test_a_failure_inside_the_write_ahead_transaction_leaves_nothing_behind(
+    sqlite_records: OrderRecords,
+) -> None:
+    with sqlite_records.engine.begin() as conn:  # the last statement of the transaction fails
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_pending BEFORE INSERT ON order_events "
+                "WHEN NEW.status = 'PendingSubmit' BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        )
+    with pytest.raises(RecordsError, match=r"'w1'.*disk says no"):
+        sqlite_records.record_submission(
+            limit_buy("w1"), ts=T0, instrument=MES, broker_next_id=3, client_order_id="w1"
+        )
+    assert sqlite_records.get_order("w1") is None
+    assert sqlite_records.events("w1") == []
+    assert sqlite_records.last_order_id() == 0  # no id reserved
+
+
+def test_a_fill_and_the_order_state_it_makes_are_recorded_together_and_only_once(
+    records: OrderRecords,
+) -> None:
+    records.record_new(limit_buy("c1"), ts=T0, instrument=MES, ib_order_id=5)
+    change = OrderChange(
+        S.SUBMITTED, 1, 1, Decimal("5000.25"), T0 + SECOND, "execution e1", "broker", perm_id=77
+    )
+    seen = commits(records)
+    assert fill(records, "e1", change=change) is True
+    assert len(seen) == 1
+    order = records.get_order("c1")
+    assert order is not None
+    assert (order.status, order.filled, order.remaining, order.perm_id, order.updated_ts) == (
+        S.SUBMITTED,
+        1,
+        1,
+        77,
+        T0 + SECOND,
+    )
+    assert [(e.status, e.filled) for e in records.events("c1")] == [(S.CREATED, 0), (S.SUBMITTED, 1)]
+    assert fill(records, "e1", change=change) is False  # seen: neither the fill nor the event
+    assert len(records.fills("c1")) == 1
+    assert len(records.events("c1")) == 2
+
+
+def test_an_older_event_never_moves_the_orders_update_time_back(records: OrderRecords) -> None:
+    records.record_new(limit_buy("c1"), ts=T0, instrument=MES)
+    later, earlier = T0 + 5 * SECOND, T0 + 2 * SECOND
+    records.record_event("c1", status=S.SUBMITTED, filled=0, remaining=2, avg_fill_price=None, ts=later)
+    saved = records.record_event(
+        "c1", status=S.PENDING_CANCEL, filled=0, remaining=2, avg_fill_price=None, ts=earlier
+    )
+    assert (saved.status, saved.updated_ts) == (S.PENDING_CANCEL, later)
+    assert [e.ts for e in records.events("c1")] == [T0, later, earlier]

@@ -1,8 +1,11 @@
 """The order manager, the one owner of orders: risk check -> write-ahead record -> broker; events -> records.
 
 What it promises:
-- A client order id names one order forever: submitting it again returns the existing order, never resends.
-- Nothing reaches the broker that was not first recorded (committed) with the broker order id it will carry.
+- A client order id names one order forever: submitting it again returns the existing order, never resends
+  (ids known to this process are found in memory; one recorded by an earlier process is caught by the records'
+  unique constraint when the write-ahead record is refused).
+- Nothing reaches the broker that was not first recorded (committed, durable) with the broker order id it will
+  carry: the id reservation, the order and its PendingSubmit event are ONE transaction before the send.
 - Broker order ids are never reused: the highest id ever used is persisted and the next one is
   max(broker's next valid id, last used + 1), since IB's nextValidId can go backwards after a gateway restart.
 - Every status change and execution goes through the state machine (`ibot.oms.states`), is written to the
@@ -40,7 +43,14 @@ from ibot.oms.broker import (
     ConnectionEvent,
     ConnectionState,
 )
-from ibot.oms.records import OrderRecord, OrderRecords, broker_amount
+from ibot.oms.records import (
+    DuplicateOrderError,
+    OrderChange,
+    OrderRecord,
+    OrderRecords,
+    RecordsError,
+    broker_amount,
+)
 from ibot.oms.risk import RiskLimitExceeded, RiskManager
 from ibot.oms.states import Applied, OrderState
 
@@ -150,6 +160,7 @@ class OrderManager:
         self._resolve = instruments or self._catalog_instrument
         self._instruments: dict[str, Instrument] = {}
         self._orders: dict[str, ManagedOrder] = {}
+        self._working: dict[str, ManagedOrder] = {}  # not final (final ones are dropped when next scanned)
         self._by_order_id: dict[int, str] = {}
         self._by_perm_id: dict[int, str] = {}
         self._in_flight: set[str] = set()
@@ -199,9 +210,16 @@ class OrderManager:
 
     def working_orders(self, key: str | None = None) -> list[ManagedOrder]:
         """Orders not final (Created included: recorded, maybe sent), optionally for one instrument key."""
-        return [
-            m for m in self._orders.values() if not m.is_final and (key is None or m.instrument.key == key)
-        ]
+        out: list[ManagedOrder] = []
+        done: list[str] = []
+        for cid, m in self._working.items():  # O(working orders), not O(every order of the session)
+            if m.is_final:
+                done.append(cid)  # a final order never works again (states.FINAL)
+            elif key is None or m.instrument.key == key:
+                out.append(m)
+        for cid in done:
+            del self._working[cid]
+        return out
 
     def _load(self, rec: OrderRecord) -> ManagedOrder:
         """Rebuild an order from its record and executions (after a restart, or for a late event)."""
@@ -230,6 +248,8 @@ class OrderManager:
 
     def _register(self, m: ManagedOrder) -> None:
         self._orders[m.client_order_id] = m
+        if not m.is_final:
+            self._working[m.client_order_id] = m
         if m.order_id is not None:
             self._by_order_id[m.order_id] = m.client_order_id
         if m.perm_id:
@@ -263,11 +283,6 @@ class OrderManager:
         positions = await self.broker.positions()
         return self.reconcile(open_orders, executions, positions)
 
-    def _next_order_id(self) -> int:
-        order_id = self.records.reserve_order_id(self.broker_next_id)
-        self.broker_next_id = order_id + 1
-        return order_id
-
     # Orders ---------------------------------------------------------------------------------------------
     async def submit(
         self, request: OrderRequest, *, strategy: str = "", flatten: bool = False
@@ -278,7 +293,7 @@ class OrderManager:
         """
         cid = request.client_order_id
         if cid:
-            existing = self.order(cid)
+            existing = self._orders.get(cid)  # memory only: an id of an earlier process is caught below
             if existing is not None:
                 log.info("order %s already exists (%s): not sent again", cid, existing.status)
                 return existing
@@ -290,39 +305,56 @@ class OrderManager:
         try:
             self.risk.check(request, instrument, working_same_side=working, flatten=flatten)
         except RiskLimitExceeded as exc:
-            cid = cid or f"{self.id_prefix}-rej-{uuid.uuid4().hex[:12]}"
-            self.records.record_new(
+            rejected = cid or f"{self.id_prefix}-rej-{uuid.uuid4().hex[:12]}"
+            try:
+                self.records.record_new(
+                    request,
+                    ts=ts,
+                    instrument=instrument,
+                    client_order_id=rejected,
+                    client_id=self.client_id,
+                    account=self.account,
+                    strategy=strategy,
+                    status=OrderStatus.REJECTED,
+                    message=str(exc),
+                    source="risk",
+                )
+            except DuplicateOrderError:
+                if not cid:
+                    raise
+                return self._recorded_before(cid)
+            state = OrderState(rejected, request.quantity, OrderStatus.REJECTED, ts)
+            state.message = str(exc)
+            m = ManagedOrder(
+                replace(request, client_order_id=rejected), instrument, state, None, None, strategy
+            )
+            self._register(m)
+            log.warning("order %s rejected by risk: %s", rejected, exc)
+            self._notify(m, ts, str(exc))
+            raise
+        # Write-ahead, ONE durable transaction (see OrderRecords.record_submission): the broker order id, the
+        # order and its PendingSubmit event are committed (fsynced) before anything is sent, so a crash,
+        # kill -9 or power loss after the send can never lose this order. Nothing may send before it returns.
+        sent_message = "sent to broker"
+        try:
+            ahead = self.records.record_submission(
                 request,
                 ts=ts,
                 instrument=instrument,
-                client_order_id=cid,
+                broker_next_id=self.broker_next_id,
+                client_order_id=cid or self._default_client_order_id,
                 client_id=self.client_id,
                 account=self.account,
                 strategy=strategy,
-                status=OrderStatus.REJECTED,
-                message=str(exc),
-                source="risk",
+                message=sent_message,
             )
-            state = OrderState(cid, request.quantity, OrderStatus.REJECTED, ts)
-            state.message = str(exc)
-            m = ManagedOrder(replace(request, client_order_id=cid), instrument, state, None, None, strategy)
-            self._register(m)
-            log.warning("order %s rejected by risk: %s", cid, exc)
-            self._notify(m, ts, str(exc))
-            raise
-        order_id = self._next_order_id()
-        cid = cid or f"{self.id_prefix}-{self.client_id or 0}-{order_id}"
+        except DuplicateOrderError:
+            if not cid:  # an id we made up collided with a recorded one: not a resubmission, a real error
+                raise
+            return self._recorded_before(cid)
+        order_id, cid = ahead.order_id, ahead.client_order_id
+        self.broker_next_id = order_id + 1
         request = replace(request, client_order_id=cid)
-        # Write-ahead: the order and the id it will carry are committed before anything is sent.
-        self.records.record_new(
-            request,
-            ts=ts,
-            instrument=instrument,
-            ib_order_id=order_id,
-            client_id=self.client_id,
-            account=self.account,
-            strategy=strategy,
-        )
         m = ManagedOrder(
             request, instrument, OrderState(cid, request.quantity, OrderStatus.CREATED, ts), order_id
         )
@@ -332,7 +364,9 @@ class OrderManager:
         parent = self._orders.get(request.parent_id) if request.parent_id else None
         self._in_flight.add(cid)
         try:
-            self._set_status(m, OrderStatus.PENDING_SUBMIT, ts, "sent to broker", "oms")
+            # PendingSubmit is already recorded (the write-ahead transaction): state and callbacks only.
+            if m.state.apply_status(OrderStatus.PENDING_SUBMIT, ts, sent_message) is Applied.CHANGED:
+                self._notify(m, ts, sent_message)
             ids = await self.broker.place(
                 BrokerOrder(
                     request,
@@ -356,6 +390,18 @@ class OrderManager:
             m.perm_id = ids.perm_id
             self._by_perm_id[ids.perm_id] = cid
             self._record_message(m, ts, f"placed: order id {ids.order_id}, perm id {ids.perm_id}", "broker")
+        return m
+
+    def _default_client_order_id(self, order_id: int) -> str:
+        return f"{self.id_prefix}-{self.client_id or 0}-{order_id}"
+
+    def _recorded_before(self, cid: str) -> ManagedOrder:
+        """A client order id the records already hold (an earlier process used it): that order, not resent."""
+        rec = self.records.get_order(cid)
+        if rec is None:
+            raise RecordsError(f"order {cid!r} was refused as a duplicate but is not in the records")
+        m = self._load(rec)
+        log.info("order %s was recorded by an earlier process (%s): not sent again", cid, m.status)
         return m
 
     async def cancel(self, client_order_id: str) -> bool:
@@ -523,7 +569,8 @@ class OrderManager:
             m.perm_id = ex.perm_id
             self._by_perm_id[ex.perm_id] = m.client_order_id
         commission = broker_amount(ex.commission)
-        self.records.record_fill(
+        message = f"execution {ex.exec_id}: {ex.side} {ex.quantity} @ {ex.price}"
+        recorded = self.records.record_fill(
             m.client_order_id,
             exec_id=ex.exec_id,
             ts=ex.ts,
@@ -535,8 +582,10 @@ class OrderManager:
             account=ex.account,
             ib_order_id=m.order_id,
             commission=commission,
+            change=self._change(m, ex.ts, message, source),  # the fill and the order's state: one commit
         )
-        self._persist(m, ex.ts, f"execution {ex.exec_id}: {ex.side} {ex.quantity} @ {ex.price}", source)
+        if not recorded:  # the exec id was recorded already (nothing written): the order's state still is
+            self._persist(m, ex.ts, message, source)
         tripped = self.risk.on_fill(m.instrument, ex.side, ex.quantity, ex.price, ex.ts)
         if commission:
             tripped |= self.risk.on_commission(m.instrument, commission, ex.ts)
@@ -587,16 +636,19 @@ class OrderManager:
         return True
 
     def _persist(self, m: ManagedOrder, ts: int, message: str, source: str) -> None:
+        self.records.record_change(m.client_order_id, self._change(m, ts, message, source))
+
+    @staticmethod
+    def _change(m: ManagedOrder, ts: int, message: str, source: str) -> OrderChange:
         s = m.state
-        self.records.record_event(
-            m.client_order_id,
-            status=s.status,
-            filled=s.filled,
-            remaining=s.remaining,
-            avg_fill_price=s.avg_fill_price,
-            ts=ts,
-            message=message,
-            source=source,
+        return OrderChange(
+            s.status,
+            s.filled,
+            s.remaining,
+            s.avg_fill_price,
+            ts,
+            message,
+            source,
             quantity=s.quantity,
             ib_order_id=m.order_id,
             perm_id=m.perm_id,

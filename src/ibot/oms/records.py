@@ -2,9 +2,11 @@
 
 SQLAlchemy 2 typed models and one repository, `OrderRecords`. SQLite by default (a file under the data dir,
 WAL journal, synchronous=FULL so a committed row survives a power cut); PostgreSQL by URL (psycopg 3 driver).
-Every write method commits before it returns. Money and prices are exact decimals (NUMERIC on PostgreSQL, text
-on SQLite, whose NUMERIC affinity would round through a float). The schema is created and upgraded by the
-Alembic migrations packaged in `ibot/oms/migrations` (`OrderRecords.migrate()`).
+Every write method commits before it returns. Writes go through SQLAlchemy Core (one statement per row, no
+ORM unit of work), and the write-ahead record of an order about to be sent is ONE transaction
+(`record_submission`): the tick-to-order path pays for one durable commit. Money and prices are exact decimals
+(NUMERIC on PostgreSQL, text on SQLite, whose NUMERIC affinity would round through a float). The schema is
+created and upgraded by the Alembic migrations packaged in `ibot/oms/migrations` (`OrderRecords.migrate()`).
 
 Commissions (pysystemtrade PR #1661): IB reports an execution first and its commission later, sometimes after
 an early empty report. A fill's commission stays NULL until a real report arrives; a zero report is kept as a
@@ -16,8 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -34,15 +35,24 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    Row,
     String,
+    Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
+    insert,
     select,
+    update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ibot.model.errors import IbotError
@@ -57,12 +67,14 @@ __all__ = [
     "ExactDecimal",
     "FillRecord",
     "FillRow",
+    "OrderChange",
     "OrderEventRecord",
     "OrderEventRow",
     "OrderRecord",
     "OrderRecords",
     "OrderRow",
     "RecordsError",
+    "WriteAhead",
     "default_url",
 ]
 
@@ -121,6 +133,24 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return _clean(Decimal(str(value)))
+
+
+class Greatest(FunctionElement[int]):
+    """The largest of its integer arguments: GREATEST on PostgreSQL, the scalar MAX(a, b, ...) on SQLite."""
+
+    type = BigInteger()
+    name = "greatest"
+    inherit_cache = True
+
+
+@compiles(Greatest)
+def _greatest(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"greatest({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(Greatest, "sqlite")
+def _greatest_sqlite(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
 
 
 # --- models ---------------------------------------------------------------------------------------------
@@ -223,6 +253,12 @@ class CounterRow(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+_ORDERS: Table = Base.metadata.tables["orders"]
+_EVENTS: Table = Base.metadata.tables["order_events"]
+_FILLS: Table = Base.metadata.tables["fills"]
+_COUNTERS: Table = Base.metadata.tables["oms_counters"]
+
+
 # --- plain records handed out by the repository ---------------------------------------------------------
 
 
@@ -295,7 +331,35 @@ class FillRecord:
     currency: str
 
 
-def _order_record(r: OrderRow) -> OrderRecord:
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """One change of an order to record: its state after the change and what made it (`OrderRecords`).
+
+    `quantity`, `ib_order_id`, `perm_id`, `limit_price`, `stop_price`: None leaves them as they are."""
+
+    status: OrderStatus
+    filled: int
+    remaining: int
+    avg_fill_price: Decimal | None
+    ts: int
+    message: str = ""
+    source: str = "broker"
+    quantity: int | None = None
+    ib_order_id: int | None = None
+    perm_id: int | None = None
+    limit_price: float | Decimal | None = None
+    stop_price: float | Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteAhead:
+    """What the write-ahead transaction of `record_submission` committed: the ids the order will carry."""
+
+    order_id: int
+    client_order_id: str
+
+
+def _order_record(r: OrderRow | Row[Any]) -> OrderRecord:
     return OrderRecord(
         r.client_order_id,
         r.ib_order_id,
@@ -344,7 +408,7 @@ def _event_record(r: OrderEventRow) -> OrderEventRecord:
     )
 
 
-def _fill_record(r: FillRow) -> FillRecord:
+def _fill_record(r: FillRow | Row[Any]) -> FillRecord:
     return FillRecord(
         r.exec_id,
         r.client_order_id,
@@ -410,6 +474,149 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+# --- Core statements and row values (the write path: no ORM unit of work) -------------------------------
+
+_INSERT_ORDER = insert(_ORDERS)
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_FILL = insert(_FILLS)
+_USED_ORDER_IDS = select(func.coalesce(func.max(_ORDERS.c.ib_order_id), 0))
+# The next broker order id in one statement: max(broker's next id, max(counter, highest recorded id) + 1).
+_RESERVE = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.name == ORDER_ID_COUNTER)
+    .values(
+        value=Greatest(
+            bindparam("broker_next_id", type_=BigInteger()),
+            Greatest(_COUNTERS.c.value, _USED_ORDER_IDS.scalar_subquery()) + 1,
+        )
+    )
+    .returning(_COUNTERS.c.value)
+)
+
+
+def _create_counter(conn: Connection, broker_next_id: int) -> int:
+    """A database made without the migration's counter row: create it with the first id."""
+    order_id = max(broker_next_id, int(conn.execute(_USED_ORDER_IDS).scalar_one()) + 1)
+    conn.execute(insert(_COUNTERS).values(name=ORDER_ID_COUNTER, value=order_id))
+    return order_id
+
+
+def _order_values(
+    request: OrderRequest,
+    cid: str,
+    *,
+    ts: int,
+    now: datetime,
+    instrument: Instrument | None,
+    ib_order_id: int | None,
+    client_id: int | None,
+    account: str,
+    strategy: str,
+    status: OrderStatus,
+    remaining: int,
+    message: str,
+) -> dict[str, Any]:
+    return {
+        "client_order_id": cid,
+        "ib_order_id": ib_order_id,
+        "perm_id": None,
+        "client_id": client_id,
+        "account": account,
+        "symbol": instrument.symbol if instrument is not None else request.symbol,
+        "local_symbol": instrument.local_symbol if instrument is not None else "",
+        "sec_type": str(instrument.sec_type) if instrument is not None else "",
+        "exchange": instrument.exchange if instrument is not None else "",
+        "currency": instrument.currency if instrument is not None else "",
+        "con_id": (instrument.con_id or None) if instrument is not None else None,
+        "action": str(request.side),
+        "quantity": request.quantity,
+        "order_type": str(request.order_type),
+        "limit_price": _price(request.limit_price),
+        "stop_price": _price(request.stop_price),
+        "tif": str(request.tif),
+        "reason": request.reason[:200],
+        "strategy": strategy,
+        "parent_client_order_id": request.parent_id,
+        "oca_group": request.oca_group,
+        "status": str(status),
+        "filled": 0,
+        "remaining": remaining,
+        "avg_fill_price": None,
+        "created_ts": ts,
+        "updated_ts": ts,
+        "created_at": now,
+        "updated_at": now,
+        "last_message": message,
+    }
+
+
+def _event_values(
+    cid: str,
+    ts: int,
+    now: datetime,
+    status: OrderStatus,
+    filled: int,
+    remaining: int,
+    avg_fill_price: Decimal | None,
+    message: str,
+    source: str,
+) -> dict[str, Any]:
+    return {
+        "client_order_id": cid,
+        "ts": ts,
+        "recorded_at": now,
+        "status": str(status),
+        "filled": filled,
+        "remaining": remaining,
+        "avg_fill_price": avg_fill_price,
+        "message": message,
+        "source": source,
+    }
+
+
+def _write_change(conn: Connection, cid: str, change: OrderChange, now: datetime) -> Row[Any]:
+    """The order row updated to `change` and one row of history, inside the caller's transaction."""
+    values: dict[str, Any] = {
+        "status": str(change.status),
+        "filled": change.filled,
+        "remaining": change.remaining,
+        "avg_fill_price": change.avg_fill_price,
+        "updated_ts": Greatest(_ORDERS.c.updated_ts, change.ts),
+        "updated_at": now,
+    }
+    if change.message:
+        values["last_message"] = change.message
+    if change.quantity is not None:
+        values["quantity"] = change.quantity
+    if change.ib_order_id is not None:
+        values["ib_order_id"] = change.ib_order_id
+    if change.perm_id is not None:
+        values["perm_id"] = change.perm_id
+    if change.limit_price is not None:
+        values["limit_price"] = _price(change.limit_price)
+    if change.stop_price is not None:
+        values["stop_price"] = _price(change.stop_price)
+    stmt = update(_ORDERS).where(_ORDERS.c.client_order_id == cid).values(values).returning(*_ORDERS.c)
+    row = conn.execute(stmt).one_or_none()
+    if row is None:
+        raise RecordsError(f"record_event: no order {cid!r} is recorded (recording {change.status})")
+    conn.execute(
+        _INSERT_EVENT,
+        _event_values(
+            cid,
+            change.ts,
+            now,
+            change.status,
+            change.filled,
+            change.remaining,
+            change.avg_fill_price,
+            change.message,
+            change.source,
+        ),
+    )
+    return row
+
+
 # --- the repository -------------------------------------------------------------------------------------
 
 
@@ -434,11 +641,6 @@ class OrderRecords:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._session() as session, session.begin():
-            yield session
 
     # Schema ---------------------------------------------------------------------------------------------
     def alembic_config(self) -> Any:
@@ -467,6 +669,71 @@ class OrderRecords:
             return MigrationContext.configure(connection).get_current_revision()
 
     # Writes ---------------------------------------------------------------------------------------------
+    def record_submission(
+        self,
+        request: OrderRequest,
+        *,
+        ts: int,
+        instrument: Instrument,
+        broker_next_id: int,
+        client_order_id: str | Callable[[int], str],
+        client_id: int | None = None,
+        account: str = "",
+        strategy: str = "",
+        message: str = "sent to broker",
+        source: str = "oms",
+    ) -> WriteAhead:
+        """Write-ahead of an order about to be sent, ONE transaction: reserve its broker order id (as
+        `reserve_order_id` does), record the order as PendingSubmit and its first events (Created,
+        PendingSubmit).
+
+        `client_order_id` is the id, or makes one from the reserved broker order id. A client order id already
+        recorded raises DuplicateOrderError: nothing is written and no broker order id is used up.
+        """
+        # Durability: the caller sends the order only after this returns, and it returns only after COMMIT,
+        # which on SQLite (WAL, synchronous=FULL) returns once the WAL is fsynced, on PostgreSQL once its WAL
+        # is flushed. So a crash, kill -9 or power loss never loses an order that reached the broker: it is in
+        # the records with the broker order id it carries, for reconciliation to find. An order recorded here
+        # but never sent is closed (Inactive) by the reconciliation after the restart, never sent again.
+        now = _wall_now()
+        cid = client_order_id if isinstance(client_order_id, str) else ""
+        remaining = request.quantity
+        try:
+            with self.engine.begin() as conn:
+                order_id = conn.execute(_RESERVE, {"broker_next_id": broker_next_id}).scalar_one_or_none()
+                if order_id is None:
+                    order_id = _create_counter(conn, broker_next_id)
+                if not cid:
+                    cid = client_order_id(order_id) if callable(client_order_id) else ""
+                if not cid:
+                    what = f"{request.side} {request.quantity} {request.symbol}"
+                    raise RecordsError(f"record_submission: order {what} has no id")
+                conn.execute(
+                    _INSERT_ORDER,
+                    _order_values(
+                        request,
+                        cid,
+                        ts=ts,
+                        now=now,
+                        instrument=instrument,
+                        ib_order_id=order_id,
+                        client_id=client_id,
+                        account=account,
+                        strategy=strategy,
+                        status=OrderStatus.PENDING_SUBMIT,
+                        remaining=remaining,
+                        message=message,
+                    ),
+                )
+                created = _event_values(cid, ts, now, OrderStatus.CREATED, 0, remaining, None, "", source)
+                pending = _event_values(
+                    cid, ts, now, OrderStatus.PENDING_SUBMIT, 0, remaining, None, message, source
+                )
+                conn.execute(_INSERT_EVENT, [created, pending])
+        except IntegrityError as exc:
+            raise self._refused(cid, exc) from None
+        return WriteAhead(int(order_id), cid)
+
     def record_new(
         self,
         request: OrderRequest,
@@ -482,65 +749,46 @@ class OrderRecords:
         message: str = "",
         source: str = "oms",
     ) -> OrderRecord:
-        """Write-ahead: record an order before it is sent (committed on return). Duplicate ids are refused."""
+        """Record an order and its first event (committed on return); duplicate ids are refused.
+
+        The OMS writes an order it is about to send with `record_submission`, one not sent (a risk refusal)
+        with this."""
         cid = client_order_id or request.client_order_id
         if not cid:
             raise RecordsError(
                 f"record_new: order {request.side} {request.quantity} {request.symbol} has no id"
             )
         now = _wall_now()
-        row = OrderRow(
-            client_order_id=cid,
+        remaining = request.quantity if status is not OrderStatus.REJECTED else 0
+        values = _order_values(
+            request,
+            cid,
+            ts=ts,
+            now=now,
+            instrument=instrument,
             ib_order_id=ib_order_id,
-            perm_id=None,
             client_id=client_id,
             account=account,
-            symbol=instrument.symbol if instrument is not None else request.symbol,
-            local_symbol=instrument.local_symbol if instrument is not None else "",
-            sec_type=str(instrument.sec_type) if instrument is not None else "",
-            exchange=instrument.exchange if instrument is not None else "",
-            currency=instrument.currency if instrument is not None else "",
-            con_id=(instrument.con_id or None) if instrument is not None else None,
-            action=str(request.side),
-            quantity=request.quantity,
-            order_type=str(request.order_type),
-            limit_price=_price(request.limit_price),
-            stop_price=_price(request.stop_price),
-            tif=str(request.tif),
-            reason=request.reason[:200],
             strategy=strategy,
-            parent_client_order_id=request.parent_id,
-            oca_group=request.oca_group,
-            status=str(status),
-            filled=0,
-            remaining=request.quantity if status is not OrderStatus.REJECTED else 0,
-            avg_fill_price=None,
-            created_ts=ts,
-            updated_ts=ts,
-            created_at=now,
-            updated_at=now,
-            last_message=message,
+            status=status,
+            remaining=remaining,
+            message=message,
         )
         try:
-            with self._tx() as s:
-                s.add(row)
-                s.flush()
-                s.add(
-                    OrderEventRow(
-                        client_order_id=cid,
-                        ts=ts,
-                        recorded_at=now,
-                        status=str(status),
-                        filled=0,
-                        remaining=row.remaining,
-                        avg_fill_price=None,
-                        message=message,
-                        source=source,
-                    )
+            with self.engine.begin() as conn:
+                row = conn.execute(_INSERT_ORDER.returning(*_ORDERS.c), values).one()
+                conn.execute(
+                    _INSERT_EVENT, _event_values(cid, ts, now, status, 0, remaining, None, message, source)
                 )
-        except IntegrityError:
-            raise DuplicateOrderError(f"order {cid!r} is already recorded") from None
+        except IntegrityError as exc:
+            raise self._refused(cid, exc) from None
         return _order_record(row)
+
+    def _refused(self, cid: str, exc: IntegrityError) -> RecordsError:
+        """Why the database refused an order: its client order id is taken, or (rarely) something else."""
+        if cid and self.get_order(cid) is not None:
+            return DuplicateOrderError(f"order {cid!r} is already recorded")
+        return RecordsError(f"order {cid!r}: the records database refused it: {exc.orig}")
 
     def record_event(
         self,
@@ -562,42 +810,27 @@ class OrderRecords:
         """Record a change of an order: its current state on the order row and one row of history.
 
         `quantity`, `limit_price`, `stop_price` record a modify; None leaves them as they are."""
+        change = OrderChange(
+            status,
+            filled,
+            remaining,
+            avg_fill_price,
+            ts,
+            message,
+            source,
+            quantity,
+            ib_order_id,
+            perm_id,
+            limit_price,
+            stop_price,
+        )
+        return self.record_change(client_order_id, change)
+
+    def record_change(self, client_order_id: str, change: OrderChange) -> OrderRecord:
+        """`record_event` with the change as one value: the order row and one row of history, one commit."""
         now = _wall_now()
-        with self._tx() as s:
-            row = s.scalars(select(OrderRow).where(OrderRow.client_order_id == client_order_id)).one_or_none()
-            if row is None:
-                raise RecordsError(f"record_event: no order {client_order_id!r} is recorded")
-            row.status = str(status)
-            row.filled = filled
-            row.remaining = remaining
-            row.avg_fill_price = avg_fill_price
-            row.updated_ts = max(row.updated_ts, ts)
-            row.updated_at = now
-            if message:
-                row.last_message = message
-            if quantity is not None:
-                row.quantity = quantity
-            if ib_order_id is not None:
-                row.ib_order_id = ib_order_id
-            if perm_id is not None:
-                row.perm_id = perm_id
-            if limit_price is not None:
-                row.limit_price = _price(limit_price)
-            if stop_price is not None:
-                row.stop_price = _price(stop_price)
-            s.add(
-                OrderEventRow(
-                    client_order_id=client_order_id,
-                    ts=ts,
-                    recorded_at=now,
-                    status=str(status),
-                    filled=filled,
-                    remaining=remaining,
-                    avg_fill_price=avg_fill_price,
-                    message=message,
-                    source=source,
-                )
-            )
+        with self.engine.begin() as conn:
+            row = _write_change(conn, client_order_id, change, now)
         return _order_record(row)
 
     def record_fill(
@@ -615,32 +848,39 @@ class OrderRecords:
         ib_order_id: int | None = None,
         commission: float | Decimal | None = None,
         realized_pnl: float | Decimal | None = None,
+        change: OrderChange | None = None,
     ) -> bool:
-        """Record an execution once: False (and nothing written) when its exec id is already recorded."""
+        """Record an execution once: False (and nothing written) when its exec id is already recorded.
+
+        `change`, the order's state after this execution, is recorded in the same transaction (one commit)."""
         px = _price(price)
         assert px is not None
         now = _wall_now()
-        with self._tx() as s:
-            if s.scalars(select(FillRow.id).where(FillRow.exec_id == exec_id)).first() is not None:
+        fee, final = _commission_update(None, False, broker_amount(commission), exec_id)
+        with self.engine.begin() as conn:
+            if conn.execute(select(_FILLS.c.id).where(_FILLS.c.exec_id == exec_id)).first() is not None:
                 return False
-            row = FillRow(
-                exec_id=exec_id,
-                client_order_id=client_order_id,
-                ib_order_id=ib_order_id,
-                account=account,
-                symbol=symbol,
-                side=str(side),
-                quantity=quantity,
-                price=px,
-                ts=ts,
-                recorded_at=now,
-                commission=None,
-                commission_final=False,
-                realized_pnl=broker_amount(realized_pnl),
-                currency=currency,
+            conn.execute(
+                _INSERT_FILL,
+                {
+                    "exec_id": exec_id,
+                    "client_order_id": client_order_id,
+                    "ib_order_id": ib_order_id,
+                    "account": account,
+                    "symbol": symbol,
+                    "side": str(side),
+                    "quantity": quantity,
+                    "price": px,
+                    "ts": ts,
+                    "recorded_at": now,
+                    "commission": fee,
+                    "commission_final": final,
+                    "realized_pnl": broker_amount(realized_pnl),
+                    "currency": currency,
+                },
             )
-            _apply_commission(row, broker_amount(commission))
-            s.add(row)
+            if change is not None:
+                _write_change(conn, client_order_id, change, now)
         return True
 
     def record_commission(
@@ -654,37 +894,40 @@ class OrderRecords:
         """Attach a (possibly late) commission report to its execution; None when the exec id is not recorded.
 
         An unset amount changes nothing; a zero is provisional; a real amount is final and replaces a zero.
+        A report that changes nothing writes nothing.
         """
-        with self._tx() as s:
-            row = s.scalars(select(FillRow).where(FillRow.exec_id == exec_id)).one_or_none()
+        amount = broker_amount(commission)
+        pnl = broker_amount(realized_pnl)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(_FILLS).where(_FILLS.c.exec_id == exec_id)).one_or_none()
             if row is None:
                 return None
-            _apply_commission(row, broker_amount(commission))
-            pnl = broker_amount(realized_pnl)
-            if pnl is not None:
-                row.realized_pnl = pnl
-            if currency:
-                row.currency = currency
+            values: dict[str, Any] = {}
+            fee, final = _commission_update(row.commission, row.commission_final, amount, exec_id)
+            if fee != row.commission or final != row.commission_final:
+                values["commission"] = fee
+                values["commission_final"] = final
+            if pnl is not None and pnl != row.realized_pnl:
+                values["realized_pnl"] = pnl
+            if currency and currency != row.currency:
+                values["currency"] = currency
+            if values:
+                stmt = update(_FILLS).where(_FILLS.c.id == row.id).values(values).returning(*_FILLS.c)
+                row = conn.execute(stmt).one()
         return _fill_record(row)
 
     def reserve_order_id(self, broker_next_id: int) -> int:
         """The broker order id to use now: max(broker's next valid id, highest id ever used + 1), persisted.
 
         IB's nextValidId can go backwards after a gateway restart (error 103, duplicate order id), so the
-        highest id ever used is kept here and an id is never handed out twice.
+        highest id ever used is kept here and an id is never handed out twice. One UPDATE of the counter row
+        computes and stores it (the row lock serializes processes sharing the database).
         """
-        with self._tx() as s:
-            row = s.scalars(
-                select(CounterRow).where(CounterRow.name == ORDER_ID_COUNTER).with_for_update()
-            ).one_or_none()
-            if row is None:
-                row = CounterRow(name=ORDER_ID_COUNTER, value=0)
-                s.add(row)
-            used = s.scalar(select(func.max(OrderRow.ib_order_id)))
-            last = max(row.value, used or 0)
-            order_id = max(broker_next_id, last + 1)
-            row.value = order_id
-        return order_id
+        with self.engine.begin() as conn:
+            order_id = conn.execute(_RESERVE, {"broker_next_id": broker_next_id}).scalar_one_or_none()
+            if order_id is None:
+                order_id = _create_counter(conn, broker_next_id)
+        return int(order_id)
 
     def last_order_id(self) -> int:
         """The highest broker order id ever reserved or recorded (0 when none)."""
@@ -779,14 +1022,15 @@ class OrderRecords:
             return [_fill_record(r) for r in s.scalars(q)]
 
 
-def _apply_commission(row: FillRow, amount: Decimal | None) -> None:
+def _commission_update(
+    commission: Decimal | None, final: bool, amount: Decimal | None, exec_id: str
+) -> tuple[Decimal | None, bool]:
+    """A fill's (commission, final) after a report of `amount`: unset keeps waiting (never a placeholder), a
+    zero is provisional (an early empty report; a real one may follow), a real amount is final."""
     if amount is None:
-        return  # unset: keep waiting (never store a placeholder)
+        return commission, final
     if amount == 0:
-        if row.commission is None:
-            row.commission = Decimal(0)  # provisional: an early empty report; a real one may follow
-        return
-    if row.commission_final and row.commission != amount:
-        log.warning("fill %s: commission corrected from %s to %s", row.exec_id, row.commission, amount)
-    row.commission = amount
-    row.commission_final = True
+        return (Decimal(0) if commission is None else commission), final
+    if final and commission != amount:
+        log.warning("fill %s: commission corrected from %s to %s", exec_id, commission, amount)
+    return amount, True
