@@ -6,6 +6,7 @@ import pytest
 
 from ibot.sim import layouts as L  # noqa: N812
 from ibot.sim.layouts import LayoutError
+from ibot.sim.wire import encode_field, frame_raw
 
 
 def test_error_message_gains_advanced_reject_json_at_166() -> None:
@@ -42,3 +43,27 @@ def test_historical_data_writes_the_bar_count_then_each_bar() -> None:
 def test_a_missing_value_names_the_message_and_field() -> None:
     with pytest.raises(LayoutError, match=r"TICK_PRICE.*'price'"):
         L.TICK_PRICE.values(178, {"reqId": 1, "tickType": 1})
+
+
+@pytest.mark.parametrize(
+    ("layout", "tail", "lead", "rest"),
+    [
+        (L.TICK_PRICE, ("price", "size", "attrMask"), {"reqId": 7, "tickType": 66}, (5012.25, 3, 1)),
+        (L.TICK_SIZE, ("size",), {"reqId": 12, "tickType": 8}, (120_345,)),
+        (L.TICK_STRING, ("value",), {"reqId": 3, "tickType": 45}, ("1741186800",)),
+    ],
+)
+def test_a_head_with_its_encoded_tail_frames_the_same_bytes_as_the_layout(
+    layout: L.Layout, tail: tuple[str, ...], lead: dict[str, object], rest: tuple[object, ...]
+) -> None:
+    head = layout.head(176, tail, **lead)
+    assert frame_raw(head + b"".join(encode_field(x) for x in rest)) == layout.frame(
+        176, **lead, **dict(zip(tail, rest, strict=True))
+    )
+
+
+def test_a_head_needs_the_tail_to_be_the_last_fields_and_no_repeated_group() -> None:
+    with pytest.raises(LayoutError, match="TICK_PRICE: size, price are not its last fields"):
+        L.TICK_PRICE.head(176, ("size", "price"), reqId=1, tickType=1)
+    with pytest.raises(LayoutError, match="HISTORICAL_DATA: a message with a repeated group"):
+        L.HISTORICAL_DATA.head(178, ("bars",), reqId=1)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import zlib
+from datetime import UTC, date, datetime, timedelta
 
 from ibot.model import catalog
+from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim.market import (
     GLOBEX_HOURS,
     ContractBook,
     ContractQuery,
+    Quote,
     ReplaySource,
     SimMarket,
     SyntheticSource,
@@ -103,3 +106,98 @@ def test_contract_book_matches_by_month_local_symbol_and_con_id() -> None:
     assert book.match(ContractQuery(symbol="SPY", sec_type="STK", exchange="SMART"), asof) == [
         catalog.get_instrument("SPY")
     ]
+
+
+# --- streamed quotes: the incremental session tape agrees with the session computed from its open ----------
+
+
+def expected_quote(m: SimMarket, inst: Instrument, second: int) -> Quote | None:
+    """The quote at `second` straight from the price source: high, low and volume over the session so far,
+    bid and last at this second's price, ask one tick above, open the session's first price."""
+    hours = GLOBEX_HOURS
+    wins = hours.windows(second, second + 1, False)
+    if not wins or not m.source.session_mask(inst, second, second + 1, False)[0]:
+        return None
+    d, open_s, _ = wins[0]
+    prices, volume = m.source.seconds(inst, open_s, second + 1)
+    prev = next(
+        hours.window(d - timedelta(days=k), False)[1]
+        for k in range(1, 10)
+        if hours.is_trade_date(d - timedelta(days=k))
+    )
+    close = int(m.source.seconds(inst, prev - 1, prev)[0][-1])
+    p = int(prices[-1])
+    sizes = zlib.crc32(f"{inst.symbol}|{second}".encode())
+    return Quote(
+        second=second,
+        bid=inst.from_ticks(p),
+        ask=inst.from_ticks(p + 1),
+        last=inst.from_ticks(p),
+        bid_size=1 + sizes % 37,
+        ask_size=1 + (sizes >> 8) % 37,
+        last_size=max(int(volume[-1]), 1),
+        volume=int(volume.sum()),
+        high=inst.from_ticks(int(prices.max())),
+        low=inst.from_ticks(int(prices.min())),
+        open=inst.from_ticks(int(prices[0])),
+        close=inst.from_ticks(close),
+        traded=bool(volume[-1] > 0),
+    )
+
+
+def test_streamed_quotes_follow_the_clock_through_the_daily_break_and_the_weekend() -> None:
+    # Friday 15:58:50 CT: the close at 16:00, the weekend, Sunday's 17:00 open; steps as the clock pump makes
+    t = int(datetime(2025, 3, 7, 21, 58, 50, tzinfo=UTC).timestamp())
+    m = SimMarket(SyntheticSource(3), t * NS_PER_SECOND, speed=None)
+    sunday_open = int(datetime(2025, 3, 9, 22, 0, tzinfo=UTC).timestamp())  # 17:00 CT (CDT from Mar 9)
+    steps = [(t, t + 5), (t + 5, t + 9), (t + 9, t + 9), (t + 9, t + 40), (t + 41, t + 75), (t + 76, t + 80)]
+    steps.append((sunday_open - 3, sunday_open + 4))
+    for first, last in steps:
+        got = m.quote_ticks(MES, first, last)
+        assert [None if q is None else q.prices(MES) for q in got] == [
+            expected_quote(m, MES, s) for s in range(first, last + 1)
+        ]
+    assert (
+        m.quote(MES, t + 69) is not None
+        and m.quote(MES, t + 70) is None
+        and m.quote(MES, sunday_open + 4) is not None
+    )
+
+
+def test_a_second_earlier_than_the_tape_keeps_is_computed_from_the_session_open() -> None:
+    m = market()
+    streamed = m.quotes(MES, NOW_S, NOW_S + 200)
+    assert streamed == [expected_quote(m, MES, s) for s in range(NOW_S, NOW_S + 201)]
+    for s in (
+        NOW_S + 3,
+        NOW_S - 3600,
+        NOW_S - 86_400,
+        NOW_S + 199,
+    ):  # before the kept seconds, older sessions
+        assert m.quote(MES, s) == expected_quote(m, MES, s)
+    assert m.quotes(MES, NOW_S + 201, NOW_S + 205) == [
+        expected_quote(m, MES, s) for s in range(NOW_S + 201, NOW_S + 206)
+    ]
+
+
+def test_every_subscriber_of_one_step_gets_the_same_quotes_and_months_of_a_product_move_alike() -> None:
+    m = market()
+    sept = catalog.contract("MES", 2025, 9)
+    first = m.quote_ticks(MES, NOW_S, NOW_S + 4)
+    assert m.quote_ticks(MES, NOW_S, NOW_S + 4) == first
+    assert m.quote_ticks(MES, NOW_S + 2, NOW_S + 4) == first[2:]
+    assert m.quote_ticks(sept, NOW_S, NOW_S + 4) == first
+
+
+def test_replayed_quotes_are_absent_between_bars_and_follow_each_bar_inside() -> None:
+    t0 = NOW_S - NOW_S % 60
+    stored = [
+        Bar((t0 + 60 * i) * NS_PER_SECOND, 5000 + i, 5003 + i, 4998 + i, 5001 + i, 120)
+        for i in range(6)
+        if i != 2  # a gap: no market in the third minute
+    ]
+    m = SimMarket(ReplaySource({"MES": stored}, 60), t0 * NS_PER_SECOND, speed=None)
+    got = m.quotes(MES, t0, t0 + 359)
+    assert got == [expected_quote(m, MES, s) for s in range(t0, t0 + 360)]
+    assert all(q is None for q in got[120:180]) and all(q is not None for q in got[:120] + got[180:])
+    assert [q.high for q in got[:60] if q is not None][-1] == 5003

@@ -297,3 +297,31 @@ def test_more_than_50_messages_a_second_get_error_100() -> None:
         ib.disconnect()
 
     run(body)
+
+
+def test_a_client_leaving_mid_stream_stops_its_session_without_send_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Max speed, every MES and MNQ month subscribed (what bench/sim.py does), then the client disconnects
+    while the simulator is writing: its session ends and asyncio never warns of sends on a dead socket."""
+
+    async def body(server: SimServer) -> None:
+        ib = await connect(server)
+        ib.client.MaxRequests = 0
+        contracts = []
+        for symbol in ("MES", "MNQ"):
+            details = await ib.reqContractDetailsAsync(Future(symbol))
+            contracts += [d.contract for d in details if d.contract is not None]
+        tickers = [ib.reqMktData(c) for c in contracts]
+        while not all(t.volume == t.volume and t.volume > 0 for t in tickers):  # NaN until the first tick
+            await asyncio.sleep(0.05)
+        ib.disconnect()
+        for _ in range(200):  # the session notices the closed socket, then the pump runs on
+            await asyncio.sleep(0.01)
+            if not server.live_sessions():
+                break
+        assert server.live_sessions() == []
+        await asyncio.sleep(0.3)
+
+    run(body, speed=None, limits=SimLimits.off())
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []

@@ -18,7 +18,8 @@ from ibapi.wrapper import EWrapper
 
 from ibot.model import catalog
 from ibot.sim.server import SimServer
-from ibot.sim.session import HandshakeError, negotiate
+from ibot.sim.session import HandshakeError, MarketDataSub, Session, negotiate
+from ibot.sim.wire import FrameBuffer, frame
 
 START = datetime(2025, 3, 5, 15, 0, tzinfo=UTC)
 WAIT = 5.0
@@ -168,3 +169,89 @@ def test_negotiate_answers_min_of_both_maxima(offer: str, expected: int) -> None
 def test_negotiate_refuses_ranges_it_cannot_meet(offer: str) -> None:
     with pytest.raises(HandshakeError):
         negotiate(offer)
+
+
+# --- the quote stream, driven step by step: what the client holds after each clock step ---------------------
+
+_END = 9_999  # not an IB message: marks the end of one step's bytes on the test socket
+
+
+async def _session_on_a_socket(
+    server: SimServer,
+) -> tuple[Session, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A started session of `server` (its clock not running) on a real loopback socket: (session, client
+    reader, client writer)."""
+    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    async def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        accepted.set_result((r, w))
+
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.sockets[0].getsockname()[1])
+    listener.close()
+    r, w = await accepted
+    session = Session(server, r, w, 1)
+    session.started, session.server_version, session.client_id = True, 176, 1
+    return session, reader, writer
+
+
+async def _step_messages(session: Session, reader: asyncio.StreamReader) -> list[list[str]]:
+    session.writer.write(frame([_END]))
+    buf, out = FrameBuffer(), []
+    while not out or out[-1] != [str(_END)]:
+        out += buf.feed(await reader.read(65536))
+    return out[:-1]
+
+
+# IB's tick type numbers, live and delayed (market data type 3), by the Quote field they carry
+_LIVE_TICKS = {"bid": 1, "ask": 2, "bid_size": 0, "ask_size": 3, "high": 6, "low": 7, "volume": 8, "close": 9}
+_LIVE_TICKS |= {"open": 14, "last": 4, "time": 45}
+_DELAYED_TICKS = {"bid": 66, "ask": 67, "bid_size": 69, "ask_size": 70, "high": 72, "low": 73, "volume": 74}
+_DELAYED_TICKS |= {"close": 75, "open": 76, "last": 68, "time": 88}
+
+
+def test_after_every_clock_step_the_client_holds_the_market_quote_live_and_delayed() -> None:
+    async def main() -> None:
+        server = SimServer(port=0, symbols=["MES", "MCL"], speed=60.0, start=START)
+        session, reader, writer = await _session_on_a_socket(server)
+        subs = [
+            MarketDataSub(1, catalog.contract("MES", 2025, 6), delayed=False),
+            MarketDataSub(2, catalog.contract("MCL", 2025, 5), delayed=False),
+            MarketDataSub(3, catalog.contract("MES", 2025, 6), delayed=True),  # same contract, delayed
+        ]
+        now = int(server.market.now_s)
+        for sub in subs:
+            session._stream_quote(sub, now)
+            session.subs[sub.req_id] = sub
+        held: dict[tuple[int, int], str] = {}  # (reqId, tick type) -> the last value the client received
+        messages = await _step_messages(session, reader)
+        traded = 0
+        for step in (1, 5, 0, 30, 2, 1, 5, 5):
+            for m in messages:  # TICK_PRICE, TICK_SIZE, TICK_STRING: id, version, reqId, tickType, value...
+                assert m[0] in ("1", "2", "46")
+                held[(int(m[2]), int(m[3]))] = m[4]
+            second = int(server.market.now_s)
+            for sub in subs:
+                q = server.market.quote(sub.inst, second)
+                assert q is not None
+                tick = _DELAYED_TICKS if sub.delayed else _LIVE_TICKS
+                got = {name: held.get((sub.req_id, t), "") for name, t in tick.items()}
+                for name in ("bid", "ask", "high", "low", "close", "open"):
+                    assert float(got[name]) == getattr(q, name), (sub.req_id, name)
+                for name in ("bid_size", "ask_size", "volume"):
+                    assert int(got[name]) == getattr(q, name), (sub.req_id, name)
+                if q.traded:
+                    traded += 1
+                    assert float(got["last"]) == q.last and got["time"] == str(second)
+            old, new = server.market.advance(step)
+            session.on_clock(old, new, 0.0)
+            messages = await _step_messages(session, reader)
+            if step == 0:
+                assert messages == []  # nothing changed, nothing sent
+        assert traded > 0
+        writer.close()
+        session.close()
+
+    asyncio.run(main())

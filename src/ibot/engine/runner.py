@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 from collections.abc import Callable
@@ -119,6 +120,10 @@ class LiveRunner:
         if self.quotes:
             self._subscribe_ticks(inst)
         self._started_ns = session.market_clock()
+        # Everything built so far lives for the whole session: move it out of the collector's reach, so a
+        # full collection later scans only new objects (it paused the loop for ~0.1 s per pass otherwise).
+        gc.collect()
+        gc.freeze()
         if self.lockstep:
             self._ack(0)  # declare the bar interval: the simulator's clock starts stepping
         log.info(

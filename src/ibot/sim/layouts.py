@@ -13,7 +13,7 @@ from typing import Any
 
 from ibot.sim import versions as v
 from ibot.sim.messages import Outgoing
-from ibot.sim.wire import frame
+from ibot.sim.wire import encode_field, frame
 
 
 class LayoutError(ValueError):
@@ -70,6 +70,21 @@ class Layout:
 
     def frame(self, server_version: int, **values: Any) -> bytes:
         return frame(self.values(server_version, values))
+
+    def head(self, server_version: int, tail: Sequence[str], **values: Any) -> bytes:
+        """The message's fields before `tail` (its last fields, named in wire order) encoded once: a stream
+        that sends this message over and over appends only the tail's encoded fields and frames the whole
+        (`wire.frame_raw`), with the same bytes as `frame` would write."""
+        names = [f.name for f in self.fields if f.present(server_version)]
+        if any(isinstance(f, Group) for f in self.fields if f.present(server_version)):
+            raise LayoutError(f"{self.msg_id.name}: a message with a repeated group has no fixed head")
+        if not tail or tuple(names[-len(tail) :]) != tuple(tail):
+            raise LayoutError(
+                f"{self.msg_id.name}: {', '.join(tail)} are not its last fields at server version "
+                f"{server_version} (they are {', '.join(names[-len(tail) :])})"
+            )
+        fields = self.values(server_version, {**values, **dict.fromkeys(tail)})
+        return b"".join(encode_field(f) for f in fields[: -len(tail)])
 
     def _scalar(self, field: F, values: Mapping[str, Any]) -> Any:
         if field.value is not _REQUIRED:

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -339,6 +339,110 @@ class Quote:
     traded: bool  # a trade printed in this second
 
 
+class QuoteTicks(NamedTuple):
+    """A `Quote` in whole ticks of its instrument (the streaming path works on these): the spread is one
+    tick, so ask = bid + 1, and the last trade prints at the bid."""
+
+    second: int
+    bid: int
+    bid_size: int
+    ask_size: int
+    last_size: int
+    volume: int
+    high: int
+    low: int
+    open: int
+    close: int
+    traded: bool
+
+    def prices(self, inst: Instrument) -> Quote:
+        ft = inst.from_ticks
+        return Quote(
+            second=self.second,
+            bid=ft(self.bid),
+            ask=ft(self.bid + 1),
+            last=ft(self.bid),
+            bid_size=self.bid_size,
+            ask_size=self.ask_size,
+            last_size=self.last_size,
+            volume=self.volume,
+            high=ft(self.high),
+            low=ft(self.low),
+            open=ft(self.open),
+            close=ft(self.close),
+            traded=self.traded,
+        )
+
+
+_RECENT = 64  # seconds of quotes a tape keeps for the other subscribers of the same clock step
+
+
+class _Tape:
+    """One instrument's current session, folded up to `next_s` (exclusive): running high, low and volume,
+    and the quotes of its latest seconds."""
+
+    __slots__ = (
+        "close",
+        "high",
+        "low",
+        "mask",
+        "next_s",
+        "open",
+        "open_s",
+        "recent",
+        "recent_first",
+        "volume",
+    )
+
+    def __init__(self, open_s: int, open_ticks: int, close_ticks: int, mask: BoolArray) -> None:
+        self.open_s = open_s
+        self.open = open_ticks
+        self.close = close_ticks  # the previous session's close (its own open when there is none)
+        self.mask = mask  # in session, per second from open_s
+        self.next_s = open_s
+        self.high = self.low = open_ticks
+        self.volume = 0
+        self.recent_first = open_s
+        self.recent: list[QuoteTicks | None] = []
+
+    def run(
+        self, source: PriceSource, inst: Instrument, first: int, last: int, out: list[QuoteTicks | None]
+    ) -> None:
+        """Fold the seconds up to `first`, then append the quotes of [first, last] (all in this session)."""
+        if first > self.next_s:
+            p, v = source.seconds(inst, self.next_s, first)
+            self.high = max(self.high, int(p.max()))
+            self.low = min(self.low, int(p.min()))
+            self.volume += int(v.sum())
+            self.recent_first, self.recent = first, []
+        prices, volumes = source.seconds(inst, first, last + 1)
+        mask = self.mask[first - self.open_s : last + 1 - self.open_s].tolist()
+        high, low, volume, o, c = self.high, self.low, self.volume, self.open, self.close
+        symbol = inst.symbol
+        crc32 = zlib.crc32
+        made: list[QuoteTicks | None] = []
+        for sec, p, v, inside in zip(
+            range(first, last + 1), prices.tolist(), volumes.tolist(), mask, strict=True
+        ):
+            high = max(high, p)
+            low = min(low, p)
+            volume += v
+            if not inside:
+                made.append(None)
+                continue
+            h = crc32(f"{symbol}|{sec}".encode())  # = _stable_hash(symbol, sec): sizes are per second
+            made.append(
+                QuoteTicks(sec, p, 1 + h % 37, 1 + (h >> 8) % 37, max(v, 1), volume, high, low, o, c, v > 0)
+            )
+        self.high, self.low, self.volume, self.next_s = high, low, volume, last + 1
+        out.extend(made)
+        recent = self.recent
+        recent.extend(made)
+        if len(recent) > _RECENT:
+            del recent[: len(recent) - _RECENT]
+        self.recent_first = self.next_s - len(recent)
+
+
 WHAT_TO_SHOW = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK")
 
 
@@ -352,6 +456,8 @@ class SimMarket:
         self.clock = Clock(start_ns)
         self.speed = speed
         self._prev_closes: dict[tuple[str, date], int | None] = {}  # (symbol, trade date) -> close ticks
+        self._tapes: dict[Instrument, _Tape] = {}
+        self._windows: dict[TradingHours, tuple[date | None, int, int]] = {}
 
     # --- time --------------------------------------------------------------------------------------------
     @property
@@ -373,83 +479,71 @@ class SimMarket:
 
     def quote(self, inst: Instrument, second: int) -> Quote | None:
         """Top of book at `second`, or None outside the session (no market)."""
-        hours = hours_for(inst)
-        wins = hours.windows(second, second + 1, False)
-        if not wins or not self.is_open(inst, second):
-            return None
-        d, open_s, _ = wins[0]
-        prices, volume = self.source.seconds(inst, open_s, second + 1)
-        p = int(prices[-1])
-        h = _stable_hash(inst.symbol, second)
-        prev_close = self._previous_close(inst, d, hours)
-        return Quote(
-            second=second,
-            bid=inst.from_ticks(p),
-            ask=inst.from_ticks(p + 1),
-            last=inst.from_ticks(p),
-            bid_size=1 + h % 37,
-            ask_size=1 + (h >> 8) % 37,
-            last_size=max(int(volume[-1]), 1),
-            volume=int(volume.sum()),
-            high=inst.from_ticks(int(prices.max()) + 0),
-            low=inst.from_ticks(int(prices.min())),
-            open=inst.from_ticks(int(prices[0])),
-            close=inst.from_ticks(prev_close) if prev_close is not None else inst.from_ticks(int(prices[0])),
-            traded=bool(volume[-1] > 0),
-        )
+        t = self.quote_ticks(inst, second, second)[0]
+        return None if t is None else t.prices(inst)
 
     def quotes(self, inst: Instrument, first: int, last: int) -> list[Quote | None]:
-        """`quote(inst, s)` for every second s in [first, last], in one vectorized pass per session (the
-        streaming fast path: same values as `quote`, a fraction of the cost per second)."""
+        """`quote(inst, s)` for every second s in [first, last]."""
+        return [None if t is None else t.prices(inst) for t in self.quote_ticks(inst, first, last)]
+
+    def quote_ticks(self, inst: Instrument, first: int, last: int) -> list[QuoteTicks | None]:
+        """The quote of every second in [first, last] in whole ticks, None where there is no market: the
+        streaming fast path. Each instrument's session so far is folded once (high, low, volume) and moved
+        forward with the clock, and the latest seconds are kept, so every subscriber of an instrument in one
+        clock step shares one computation; a second before those is computed afresh from the session open."""
         hours = hours_for(inst)
-        out: list[Quote | None] = []
+        out: list[QuoteTicks | None] = []
         s = first
         while s <= last:
-            wins = hours.windows(s, s + 1, False)
-            if not wins:
-                out.append(None)
-                s += 1
+            d, start, end = self._session_at(hours, s)
+            if d is None:  # no session until `end`
+                upto = min(last + 1, end)
+                out.extend([None] * (upto - s))
+                s = upto
                 continue
-            d, open_s, close_s = wins[0]
-            end = min(last, close_s - 1)
-            prices, volume = self.source.seconds(inst, open_s, end + 1)
-            mask = self.source.session_mask(inst, s, end + 1, False)
-            prev = self._prev_closes.get((inst.symbol, d))
-            if prev is None:
-                prev = self._prev_closes[(inst.symbol, d)] = self._previous_close(inst, d, hours)
-            i0 = s - open_s
-            hi, lo, vol = int(prices[: i0 + 1].max()), int(prices[: i0 + 1].min()), int(volume[:i0].sum())
-            open_px = inst.from_ticks(int(prices[0]))
-            close_px = inst.from_ticks(prev) if prev is not None else open_px
-            ft = inst.from_ticks
-            for sec in range(s, end + 1):
-                i = sec - open_s
-                p = int(prices[i])
-                v = int(volume[i])
-                hi, lo, vol = max(hi, p), min(lo, p), vol + v
-                if not mask[sec - s]:
-                    out.append(None)
-                    continue
-                h = _stable_hash(inst.symbol, sec)
-                out.append(
-                    Quote(
-                        second=sec,
-                        bid=ft(p),
-                        ask=ft(p + 1),
-                        last=ft(p),
-                        bid_size=1 + h % 37,
-                        ask_size=1 + (h >> 8) % 37,
-                        last_size=max(v, 1),
-                        volume=vol,
-                        high=ft(hi),
-                        low=ft(lo),
-                        open=open_px,
-                        close=close_px,
-                        traded=v > 0,
-                    )
-                )
-            s = end + 1
+            tape = self._tapes.get(inst)
+            if tape is None or tape.open_s < start:  # the clock moved into a new session
+                tape = self._tapes[inst] = self._new_tape(inst, d, start, end, hours)
+            elif tape.open_s > start:  # a second of an earlier session: computed aside, the tape kept
+                tape = self._new_tape(inst, d, start, end, hours)
+            stop = min(last, end - 1)
+            if tape.recent_first <= s < tape.next_s:  # already computed in this step (or the last one)
+                upto = min(stop, tape.next_s - 1)
+                out.extend(tape.recent[s - tape.recent_first : upto - tape.recent_first + 1])
+                s = upto + 1
+                continue
+            if s < tape.recent_first:  # earlier in the session than the tape keeps: fold it afresh
+                tape = self._new_tape(inst, d, start, end, hours)
+            tape.run(self.source, inst, s, stop, out)
+            s = stop + 1
         return out
+
+    def _session_at(self, hours: TradingHours, second: int) -> tuple[date | None, int, int]:
+        """(trade date, open, close) of the session holding `second`, or (None, second, next open) between
+        sessions; the latest answer per trading-hours class is kept (the clock asks about the same session
+        thousands of times)."""
+        known = self._windows.get(hours)
+        if known is not None and known[1] <= second < known[2]:
+            return known
+        found: tuple[date | None, int, int] = (None, second, second + 8 * DAY)
+        for d, a, b in hours.windows(second, second + 8 * DAY, False):
+            if a <= second < b:
+                found = (d, a, b)
+                break
+            if a > second:
+                found = (None, second, a)
+                break
+        self._windows[hours] = found
+        return found
+
+    def _new_tape(self, inst: Instrument, d: date, open_s: int, close_s: int, hours: TradingHours) -> _Tape:
+        key = (inst.symbol, d)
+        if key not in self._prev_closes:
+            self._prev_closes[key] = self._previous_close(inst, d, hours)
+        prev = self._prev_closes[key]
+        first = int(self.source.seconds(inst, open_s, open_s + 1)[0][0])
+        mask = self.source.session_mask(inst, open_s, close_s, False)
+        return _Tape(open_s, first, prev if prev is not None else first, mask)
 
     def _previous_close(self, inst: Instrument, d: date, hours: TradingHours) -> int | None:
         for back in range(1, 10):

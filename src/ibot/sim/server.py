@@ -1,7 +1,9 @@
 """`SimServer`: an asyncio TCP server speaking the TWS API socket protocol, for unmodified IB API clients.
 
 One market clock drives every subscription of every client; it advances `speed` market seconds per wall
-second (or, with speed=None, as fast as the clients read). Faults are scripted through `server.faults`.
+second (or, with speed=None, as fast as the clients read: 5 market seconds a step, the next step once every
+client's socket has taken the last one; while no client streams anything, one step per 50 ms of wall time).
+Faults are scripted through `server.faults`.
 """
 
 from __future__ import annotations
@@ -281,8 +283,11 @@ class SimServer:
             if self.lockstep:
                 step = await self._lockstep_step()
             elif self.market.speed is None:
-                await self._drain()
-                await asyncio.sleep(0)
+                if any(s.streaming() for s in self._sessions):
+                    await self._drain()
+                    await asyncio.sleep(0)
+                else:  # no reader to pace the clock by: do not spin a core through days of market time
+                    await asyncio.sleep(_PUMP_SECONDS)
                 step = _MAX_SPEED_STEP
             else:
                 await asyncio.sleep(_PUMP_SECONDS)
@@ -359,7 +364,7 @@ class SimServer:
 
     async def _drain(self) -> None:
         for s in list(self._sessions):
-            if not s.closed:
+            if not s.closed and not s.writer.transport.is_closing():
                 with contextlib.suppress(ConnectionError):
                     await s.writer.drain()
 

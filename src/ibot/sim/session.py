@@ -22,7 +22,7 @@ from ibot.sim import account as acct
 from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
 from ibot.sim import layouts_orders as LO  # noqa: N812
 from ibot.sim import versions as v
-from ibot.sim.market import BarRow, ContractQuery, MarketError, Quote, hours_for
+from ibot.sim.market import BarRow, ContractQuery, MarketError, QuoteTicks, hours_for
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
 from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
 from ibot.sim.pacing import MessageRate
@@ -30,8 +30,11 @@ from ibot.sim.wire import (
     API_PREFIX,
     UNSET_DOUBLE,
     FrameBuffer,
+    PriceFields,
     WireError,
+    encode_field,
     frame,
+    frame_raw,
     parse_bool,
     parse_float,
     parse_int,
@@ -152,7 +155,8 @@ class MarketDataSub:
     req_id: int
     inst: Instrument
     delayed: bool
-    sent: dict[int, float] = field(default_factory=dict)
+    sent: dict[int, int] = field(default_factory=dict)  # tick type -> value last sent (prices in ticks)
+    frames: TickFrames | None = None  # built on the first quote, for the session's server version
 
 
 @dataclass(slots=True)
@@ -199,6 +203,54 @@ class HistoricalSub:
 
 
 Subscription = MarketDataSub | TickByTickSub | RealTimeBarSub | DepthSub | HistoricalSub
+
+_PRICE_TAIL = ("price", "size", "attrMask")
+_SIZE_TAIL = ("size",)
+_STRING_TAIL = ("value",)
+_BID, _ASK, _LAST = TickType.BID, TickType.ASK, TickType.LAST
+_BID_SIZE, _ASK_SIZE, _LAST_SIZE = TickType.BID_SIZE, TickType.ASK_SIZE, TickType.LAST_SIZE
+_HIGH, _LOW, _CLOSE, _OPEN = TickType.HIGH, TickType.LOW, TickType.CLOSE, TickType.OPEN
+_VOLUME, _LAST_TIMESTAMP = TickType.VOLUME, TickType.LAST_TIMESTAMP
+
+
+class TickFrames:
+    """TICK_PRICE / TICK_SIZE / TICK_STRING messages of one market-data subscription, appended to a buffer.
+
+    The leading fields (message id, version, request id, tick type, its delayed twin for delayed data) are
+    encoded once from the layouts; prices come from a per-grid cache: the bytes are those of `Layout.frame`.
+    """
+
+    __slots__ = ("_price", "_prices", "_size", "_string")
+
+    def __init__(self, sub: MarketDataSub, server_version: int) -> None:
+        def tick_type(t: TickType) -> int:
+            return int(DELAYED_TWIN[t]) if sub.delayed else int(t)
+
+        r = sub.req_id
+        self._price = {
+            t: L.TICK_PRICE.head(server_version, _PRICE_TAIL, reqId=r, tickType=tick_type(t))
+            for t in (_BID, _ASK, _LAST, _HIGH, _LOW, _CLOSE, _OPEN)
+        }
+        self._size = {
+            t: L.TICK_SIZE.head(server_version, _SIZE_TAIL, reqId=r, tickType=tick_type(t))
+            for t in (_BID_SIZE, _ASK_SIZE, _LAST_SIZE, _VOLUME)
+        }
+        self._string = {
+            _LAST_TIMESTAMP: L.TICK_STRING.head(
+                server_version, _STRING_TAIL, reqId=r, tickType=tick_type(_LAST_TIMESTAMP)
+            )
+        }
+        self._prices = PriceFields(sub.inst.from_ticks)
+
+    def price(self, out: bytearray, tick: TickType, ticks: int, size: int, attr: int) -> None:
+        out += frame_raw(self._price[tick] + self._prices(ticks) + b"%d\0%d\0" % (size, attr))
+
+    def size(self, out: bytearray, tick: TickType, size: int) -> None:
+        out += frame_raw(self._size[tick] + b"%d\0" % size)
+
+    def string(self, out: bytearray, tick: TickType, value: str) -> None:
+        out += frame_raw(self._string[tick] + encode_field(value))
+
 
 _ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
@@ -298,6 +350,8 @@ class Session:
         self._sent_portfolio: dict[int, tuple[Any, ...]] = {}
         self._sent_pnl: dict[int, tuple[Any, ...]] = {}
         self.rate = MessageRate(server.limits.max_messages_per_second)
+        # While a clock step streams or one read's requests are answered: the messages, written at once.
+        self._batch: bytearray | None = None
         self.handlers: dict[int, Callable[[Fields], Awaitable[None] | None]] = {
             Incoming.START_API: self._start_api,
             Incoming.REQ_IDS: self._req_ids,
@@ -349,13 +403,35 @@ class Session:
     def send(self, layout: L.Layout, **values: Any) -> None:
         if self.closed:
             return
-        self.writer.write(layout.frame(self.server_version, **values))
+        self._write(layout.frame(self.server_version, **values))
 
     def send_fields(self, fields: list[Any]) -> None:
         """A message already laid out by `sim/layouts_orders.py` (id first)."""
         if self.closed:
             return
-        self.writer.write(frame(fields))
+        self._write(frame(fields))
+
+    def _write(self, data: bytes | bytearray) -> None:
+        """To the clock step's batch while one streams, else to the socket; nothing once the client is gone
+        (the transport is closing): the session then stops, its read loop forgets it."""
+        if self._batch is not None:
+            self._batch += data
+        elif self.closed:
+            return
+        elif self.writer.transport.is_closing():
+            self._connection_gone()
+        else:
+            self.writer.write(data)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            self._write(batch)
+
+    def _connection_gone(self) -> None:
+        if not self.closed:
+            log.info("%s: connection closing; streaming stopped", self.name)
+            self.close()
 
     def send_order(self, order: SimOrder, with_open_order: bool) -> None:
         """OPEN_ORDER (on acknowledgement, modify, PendingCancel, Filled, Inactive) then ORDER_STATUS."""
@@ -398,8 +474,11 @@ class Session:
     def close(self, abort: bool = False) -> None:
         if self.closed:
             return
+        batch, self._batch = self._batch, None
         self.closed = True
         self.subs.clear()
+        if batch and not abort and not self.writer.transport.is_closing():
+            self.writer.write(batch)  # what the client was told before the close (error 326) goes out first
         if abort:
             self.writer.transport.abort()
         else:
@@ -415,10 +494,17 @@ class Session:
                 data = await self.reader.read(65536)
                 if not data:
                     break
-                for fields in buf.feed(data):
-                    await self._dispatch(fields)
-                    if self.closed:
-                        break
+                batch = self._batch is None  # the answers to one read go out in one write
+                if batch:
+                    self._batch = bytearray()
+                try:
+                    for fields in buf.feed(data):
+                        await self._dispatch(fields)
+                        if self.closed:
+                            break
+                finally:
+                    if batch:
+                        self._flush()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except WireError as e:
@@ -875,64 +961,51 @@ class Session:
         else:
             self.subs[req_id] = sub
 
-    def _tick(self, sub: MarketDataSub, tick: TickType) -> int:
-        return int(DELAYED_TWIN[tick]) if sub.delayed else int(tick)
-
     def _stream_quote(self, sub: MarketDataSub, second: int) -> None:
-        q = self.server.market.quote(sub.inst, second)
-        if q is not None:
-            self._send_quote(sub, q)
+        self._stream_quotes(sub, second - 1, second)
 
     def _stream_quotes(self, sub: MarketDataSub, old_s: int, new_s: int) -> None:
         """Every second the clock passed (at most the last `_MAX_STREAMED_SECONDS`), as a real feed would."""
         first = max(old_s + 1, new_s - _MAX_STREAMED_SECONDS + 1)
-        for q in self.server.market.quotes(sub.inst, first, new_s):
+        frames = sub.frames
+        if frames is None:
+            frames = sub.frames = TickFrames(sub, self.server_version)
+        out = bytearray()
+        for q in self.server.market.quote_ticks(sub.inst, first, new_s):
             if q is not None:
-                self._send_quote(sub, q)
+                self._send_quote(sub, frames, q, out)
+        if out:
+            self._write(out)
 
-    def _send_quote(self, sub: MarketDataSub, q: Quote) -> None:
+    @staticmethod
+    def _send_quote(sub: MarketDataSub, frames: TickFrames, q: QuoteTicks, out: bytearray) -> None:
+        """The ticks of one second's quote that differ from what the client has (IB sends changes only): a
+        new trade (time, price, size), volume, high, low, close, open, then bid and ask with their sizes."""
         sent = sub.sent
-        r = sub.req_id
-        if q.traded and sent.get(TickType.LAST_TIMESTAMP) != q.second:
-            self.send(
-                L.TICK_STRING, reqId=r, tickType=self._tick(sub, TickType.LAST_TIMESTAMP), value=str(q.second)
-            )
-            sent[TickType.LAST_TIMESTAMP] = q.second
-            self._price(sub, TickType.LAST, q.last, q.last_size)
-            self.send(L.TICK_SIZE, reqId=r, tickType=self._tick(sub, TickType.LAST_SIZE), size=q.last_size)
-        elif TickType.LAST not in sent:
-            self._price(sub, TickType.LAST, q.last, q.last_size)
-        if sent.get(TickType.VOLUME) != q.volume:
-            sent[TickType.VOLUME] = q.volume
-            self.send(L.TICK_SIZE, reqId=r, tickType=self._tick(sub, TickType.VOLUME), size=q.volume)
-        for tick, price in (
-            (TickType.HIGH, q.high),
-            (TickType.LOW, q.low),
-            (TickType.CLOSE, q.close),
-            (TickType.OPEN, q.open),
+        if q.traded and sent.get(_LAST_TIMESTAMP) != q.second:
+            frames.string(out, _LAST_TIMESTAMP, str(q.second))
+            sent[_LAST_TIMESTAMP] = q.second
+            sent[_LAST] = q.bid
+            frames.price(out, _LAST, q.bid, q.last_size, 0)
+            frames.size(out, _LAST_SIZE, q.last_size)
+        elif _LAST not in sent:
+            sent[_LAST] = q.bid
+            frames.price(out, _LAST, q.bid, q.last_size, 0)
+        if sent.get(_VOLUME) != q.volume:
+            sent[_VOLUME] = q.volume
+            frames.size(out, _VOLUME, q.volume)
+        for tick, ticks in ((_HIGH, q.high), (_LOW, q.low), (_CLOSE, q.close), (_OPEN, q.open)):
+            if sent.get(tick) != ticks:
+                sent[tick] = ticks
+                frames.price(out, tick, ticks, 0, 0)
+        for tick, size_tick, ticks, size in (
+            (_BID, _BID_SIZE, q.bid, q.bid_size),
+            (_ASK, _ASK_SIZE, q.bid + 1, q.ask_size),
         ):
-            if sent.get(tick) != price:
-                sent[tick] = price
-                self._price(sub, tick, price, 0)
-        for tick, size_tick, price, size in (
-            (TickType.BID, TickType.BID_SIZE, q.bid, q.bid_size),
-            (TickType.ASK, TickType.ASK_SIZE, q.ask, q.ask_size),
-        ):
-            if sent.get(tick) != price or sent.get(size_tick) != size:
-                sent[tick], sent[size_tick] = price, size
-                self._price(sub, tick, price, size, attr=1)
-                self.send(L.TICK_SIZE, reqId=r, tickType=self._tick(sub, size_tick), size=size)
-
-    def _price(self, sub: MarketDataSub, tick: TickType, price: float, size: int, attr: int = 0) -> None:
-        sub.sent[tick] = price
-        self.send(
-            L.TICK_PRICE,
-            reqId=sub.req_id,
-            tickType=self._tick(sub, tick),
-            price=price,
-            size=size,
-            attrMask=attr,
-        )
+            if sent.get(tick) != ticks or sent.get(size_tick) != size:
+                sent[tick], sent[size_tick] = ticks, size
+                frames.price(out, tick, ticks, size, 1)
+                frames.size(out, size_tick, size)
 
     def _req_tick_by_tick(self, f: Fields) -> None:
         req_id = f.integer("reqId")
@@ -1102,22 +1175,39 @@ class Session:
 
     # --- the clock pump -------------------------------------------------------------------------------------
     def on_clock(self, old_s: int, new_s: int, wall: float) -> None:
-        """Stream what happened on the market between whole seconds old_s and new_s (inclusive of new_s)."""
-        if not self.started or self.closed or not self.subs or not self.server.data_flowing(self):
+        """Stream what happened on the market between whole seconds old_s and new_s (inclusive of new_s),
+        written to the socket at once; nothing (and the session stops) once the client's socket is closing."""
+        if not self.started or self.closed or not self.subs:
             return
-        for sub in list(self.subs.values()):
-            if isinstance(sub, MarketDataSub):
-                if new_s != old_s:
-                    self._stream_quotes(sub, old_s, new_s)
-            elif isinstance(sub, TickByTickSub):
-                self._stream_tick_by_tick(sub, new_s)
-            elif isinstance(sub, RealTimeBarSub):
-                self._stream_real_time_bars(sub, new_s)
-            elif isinstance(sub, DepthSub):
-                if new_s != old_s:
-                    self._stream_depth(sub, new_s)
-            elif isinstance(sub, HistoricalSub):
-                self._stream_historical(sub, new_s, wall)
+        if self.writer.transport.is_closing():
+            self._connection_gone()
+            return
+        if not self.server.data_flowing(self):
+            return
+        batch = self._batch is None  # else a request being answered holds one: stream into it
+        if batch:
+            self._batch = bytearray()
+        try:
+            for sub in list(self.subs.values()):
+                if isinstance(sub, MarketDataSub):
+                    if new_s != old_s:
+                        self._stream_quotes(sub, old_s, new_s)
+                elif isinstance(sub, TickByTickSub):
+                    self._stream_tick_by_tick(sub, new_s)
+                elif isinstance(sub, RealTimeBarSub):
+                    self._stream_real_time_bars(sub, new_s)
+                elif isinstance(sub, DepthSub):
+                    if new_s != old_s:
+                        self._stream_depth(sub, new_s)
+                elif isinstance(sub, HistoricalSub):
+                    self._stream_historical(sub, new_s, wall)
+        finally:
+            if batch:
+                self._flush()
+
+    def streaming(self) -> bool:
+        """A started, open session with at least one streaming subscription."""
+        return self.started and not self.closed and bool(self.subs)
 
     def _stream_tick_by_tick(self, sub: TickByTickSub, now: int) -> None:
         market = self.server.market

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -62,7 +62,28 @@ def frame(fields: Iterable[Any]) -> bytes:
 
 
 def frame_raw(payload: bytes) -> bytes:
+    """A whole message from its already encoded fields."""
     return _LEN.pack(len(payload)) + payload
+
+
+class PriceFields:
+    """Encoded price fields of one tick grid, cached by tick count (`encode_field(from_ticks(n))`): a quote
+    stream writes the same few prices again and again, and formatting a float dominates a tick message."""
+
+    __slots__ = ("_cache", "_from_ticks", "_limit")
+
+    def __init__(self, from_ticks: Callable[[int], float], limit: int = 4096) -> None:
+        self._from_ticks = from_ticks
+        self._cache: dict[int, bytes] = {}
+        self._limit = limit
+
+    def __call__(self, ticks: int) -> bytes:
+        found = self._cache.get(ticks)
+        if found is None:
+            if len(self._cache) >= self._limit:  # a price path that wandered far: start over
+                self._cache.clear()
+            found = self._cache[ticks] = encode_field(self._from_ticks(ticks))
+        return found
 
 
 class FrameBuffer:
