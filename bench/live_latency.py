@@ -180,9 +180,13 @@ async def measure(
                 gc_pauses.timing = True
                 sent.append(t0)
                 assert len(received) == n + 1, f"signal {i}: {len(received) - n} orders arrived"
-            # let the fill, its status and commission reach the client before the next signal
+            # One signal in flight at a time: let the fill, its status and its commission report reach the
+            # client and be recorded (each a durable commit) before the next signal, so a signal never
+            # queues behind the previous order's bookkeeping.
             last = session.om.order(strategy.last_order)
             while last is not None and not last.is_final:
+                await asyncio.sleep(0.0002)
+            while records.fills_missing_commission():
                 await asyncio.sleep(0.0002)
             await asyncio.sleep(0.001)
         gc_pauses.timing = False
