@@ -447,7 +447,8 @@ def write_live_chart(summary: dict[str, Any], path: Path) -> Path:
         if pts:
             ax_p.scatter(*zip(*pts, strict=True), color=color, marker=marker, s=40, zorder=3, label=side)
     ax_p.legend(loc="upper left", fontsize=8)
-    ax_p.set_title(f"live {summary['strategy']} (simulated: {summary['simulated']}) - fills from the records")
+    venue = "the built-in simulator" if summary["simulated"] else "IB"
+    ax_p.set_title(f"live {summary['strategy']} against {venue}: fills from the records database")
     # equity per bar: fills up to the bar's end (times are whole seconds), marked at the close
     equity = []
     k = 0
