@@ -441,12 +441,23 @@ def test_an_order_is_sent_after_one_commit_and_no_lookup_of_its_client_order_id(
         r = rig(records, broker)
         await r.om.connect()
         r.om.on_price(MES, 5000.0)
-        event.listen(records.engine, "commit", lambda _conn: broker.commits.append("commit"))
-        event.listen(
-            records.engine,
-            "before_cursor_execute",
-            lambda _c, _cur, statement, *_: broker.statements.append(statement.split()[0].upper()),
-        )
+        if records.engine.dialect.name == "sqlite":  # the write-ahead runs on its own DBAPI connection there
+
+            def statement(sql: str) -> None:
+                broker.statements.append(sql.split(maxsplit=1)[0].upper())
+                if sql == "COMMIT":
+                    broker.commits.append("commit")
+
+            event.listen(
+                records.engine.pool, "checkout", lambda dbapi, *_: dbapi.set_trace_callback(statement)
+            )
+        else:
+            event.listen(records.engine, "commit", lambda _conn: broker.commits.append("commit"))
+            event.listen(
+                records.engine,
+                "before_cursor_execute",
+                lambda _c, _cur, statement, *_: broker.statements.append(statement.split()[0].upper()),
+            )
         order = await r.om.submit(lmt(Side.BUY, 4990.0, cid="fresh"))
         ((n_commits, statements),) = broker.at_place
         assert n_commits == 1  # id reservation, order row, its Created and PendingSubmit events: one commit

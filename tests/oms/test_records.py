@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from oms_helpers import MES, MNQ, SECOND, T0
 from sqlalchemy import event, inspect, text
+from sqlalchemy.exc import OperationalError
 
-from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
+from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from ibot.oms import records as records_module
 from ibot.oms.records import (
     Base,
     DuplicateOrderError,
@@ -256,9 +262,17 @@ def test_default_database_is_a_sqlite_file_under_the_data_dir(tmp_path: Path) ->
 
 # The write-ahead transaction of an order about to be sent --------------------------------------------------
 def commits(records: OrderRecords) -> list[int]:
-    """A list that grows by one on every COMMIT the records' engine makes."""
+    """A list that grows by one on every COMMIT the records make from now on. On SQLite every COMMIT any
+    connection of its engine runs, including the write-ahead's own DBAPI connection (no engine events)."""
     seen: list[int] = []
-    event.listen(records.engine, "commit", lambda _conn: seen.append(1))
+    if records.engine.dialect.name != "sqlite":
+        event.listen(records.engine, "commit", lambda _conn: seen.append(1))
+        return seen
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(lambda sql: seen.append(1) if sql == "COMMIT" else None)
+
+    event.listen(records.engine.pool, "checkout", trace)
     return seen
 
 
@@ -378,3 +392,173 @@ def test_an_older_event_never_moves_the_orders_update_time_back(records: OrderRe
     )
     assert (saved.status, saved.updated_ts) == (S.PENDING_CANCEL, later)
     assert [e.ts for e in records.events("c1")] == [T0, later, earlier]
+
+
+# The SQLite write-ahead on the driver's connection: the same rows as the Core path ----------------------
+WALL = datetime(2024, 11, 5, 15, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def wall_clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """The record time stamped on rows: the last element of the returned list (the test appends)."""
+    now = [WALL]
+    monkeypatch.setattr(records_module, "_wall_now", lambda: now[-1])
+    return now
+
+
+@contextmanager
+def two_databases(tmp_path: Path, *, migrated: bool = True) -> Iterator[tuple[OrderRecords, OrderRecords]]:
+    """(Core path, driver path) records on two SQLite files with the same schema."""
+    pair = (
+        OrderRecords(f"sqlite:///{tmp_path / 'core.sqlite'}"),
+        OrderRecords(f"sqlite:///{tmp_path / 'raw.sqlite'}"),
+    )
+    pair[0]._driver_write_ahead = False
+    for rec in pair:
+        if migrated:
+            rec.migrate()
+        else:  # a database made without the migration: no counter row
+            Base.metadata.create_all(rec.engine)
+    try:
+        yield pair
+    finally:
+        for rec in pair:
+            rec.close()
+
+
+def every_row(url: str) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
+    """Every column of every row of the tables the write-ahead writes, with each value's storage type."""
+    conn = sqlite3.connect(url.split("///", 1)[1])
+    try:
+        return {
+            table: [
+                tuple((type(v).__name__, v) for v in row)
+                for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            ]
+            for table in ("orders", "order_events", "oms_counters")
+        }
+    finally:
+        conn.close()
+
+
+SUBMISSIONS: list[tuple[OrderRequest, dict[str, Any]]] = [
+    (limit_buy("a1"), {"broker_next_id": 7, "client_order_id": "a1", "client_id": 1000, "account": "DU1"}),
+    (
+        OrderRequest(
+            "MNQ",
+            Side.SELL,
+            3,
+            OrderType.STP_LMT,
+            limit_price=20100.5,
+            stop_price=20101.25,
+            tif=TimeInForce.GTC,
+            reason="stop é" * 50,  # cut to 200 characters
+            parent_id="a1",
+            oca_group="oca-1",
+        ),
+        {"broker_next_id": 3, "client_order_id": lambda order_id: f"ibot-9-{order_id}", "strategy": "orb"},
+    ),
+    (
+        OrderRequest("MES", Side.BUY, 1),
+        {"broker_next_id": 50, "client_order_id": "m1", "message": "", "source": "manual"},
+    ),
+    (
+        OrderRequest("MES", Side.SELL, 2, OrderType.LMT, limit_price=0.1 + 0.2),
+        {"broker_next_id": 1, "client_order_id": "f1", "client_id": 0},
+    ),
+]
+
+
+@pytest.mark.parametrize("migrated", [True, False], ids=["migrated", "no-counter-row"])
+def test_the_driver_write_ahead_writes_exactly_the_rows_the_core_path_writes(
+    tmp_path: Path, wall_clock: list[datetime], migrated: bool
+) -> None:
+    with two_databases(tmp_path, migrated=migrated) as (core, raw):
+        for i, (request, kwargs) in enumerate(SUBMISSIONS):
+            wall_clock.append(WALL + i * timedelta(seconds=1, microseconds=7))
+            instrument = MNQ if request.symbol == "MNQ" else MES
+            written = [
+                rec.record_submission(request, ts=T0 + i * SECOND, instrument=instrument, **kwargs)
+                for rec in (core, raw)
+            ]
+            assert written[0] == written[1]
+            for rec in (core, raw):  # a refused duplicate: the same error, nothing written on either path
+                with pytest.raises(DuplicateOrderError, match=f"{written[0].client_order_id!r}"):
+                    rec.record_submission(
+                        request,
+                        ts=T0,
+                        instrument=instrument,
+                        **(kwargs | {"client_order_id": written[0].client_order_id}),
+                    )
+        assert core._driver is None and raw._driver is not None  # each went the way it was meant to
+        core_rows, raw_rows = every_row(core.url), every_row(raw.url)
+        assert [len(core_rows[t]) for t in ("orders", "order_events", "oms_counters")] == [4, 8, 1]
+        assert raw_rows == core_rows
+
+
+def test_the_driver_write_ahead_runs_with_the_engines_durability_pragmas(
+    sqlite_records: OrderRecords,
+) -> None:
+    sqlite_records.record_submission(
+        limit_buy("p1"), ts=T0, instrument=MES, broker_next_id=1, client_order_id="p1"
+    )
+    driver = sqlite_records._driver
+    assert driver is not None
+    pragmas = [
+        driver.connection.execute(f"PRAGMA {p}").fetchone()[0]
+        for p in ("journal_mode", "synchronous", "foreign_keys")
+    ]
+    assert pragmas == ["wal", 2, 1]  # WAL, FULL, foreign keys on: as every Core connection
+
+
+def test_after_a_refused_write_ahead_the_driver_connection_takes_the_next_order(
+    sqlite_records: OrderRecords,
+) -> None:
+    sqlite_records.record_submission(
+        limit_buy("d1"), ts=T0, instrument=MES, broker_next_id=5, client_order_id="d1"
+    )
+    before = every_row(sqlite_records.url)
+    with pytest.raises(DuplicateOrderError):
+        sqlite_records.record_submission(
+            limit_buy("d1", qty=3), ts=T0, instrument=MES, broker_next_id=9, client_order_id="d1"
+        )
+    with pytest.raises(RecordsError, match="has no id"):
+        sqlite_records.record_submission(
+            limit_buy(""), ts=T0, instrument=MES, broker_next_id=9, client_order_id=lambda _id: ""
+        )
+    assert every_row(sqlite_records.url) == before  # nothing written, no id used up
+    ahead = sqlite_records.record_submission(
+        limit_buy("d2"), ts=T0, instrument=MES, broker_next_id=1, client_order_id="d2"
+    )
+    assert ahead == WriteAhead(6, "d2")
+
+
+@pytest.mark.parametrize("path", ["core", "driver"])
+def test_a_database_error_inside_the_write_ahead_is_sqlalchemys_error_on_both_paths_and_leaves_nothing(
+    sqlite_records: OrderRecords, path: str
+) -> None:
+    sqlite_records._driver_write_ahead = path == "driver"
+    with (
+        sqlite_records.engine.begin() as conn
+    ):  # the order insert fails at run time: its trigger's table is gone
+        conn.execute(text("CREATE TABLE audit (cid TEXT)"))
+        conn.execute(
+            text(
+                "CREATE TRIGGER audit_order AFTER INSERT ON orders "
+                "BEGIN INSERT INTO audit VALUES (NEW.client_order_id); END"
+            )
+        )
+        conn.execute(text("DROP TABLE audit"))
+    before = every_row(sqlite_records.url)
+    with pytest.raises(OperationalError, match="no such table"):
+        sqlite_records.record_submission(
+            limit_buy("e1"), ts=T0, instrument=MES, broker_next_id=3, client_order_id="e1"
+        )
+    assert every_row(sqlite_records.url) == before
+    with sqlite_records.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER audit_order"))
+    ahead = sqlite_records.record_submission(
+        limit_buy("e1"), ts=T0, instrument=MES, broker_next_id=3, client_order_id="e1"
+    )
+    assert ahead == WriteAhead(3, "e1")
+    assert (sqlite_records._driver is not None) is (path == "driver")

@@ -4,9 +4,12 @@ SQLAlchemy 2 typed models and one repository, `OrderRecords`. SQLite by default 
 WAL journal, synchronous=FULL so a committed row survives a power cut); PostgreSQL by URL (psycopg 3 driver).
 Every write method commits before it returns. Writes go through SQLAlchemy Core (one statement per row, no
 ORM unit of work), and the write-ahead record of an order about to be sent is ONE transaction
-(`record_submission`): the tick-to-order path pays for one durable commit. Money and prices are exact decimals
-(NUMERIC on PostgreSQL, text on SQLite, whose NUMERIC affinity would round through a float). The schema is
-created and upgraded by the Alembic migrations packaged in `ibot/oms/migrations` (`OrderRecords.migrate()`).
+(`record_submission`): the tick-to-order path pays for one durable commit. On a SQLite file that transaction
+runs on a DBAPI connection of the same engine (same pragmas), with the Core statements compiled once and the
+column types' bind processors applied: the same rows for a fraction of Core's per-statement cost. Money and
+prices are exact decimals (NUMERIC on PostgreSQL, text on SQLite, whose NUMERIC affinity would round through a
+float). The schema is created and upgraded by the Alembic migrations packaged in `ibot/oms/migrations`
+(`OrderRecords.migrate()`).
 
 Commissions (pysystemtrade PR #1661): IB reports an execution first and its commission later, sometimes after
 an early empty report. A fill's commission stays NULL until a real report arrives; a zero report is kept as a
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -48,10 +52,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -617,6 +623,76 @@ def _write_change(conn: Connection, cid: str, change: OrderChange, now: datetime
     return row
 
 
+# --- the SQLite write-ahead on the driver's connection (the tick-to-order path) --------------------------
+
+
+class _Prepared:
+    """A Core statement compiled ONCE for the engine's dialect: its SQL, and how a dict of values becomes the
+    driver's positional parameters (each bind's type processor, as Core applies it on every execute)."""
+
+    __slots__ = ("_slots", "sql")
+
+    def __init__(
+        self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
+    ) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        if not isinstance(compiled, SQLCompiler):
+            raise RecordsError(f"cannot prepare {stmt}: not a SQL statement")
+        if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
+            raise RecordsError(f"cannot prepare {compiled.string!r}: not a plain positional statement")
+        if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+            raise RecordsError(f"cannot prepare {compiled.string!r}: it needs Python-side column defaults")
+        self.sql: str = compiled.string
+        slots: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.value is not None and bind.callable is None and not bind.required:  # the statement's own
+                value = bind.effective_value
+                slots.append((None, process(value) if process is not None else value, None))
+            else:
+                slots.append((name, None, process))
+        self._slots = tuple(slots)
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The driver parameters for `values` (KeyError when a bound column has no value: never a default)."""
+        return tuple(
+            constant if name is None else (values[name] if process is None else process(values[name]))
+            for name, constant, process in self._slots
+        )
+
+
+def _insert_columns(table: Table) -> list[str]:
+    """Every column of `table` but its autoincrement key, in the table's order."""
+    return [c.key for c in table.c if c is not table.autoincrement_column]
+
+
+class _SqliteWriteAhead:
+    """`record_submission`'s transaction on one DBAPI connection of the records' engine, kept for the
+    records' lifetime: the same SQL as the Core statements, a fraction of the per-statement cost.
+
+    The connection comes from the engine's pool, so the engine's connect-time pragmas (WAL, synchronous=FULL,
+    foreign keys, busy timeout) apply to it exactly as to every Core connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        self.reserve = _Prepared(_RESERVE, dialect)
+        self.insert_order = _Prepared(_INSERT_ORDER, dialect, _insert_columns(_ORDERS))
+        self.insert_event = _Prepared(_INSERT_EVENT, dialect, _insert_columns(_EVENTS))
+        self.dbapi: Any = dialect.loaded_dbapi
+        self.lock = threading.Lock()  # one transaction at a time on the one connection
+        self._proxy: PoolProxiedConnection = engine.raw_connection()
+        self.connection: Any = self._proxy.driver_connection
+        if self.connection is None:
+            raise RecordsError(f"the records database {engine.url!r} gave no driver connection")
+        self.cursor: Any = self.connection.cursor()
+
+    def close(self) -> None:
+        with self.lock:
+            self.cursor.close()
+            self._proxy.close()
+
+
 # --- the repository -------------------------------------------------------------------------------------
 
 
@@ -638,8 +714,23 @@ class OrderRecords:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        # The write-ahead of an order about to be sent runs on a DBAPI connection of this engine (same SQL,
+        # same pragmas, one COMMIT) for a SQLite file; PostgreSQL and in-memory SQLite take the Core path.
+        # Private switch: tests force the Core path to compare what the two write.
+        database = self.engine.url.database or ""
+        self._driver_write_ahead = (
+            self.engine.dialect.name == "sqlite"
+            and database not in ("", ":memory:")
+            and "mode=memory" not in self.url
+        )
+        self._driver: _SqliteWriteAhead | None = None
+        self._driver_init = threading.Lock()
 
     def close(self) -> None:
+        with self._driver_init:
+            if self._driver is not None:
+                self._driver.close()
+                self._driver = None
         self.engine.dispose()
 
     # Schema ---------------------------------------------------------------------------------------------
@@ -698,41 +789,101 @@ class OrderRecords:
         now = _wall_now()
         cid = client_order_id if isinstance(client_order_id, str) else ""
         remaining = request.quantity
+
+        def rows(order_id: int) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+            """The client order id, the order row and its two events, once the broker order id is known."""
+            the_cid = cid or (client_order_id(order_id) if callable(client_order_id) else "")
+            if not the_cid:
+                what = f"{request.side} {request.quantity} {request.symbol}"
+                raise RecordsError(f"record_submission: order {what} has no id")
+            order = _order_values(
+                request,
+                the_cid,
+                ts=ts,
+                now=now,
+                instrument=instrument,
+                ib_order_id=order_id,
+                client_id=client_id,
+                account=account,
+                strategy=strategy,
+                status=OrderStatus.PENDING_SUBMIT,
+                remaining=remaining,
+                message=message,
+            )
+            created = _event_values(the_cid, ts, now, OrderStatus.CREATED, 0, remaining, None, "", source)
+            pending = _event_values(
+                the_cid, ts, now, OrderStatus.PENDING_SUBMIT, 0, remaining, None, message, source
+            )
+            return the_cid, order, [created, pending]
+
+        driver = self._driver_connection()
+        if driver is not None:
+            ahead = self._write_ahead_on_driver(driver, broker_next_id, cid, rows)
+            if ahead is not None:
+                return ahead
+            # No counter row (a database made without the migration): the Core path below creates it.
         try:
             with self.engine.begin() as conn:
                 order_id = conn.execute(_RESERVE, {"broker_next_id": broker_next_id}).scalar_one_or_none()
                 if order_id is None:
                     order_id = _create_counter(conn, broker_next_id)
-                if not cid:
-                    cid = client_order_id(order_id) if callable(client_order_id) else ""
-                if not cid:
-                    what = f"{request.side} {request.quantity} {request.symbol}"
-                    raise RecordsError(f"record_submission: order {what} has no id")
-                conn.execute(
-                    _INSERT_ORDER,
-                    _order_values(
-                        request,
-                        cid,
-                        ts=ts,
-                        now=now,
-                        instrument=instrument,
-                        ib_order_id=order_id,
-                        client_id=client_id,
-                        account=account,
-                        strategy=strategy,
-                        status=OrderStatus.PENDING_SUBMIT,
-                        remaining=remaining,
-                        message=message,
-                    ),
-                )
-                created = _event_values(cid, ts, now, OrderStatus.CREATED, 0, remaining, None, "", source)
-                pending = _event_values(
-                    cid, ts, now, OrderStatus.PENDING_SUBMIT, 0, remaining, None, message, source
-                )
-                conn.execute(_INSERT_EVENT, [created, pending])
+                cid, order, events = rows(int(order_id))
+                conn.execute(_INSERT_ORDER, order)
+                conn.execute(_INSERT_EVENT, events)
         except IntegrityError as exc:
-            raise self._refused(cid, exc) from None
+            raise self._refused(cid, exc.orig) from None
         return WriteAhead(int(order_id), cid)
+
+    def _driver_connection(self) -> _SqliteWriteAhead | None:
+        """The write-ahead's own DBAPI connection (opened on first use), or None on the Core path."""
+        if self._driver is None and self._driver_write_ahead:
+            with self._driver_init:
+                if self._driver is None:
+                    self._driver = _SqliteWriteAhead(self.engine)
+        return self._driver
+
+    def _write_ahead_on_driver(
+        self,
+        driver: _SqliteWriteAhead,
+        broker_next_id: int,
+        cid: str,
+        rows: Callable[[int], tuple[str, dict[str, Any], list[dict[str, Any]]]],
+    ) -> WriteAhead | None:
+        """`record_submission`'s transaction on the driver's connection; None (nothing written) when there is
+        no counter row. Errors are those of the Core path: a refused id raises DuplicateOrderError (or
+        RecordsError), other database errors SQLAlchemy's wrapping of the driver's."""
+        dbapi = driver.dbapi
+        conn, cur = driver.connection, driver.cursor
+        with driver.lock:
+            if conn.in_transaction:  # never expected: a failed rollback of the previous call
+                conn.rollback()
+            sql: str = driver.reserve.sql
+            params: Any = driver.reserve.params({"broker_next_id": broker_next_id})
+            try:
+                cur.execute("BEGIN")
+                cur.execute(sql, params)
+                reserved = cur.fetchall()
+                if not reserved:
+                    conn.rollback()
+                    return None
+                order_id = int(reserved[0][0])
+                cid, order, events = rows(order_id)
+                sql, params = driver.insert_order.sql, driver.insert_order.params(order)
+                cur.execute(sql, params)
+                sql, params = driver.insert_event.sql, [driver.insert_event.params(e) for e in events]
+                cur.executemany(sql, params)
+                sql, params = "COMMIT", ()
+                conn.commit()
+            except dbapi.IntegrityError as exc:
+                conn.rollback()
+                raise self._refused(cid, exc) from None
+            except dbapi.Error as exc:
+                conn.rollback()
+                raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+            except BaseException:
+                conn.rollback()
+                raise
+        return WriteAhead(order_id, cid)
 
     def record_new(
         self,
@@ -781,14 +932,15 @@ class OrderRecords:
                     _INSERT_EVENT, _event_values(cid, ts, now, status, 0, remaining, None, message, source)
                 )
         except IntegrityError as exc:
-            raise self._refused(cid, exc) from None
+            raise self._refused(cid, exc.orig) from None
         return _order_record(row)
 
-    def _refused(self, cid: str, exc: IntegrityError) -> RecordsError:
-        """Why the database refused an order: its client order id is taken, or (rarely) something else."""
+    def _refused(self, cid: str, reason: object) -> RecordsError:
+        """Why the database refused an order (`reason`: the driver's integrity error): its client order id is
+        taken, or (rarely) something else."""
         if cid and self.get_order(cid) is not None:
             return DuplicateOrderError(f"order {cid!r} is already recorded")
-        return RecordsError(f"order {cid!r}: the records database refused it: {exc.orig}")
+        return RecordsError(f"order {cid!r}: the records database refused it: {reason}")
 
     def record_event(
         self,
