@@ -38,10 +38,11 @@ class F:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """A repeated group: a count field, then each item's fields (values[name] is a sequence of mappings)."""
+    """A repeated group: a count field, then each item's fields (values[name] is a sequence of mappings);
+    an item's field may itself be a group (SYMBOL_SAMPLES: each contract's derivative security types)."""
 
     name: str
-    fields: tuple[F, ...]
+    fields: tuple[F | Group, ...]
     since: int = 0
 
     def present(self, server_version: int) -> bool:
@@ -56,17 +57,22 @@ class Layout:
     def values(self, server_version: int, values: Mapping[str, Any]) -> list[Any]:
         """The message's fields in wire order (message id first) for `server_version`."""
         out: list[Any] = [int(self.msg_id)]
-        for field in self.fields:
+        self._put(self.fields, server_version, values, out)
+        return out
+
+    def _put(
+        self, fields: Sequence[F | Group], server_version: int, values: Mapping[str, Any], out: list[Any]
+    ) -> None:
+        for field in fields:
             if not field.present(server_version):
                 continue
             if isinstance(field, Group):
                 items: Sequence[Mapping[str, Any]] = self._get(field.name, values)
                 out.append(len(items))
                 for item in items:
-                    out.extend(self._scalar(f, item) for f in field.fields if f.present(server_version))
+                    self._put(field.fields, server_version, item, out)
             else:
                 out.append(self._scalar(field, values))
-        return out
 
     def frame(self, server_version: int, **values: Any) -> bytes:
         return frame(self.values(server_version, values))
@@ -242,6 +248,35 @@ CONTRACT_DATA = _layout(
     F("suggestedSizeIncrement", since=v.MIN_SERVER_VER_SIZE_RULES),
 )
 CONTRACT_DATA_END = _layout(Outgoing.CONTRACT_DATA_END, _version(1), "reqId")
+# Symbol search: each contract with its derivative security types (values: {"secType": ...}).
+SYMBOL_SAMPLES = _layout(
+    Outgoing.SYMBOL_SAMPLES,
+    "reqId",
+    Group(
+        "contracts",
+        (
+            F("conId"),
+            F("symbol"),
+            F("secType"),
+            F("primaryExchange"),
+            F("currency"),
+            Group("derivativeSecTypes", (F("secType"),)),
+            F("description", since=v.MIN_SERVER_VER_BOND_ISSUERID),
+            F("issuerId", since=v.MIN_SERVER_VER_BOND_ISSUERID),
+        ),
+    ),
+)
+MARKET_RULE = _layout(
+    Outgoing.MARKET_RULE, "marketRuleId", Group("priceIncrements", (F("lowEdge"), F("increment")))
+)
+MKT_DEPTH_EXCHANGES = _layout(
+    Outgoing.MKT_DEPTH_EXCHANGES,
+    Group(
+        "descriptions",
+        (F("exchange"), F("secType"), F("listingExch"), F("serviceDataType"), F("aggGroup")),
+    ),
+)
+SECURITY_DEFINITION_OPTION_PARAMETER_END = _layout(Outgoing.SECURITY_DEFINITION_OPTION_PARAMETER_END, "reqId")
 
 # --- account and positions -------------------------------------------------------------------------
 POSITION_DATA = _layout(
@@ -285,6 +320,8 @@ ACCOUNT_UPDATE_MULTI = _layout(
     Outgoing.ACCOUNT_UPDATE_MULTI, _version(1), "reqId", "account", "modelCode", "key", "value", "currency"
 )
 ACCOUNT_UPDATE_MULTI_END = _layout(Outgoing.ACCOUNT_UPDATE_MULTI_END, _version(1), "reqId")
+FAMILY_CODES = _layout(Outgoing.FAMILY_CODES, Group("familyCodes", (F("accountID"), F("familyCodeStr"))))
+USER_INFO = _layout(Outgoing.USER_INFO, "reqId", "whiteBrandingId")
 PNL = _layout(Outgoing.PNL, "reqId", "dailyPnL", "unrealizedPnL", "realizedPnL")
 PNL_SINGLE = _layout(Outgoing.PNL_SINGLE, "reqId", "pos", "dailyPnL", "unrealizedPnL", "realizedPnL", "value")
 

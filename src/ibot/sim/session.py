@@ -26,6 +26,7 @@ from ibot.sim.market import BarRow, ContractQuery, MarketError, QuoteTicks, hour
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
 from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
 from ibot.sim.pacing import MessageRate
+from ibot.sim.reference import MarketRules, depth_exchanges, matching_symbols
 from ibot.sim.wire import (
     API_PREFIX,
     UNSET_DOUBLE,
@@ -252,6 +253,7 @@ class TickFrames:
         out += frame_raw(self._string[tick] + encode_field(value))
 
 
+_MARKET_RULES = MarketRules.of_catalog()  # CONTRACT_DATA's marketRuleIds and MARKET_RULE share these ids
 _ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _MAX_BARS = 100_000
@@ -392,6 +394,12 @@ class Session:
             Incoming.CANCEL_PNL: self._cancel_pnl,
             Incoming.REQ_PNL_SINGLE: self._req_pnl_single,
             Incoming.CANCEL_PNL_SINGLE: self._cancel_pnl,
+            Incoming.REQ_MATCHING_SYMBOLS: self._req_matching_symbols,
+            Incoming.REQ_MARKET_RULE: self._req_market_rule,
+            Incoming.REQ_MKT_DEPTH_EXCHANGES: self._req_mkt_depth_exchanges,
+            Incoming.REQ_SEC_DEF_OPT_PARAMS: self._req_sec_def_opt_params,
+            Incoming.REQ_FAMILY_CODES: self._req_family_codes,
+            Incoming.REQ_USER_INFO: self._req_user_info,
             LOCKSTEP_ACK: self._lockstep_ack,
         }
 
@@ -870,6 +878,7 @@ class Session:
         fut = inst.sec_type is SecType.FUT
         tz = hours.tz_name
         last = f"{inst.expiry:%Y%m%d}" if fut and inst.expiry else ""
+        valid_exchanges = [inst.exchange] if fut else ["SMART", inst.primary_exchange]
         return {
             "symbol": inst.symbol,
             "secType": inst.sec_type.value,
@@ -885,7 +894,7 @@ class Session:
             "minTick": float(inst.tick_size),
             "multiplier": _plain(inst.multiplier) if fut else "",
             "orderTypes": _ORDER_TYPES,
-            "validExchanges": inst.exchange if fut else f"SMART,{inst.primary_exchange}",
+            "validExchanges": ",".join(valid_exchanges),
             "priceMagnifier": 1,
             "underConId": 0,
             "longName": inst.description,
@@ -903,7 +912,7 @@ class Session:
             "aggGroup": 2147483647,
             "underSymbol": inst.symbol if fut else "",
             "underSecType": "IND" if fut else "",
-            "marketRuleIds": "",
+            "marketRuleIds": _MARKET_RULES.rule_ids(inst, valid_exchanges),
             "realExpirationDate": last,
             "stockType": "" if fut else "COMMON",
             "sizeMinTick": 1,
@@ -911,6 +920,101 @@ class Session:
             "sizeIncrement": 1,
             "suggestedSizeIncrement": 1,
         }
+
+    def _req_matching_symbols(self, f: Fields) -> None:
+        """Catalog symbols starting with the pattern (IB's symbol search, a prefix match here)."""
+        req_id = f.integer("reqId")
+        pattern = f.text()
+        found = matching_symbols(self.server.book.products(), pattern)
+        log.info(
+            "%s reqMatchingSymbols %r reqId=%d -> %s",
+            self.name,
+            pattern,
+            req_id,
+            ",".join(s.symbol for s in found) or "none",
+        )
+        contracts = [
+            {
+                "conId": s.con_id,
+                "symbol": s.symbol,
+                "secType": s.sec_type,
+                "primaryExchange": s.primary_exchange,
+                "currency": s.currency,
+                "derivativeSecTypes": [{"secType": t} for t in s.derivative_sec_types],
+                "description": s.description,
+                "issuerId": "",
+            }
+            for s in found
+        ]
+        self.send(L.SYMBOL_SAMPLES, reqId=req_id, contracts=contracts)
+
+    def _req_market_rule(self, f: Fields) -> None:
+        """The price increments of a rule id from contract details; an unknown id gets no increments (an
+        empty answer, so the client's call returns rather than waits)."""
+        rule_id = f.integer("marketRuleId")
+        increments = _MARKET_RULES.increments(rule_id)
+        if increments is None:
+            log.info(
+                "%s reqMarketRule %d: no such rule (ids %s); empty", self.name, rule_id, _MARKET_RULES.ids()
+            )
+            increments = []
+        else:
+            log.info("%s reqMarketRule %d", self.name, rule_id)
+        self.send(
+            L.MARKET_RULE,
+            marketRuleId=rule_id,
+            priceIncrements=[{"lowEdge": i.low_edge, "increment": i.increment} for i in increments],
+        )
+
+    def _req_mkt_depth_exchanges(self, f: Fields) -> None:
+        found = depth_exchanges(self.server.book.products())
+        log.info("%s reqMktDepthExchanges -> %s", self.name, ",".join(d.exchange for d in found))
+        self.send(
+            L.MKT_DEPTH_EXCHANGES,
+            descriptions=[
+                {
+                    "exchange": d.exchange,
+                    "secType": d.sec_type,
+                    "listingExch": d.listing_exchange,
+                    "serviceDataType": d.service_data_type,
+                    "aggGroup": d.agg_group,
+                }
+                for d in found
+            ],
+        )
+
+    def _req_sec_def_opt_params(self, f: Fields) -> None:
+        """The catalog has no options: no parameters, just the end marker."""
+        req_id = f.integer("reqId")
+        symbol, fop_exchange, sec_type = f.text(), f.text(), f.text()
+        con_id = f.integer("underlyingConId")
+        log.info(
+            "%s reqSecDefOptParams %s %s %s conId=%d reqId=%d: no options",
+            self.name,
+            symbol,
+            sec_type,
+            fop_exchange or "(any exchange)",
+            con_id,
+            req_id,
+        )
+        self.send(L.SECURITY_DEFINITION_OPTION_PARAMETER_END, reqId=req_id)
+
+    def _req_family_codes(self, f: Fields) -> None:
+        log.info("%s reqFamilyCodes", self.name)
+        self.send(L.FAMILY_CODES, familyCodes=[{"accountID": self.server.account, "familyCodeStr": ""}])
+
+    def _req_user_info(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        if self.server_version < v.MIN_SERVER_VER_USER_INFO:
+            log.info(
+                "%s reqUserInfo reqId=%d: not in server version %d; ignored",
+                self.name,
+                req_id,
+                self.server_version,
+            )
+            return
+        log.info("%s reqUserInfo reqId=%d", self.name, req_id)
+        self.send(L.USER_INFO, reqId=req_id, whiteBrandingId="")
 
     def resolve(self, req_id: int, q: ContractQuery) -> Instrument:
         """Exactly one contract for a data request: IB answers 200 when none or several match."""

@@ -28,6 +28,8 @@ MIN_SERVER_VER_SIZE_RULES = (
     164  # CONTRACT_DATA: no version field; minSize/sizeIncrement/suggestedSizeIncrement
 )
 MIN_SERVER_VER_ADVANCED_ORDER_REJECT = 166  # ERR_MSG: advancedOrderRejectJson
-MIN_SERVER_VER_BOND_ISSUERID = 176  # REQ_CONTRACT_DATA: issuerId field from the client
+MIN_SERVER_VER_USER_INFO = 167  # REQ_USER_INFO / USER_INFO exist from here
+# REQ_CONTRACT_DATA: issuerId field from the client; SYMBOL_SAMPLES: each contract's description and issuerId
+MIN_SERVER_VER_BOND_ISSUERID = 176
 MIN_SERVER_VER_ERROR_TIME = 194  # ERR_MSG: no version field, errorTime added (above what we negotiate)
 MIN_SERVER_VER_HISTORICAL_DATA_END = 196  # HISTORICAL_DATA_END split out (above what we negotiate)
