@@ -5,7 +5,6 @@ parameters, family codes, user info): answered from the catalog by ib_async and 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,10 +14,9 @@ import ibapi.decoder
 import ibapi.wrapper
 import pytest
 from ib_async import Stock
-from ibapi.client import EClient
 from ibapi.contract import Contract
-from ibapi.wrapper import EWrapper
-from sim_helpers import START, WAIT, connect, qualified_mes, run
+from ibapi_helpers import RecordingApp, connected, threaded_server
+from sim_helpers import WAIT, connect, qualified_mes, run
 
 from ibot.model import catalog
 from ibot.model.instruments import Instrument, SecType
@@ -180,64 +178,17 @@ def test_ib_async_depth_exchanges_option_params_and_user_info_answer() -> None:
 # --- IB's official client (ibapi), in its own thread --------------------------------------------------------
 
 
-class App(EWrapper, EClient):
-    def __init__(self) -> None:
-        EClient.__init__(self, self)
-        self.events: dict[str, list[tuple[Any, ...]]] = {}
-        self._cond = threading.Condition()
-
-    def _add(self, name: str, *args: Any) -> None:
-        with self._cond:
-            self.events.setdefault(name, []).append(args)
-            self._cond.notify_all()
-
-    def wait_for(self, name: str) -> tuple[Any, ...]:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: name in self.events, WAIT)
-        assert ok, f"no {name} within {WAIT} s; got {list(self.events)}"
-        return self.events[name][0]
-
-    def nextValidId(self, orderId: int) -> None:
-        self._add("nextValidId", orderId)
-
-    def contractDetails(self, reqId: int, contractDetails: Any) -> None:
-        self._add("contractDetails", contractDetails)
-
-    def symbolSamples(self, reqId: int, contractDescriptions: Any) -> None:
-        self._add("symbolSamples", reqId, contractDescriptions)
-
-    def marketRule(self, marketRuleId: int, priceIncrements: Any) -> None:
-        self._add("marketRule", marketRuleId, priceIncrements)
-
-    def familyCodes(self, familyCodes: Any) -> None:
-        self._add("familyCodes", familyCodes)
-
-    def userInfo(self, reqId: int, whiteBrandingId: str) -> None:
-        self._add("userInfo", reqId, whiteBrandingId)
-
-
 @pytest.fixture
-def app() -> Iterator[App]:
-    loop = asyncio.new_event_loop()
-    srv = SimServer(port=0, symbols=["MES", "SPY"], speed=600.0, start=START)
-    loop.run_until_complete(srv.start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    client = App()
-    client.connect("127.0.0.1", srv.port, 1)
-    threading.Thread(target=client.run, daemon=True).start()
-    client.wait_for("nextValidId")
-    yield client
-    client.disconnect()
-    asyncio.run_coroutine_threadsafe(srv.stop(), loop).result(WAIT)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(WAIT)
-    loop.close()
+def app() -> Iterator[RecordingApp]:
+    with threaded_server(["MES", "SPY"]) as srv:
+        client = connected(srv)
+        yield client
+        client.disconnect()
 
 
-def test_ibapi_symbol_samples_and_market_rule(app: App) -> None:
+def test_ibapi_symbol_samples_and_market_rule(app: RecordingApp) -> None:
     app.reqMatchingSymbols(7, "mes")
-    req_id, [mes] = app.wait_for("symbolSamples")
+    _, req_id, [mes] = app.wait_for("symbolSamples")[0]
     assert req_id == 7 and (mes.contract.symbol, mes.contract.conId) == ("MES", MES.con_id)
     assert mes.contract.secType == "FUT" and mes.derivativeSecTypes == ["FUT"]
 
@@ -250,16 +201,16 @@ def test_ibapi_symbol_samples_and_market_rule(app: App) -> None:
         "202506",
     )
     app.reqContractDetails(8, c)
-    (details,) = app.wait_for("contractDetails")
+    _, _, details = app.wait_for("contractDetails")[0]
     app.reqMarketRule(int(details.marketRuleIds))
-    rule_id, [inc] = app.wait_for("marketRule")
+    _, rule_id, [inc] = app.wait_for("marketRule")[0]
     assert rule_id == int(details.marketRuleIds)
     assert (inc.lowEdge, inc.increment) == (0.0, float(MES.tick_size))
 
 
-def test_ibapi_family_codes_and_user_info(app: App) -> None:
+def test_ibapi_family_codes_and_user_info(app: RecordingApp) -> None:
     app.reqFamilyCodes()
-    ([code],) = app.wait_for("familyCodes")
+    _, [code] = app.wait_for("familyCodes")[0]
     assert (code.accountID, code.familyCodeStr) == ("DU123456", "")
     app.reqUserInfo(9)
-    assert app.wait_for("userInfo") == (9, "")
+    assert app.wait_for("userInfo")[0][1:] == (9, "")
