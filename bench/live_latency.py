@@ -1,7 +1,7 @@
 """Tick-to-order latency of the live path: the simulator writes a tick (timestamp at send) -> ib_async
 decodes it -> MarketDataFeed -> LiveRunner -> Strategy.on_tick -> LiveContext.submit -> risk check,
 write-ahead record (SQLite file), IBBroker -> ib_async writes PLACE_ORDER -> the simulator reads it
-(timestamp at receipt).
+(timestamp when its socket read returns those bytes, before the simulator decodes them).
 
 Both ends run in ONE process on ONE asyncio loop over loopback TCP (the simulator's server and the real
 ib_async client), so the figure includes the loop's scheduling between the two ends but no cross-process
@@ -122,7 +122,9 @@ async def measure(
     place = server.broker.place
 
     def timed_place(client_id: int, msg: Any) -> None:
-        received.append(time.perf_counter_ns())  # receipt: the PLACE_ORDER was just read and decoded
+        # receipt: when the simulator's socket read returned the PLACE_ORDER bytes (before its own decoding)
+        session = server.session_of(client_id)
+        received.append(session.read_ns if session is not None else time.perf_counter_ns())
         arrived.set()
         place(client_id, msg)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -338,6 +339,7 @@ class Session:
         self.server_version = 0
         self.started = False
         self.closed = False
+        self.read_ns = 0  # perf_counter_ns of the last read from the client
         self.market_data_type = 1
         self.subs: dict[int, Subscription] = {}
         self.positions_subscribed = False
@@ -502,6 +504,7 @@ class Session:
                 data = await self.reader.read(65536)
                 if not data:
                     break
+                self.read_ns = time.perf_counter_ns()  # when these bytes arrived (benchmarks read it)
                 batch = self._batch is None  # the answers to one read go out in one write
                 if batch:
                     self._batch = bytearray()
