@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,6 +21,9 @@ from ibot.model.calendar import (
     next_business_day,
     nth_last_business_day,
     previous_business_day,
+    trading_day_bounds,
+    trading_day_end,
+    trading_day_of,
 )
 
 # CME Group holiday calendar 2025 (full-day holidays with no settlement). The Jan 9 2025 national day of
@@ -189,3 +193,30 @@ def test_business_days_lists_the_open_days_of_a_week_with_a_holiday() -> None:
         date(2026, 6, 17),
         date(2026, 6, 18),
     ]
+
+
+# --- trading days (CME Globex roll: 18:00 New York = 17:00 Chicago) ---------------------------------------
+
+
+def _ns(local: datetime) -> int:
+    return int(local.timestamp()) * 1_000_000_000
+
+
+@pytest.mark.parametrize("day", [date(2025, 3, 7), date(2025, 3, 9), date(2025, 3, 10), date(2025, 11, 2)])
+def test_trading_day_ends_at_18_et_which_is_17_chicago_across_dst(day: date) -> None:
+    # 2025-03-09 and 2025-11-02 are the DST switch days; both zones switch together.
+    end = trading_day_end(day)
+    assert end == _ns(datetime.combine(day, time(18), tzinfo=ZoneInfo("America/New_York")))
+    assert end == _ns(datetime.combine(day, time(17), tzinfo=ZoneInfo("America/Chicago")))
+
+
+def test_a_timestamp_from_18_et_belongs_to_the_next_trading_day() -> None:
+    ny = ZoneInfo("America/New_York")
+    just_before = _ns(datetime(2025, 3, 9, 17, 59, 59, tzinfo=ny))
+    at_roll = _ns(datetime(2025, 3, 9, 18, 0, tzinfo=ny))
+    assert trading_day_of(just_before) == date(2025, 3, 9)
+    assert trading_day_of(at_roll) == date(2025, 3, 10)
+    start, end = trading_day_bounds(at_roll)
+    assert (start, end) == (at_roll, trading_day_end(date(2025, 3, 10)))
+    # the Sunday of the spring-forward switch: that trading day is 23 hours long
+    assert trading_day_bounds(just_before)[1] - trading_day_bounds(just_before)[0] == 23 * 3600 * 10**9

@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from ibot.exchange.fees import FeeModel
+from ibot.model.calendar import TRADING_DAY_ROLL, TRADING_DAY_ZONE, trading_day_end
 from ibot.model.errors import InvalidOrderError
 from ibot.model.instruments import Instrument
 from ibot.model.market import Bar
@@ -120,12 +121,13 @@ class FillRules:
 
 
 class DailySessions:
-    """Trading days that roll at a fixed local time (CME Globex: 17:00 America/Chicago, DST-aware).
+    """Trading days that roll at a fixed local time (default: ibot.model.calendar's CME Globex roll, 18:00
+    America/New_York = 17:00 America/Chicago, DST-aware), with the day ends precomputed for the hot path.
 
     `end_of(ts)` is the first roll strictly after `ts`; `day_ids(ts_array)` numbers the trading days.
     """
 
-    def __init__(self, tz: str = "America/Chicago", roll: time = time(17, 0)) -> None:
+    def __init__(self, tz: str = TRADING_DAY_ZONE.key, roll: time = TRADING_DAY_ROLL) -> None:
         self._tz = ZoneInfo(tz)
         self._roll = roll
         self._bounds: list[int] = []
@@ -133,8 +135,7 @@ class DailySessions:
         self._last: date | None = None
 
     def _boundary(self, d: date) -> int:
-        local = datetime.combine(d, self._roll, tzinfo=self._tz)
-        return int(local.timestamp()) * _NS_PER_S
+        return trading_day_end(d, self._tz, self._roll)
 
     def _cover(self, lo_ns: int, hi_ns: int) -> None:
         lo = datetime.fromtimestamp(lo_ns / _NS_PER_S, tz=self._tz).date() - timedelta(days=1)

@@ -12,9 +12,10 @@ closures (national days of mourning, storms) are not: CME kept its futures marke
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 from ibot.model.errors import IbotError
 
@@ -306,3 +307,29 @@ def business_days(start: date, end: date, calendar: str = "CME") -> list[date]:
             out.append(d)
         d += timedelta(days=1)
     return out
+
+
+# --- trading days ----------------------------------------------------------------------------------------
+
+# CME Globex trading days roll at 17:00 America/Chicago, which is always 18:00 America/New_York (both zones
+# change to and from daylight time on the same dates): a timestamp from 18:00 ET on belongs to the next day.
+TRADING_DAY_ZONE = ZoneInfo("America/New_York")
+TRADING_DAY_ROLL = time(18, 0)
+_NS = 1_000_000_000
+
+
+def trading_day_end(day: date, zone: ZoneInfo = TRADING_DAY_ZONE, roll: time = TRADING_DAY_ROLL) -> int:
+    """Nanoseconds UTC at which the trading day named `day` ends: `roll` local time on `day` (DST-aware)."""
+    return int(datetime.combine(day, roll, tzinfo=zone).timestamp()) * _NS
+
+
+def trading_day_of(ts_ns: int, zone: ZoneInfo = TRADING_DAY_ZONE, roll: time = TRADING_DAY_ROLL) -> date:
+    """The trading day a timestamp belongs to (from `roll` on, the next calendar day's)."""
+    local = datetime.fromtimestamp(ts_ns // _NS, zone)
+    return local.date() + timedelta(days=1) if local.time() >= roll else local.date()
+
+
+def trading_day_bounds(ts_ns: int) -> tuple[int, int]:
+    """[start, end) in ns UTC of the trading day holding `ts_ns` (18:00 ET the evening before to 18:00 ET)."""
+    day = trading_day_of(ts_ns)
+    return trading_day_end(day - timedelta(days=1)), trading_day_end(day)

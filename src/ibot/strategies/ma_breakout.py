@@ -41,31 +41,16 @@ strategy registers subclasses that feed them the bar's high and low.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from ibot.indicators.streaming import SMA, Highest, Lowest
+from ibot.model.calendar import trading_day_bounds
 from ibot.model.market import Bar
 from ibot.model.orders import Fill, OrderStatus, OrderType, OrderUpdate, Side
 from ibot.strategy.base import Strategy
 from ibot.strategy.params import Param
 
-NEW_YORK = ZoneInfo("America/New_York")
-# CME Globex equity-index futures: the trading day opens at 18:00 ET on the previous calendar day.
-SESSION_OPEN_HOUR_ET = 18
-_NS = 1_000_000_000
 _NAN = float("nan")
-
-
-def trading_day_bounds(ts_ns: int) -> tuple[int, int]:
-    """[start, end) in ns UTC of the trading day holding `ts_ns` (18:00 ET the evening before to 18:00)."""
-    local = datetime.fromtimestamp(ts_ns // _NS, NEW_YORK)
-    day = (local + timedelta(hours=24 - SESSION_OPEN_HOUR_ET)).date()
-    end = datetime(day.year, day.month, day.day, SESSION_OPEN_HOUR_ET, tzinfo=NEW_YORK)
-    prev = day - timedelta(days=1)
-    start = datetime(prev.year, prev.month, prev.day, SESSION_OPEN_HOUR_ET, tzinfo=NEW_YORK)
-    return int(start.timestamp()) * _NS, int(end.timestamp()) * _NS
 
 
 class HighestHigh(Highest):
