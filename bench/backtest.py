@@ -154,7 +154,7 @@ def run_backtrader(bars: dict[str, np.ndarray], inst: Instrument) -> dict[str, f
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(feed)
     cerebro.addstrategy(Reversal)
-    cerebro.broker.setcash(25_000.0)
+    cerebro.broker.setcash(1e12)  # no margin refusals: both engines execute every order (same fills)
     cerebro.broker.setcommission(
         commission=float(IB_MICRO_FUTURES.per_contract), margin=2_000.0, mult=float(inst.multiplier)
     )
