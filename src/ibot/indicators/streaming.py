@@ -12,7 +12,7 @@ import math
 import operator
 from collections import deque
 from numbers import Integral
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ibot.model.errors import IbotError, ParameterError
 
@@ -228,17 +228,19 @@ class ATR:
         return f"ATR({self.period})"
 
 
-class Highest:
-    """Highest of the last `period` values (TA-Lib MAX), O(1) amortized with a monotonic deque.
+class _RollingExtreme:
+    """Extreme of the last `period` values, O(1) amortized with a monotonic deque.
 
-    The deque holds the window's candidates, non-increasing, duplicates kept; the value leaving the window is
-    read from a ring buffer and, if it is still a candidate, it is the deque's front.
+    Values are kept multiplied by `_SIGN` (exact in floating point), so one max-deque serves both Highest
+    (+1) and Lowest (-1). The deque holds the window's candidates, non-increasing, duplicates kept; the
+    value leaving the window is read from a ring buffer and, if it is still a candidate, it is the front.
     """
 
     __slots__ = ("_count", "_dq", "_j", "_ring", "period", "ready", "value")
+    _SIGN: ClassVar[float] = 1.0
 
     def __init__(self, period: int) -> None:
-        self.period = check_period("Highest", period)
+        self.period = check_period(type(self).__name__, period)
         self.reset()
 
     def reset(self) -> None:
@@ -252,10 +254,12 @@ class Highest:
     def update(self, x: float) -> float:
         if x - x != 0.0:
             raise _bad_input(self, "input", x)
+        sign = self._SIGN
+        s = x * sign
         ring = self._ring
         j = self._j
         old = ring[j]
-        ring[j] = x
+        ring[j] = s
         j += 1
         if j == self.period:
             j = 0
@@ -263,16 +267,16 @@ class Highest:
         dq = self._dq
         if dq and dq[0] == old:
             dq.popleft()
-        while dq and dq[-1] < x:
+        while dq and dq[-1] < s:
             dq.pop()
-        dq.append(x)
+        dq.append(s)
         if not self.ready:
             c = self._count + 1
             self._count = c
             if c < self.period:
                 return _NAN
             self.ready = True
-        v = dq[0]
+        v = dq[0] * sign
         self.value = v
         return v
 
@@ -280,58 +284,21 @@ class Highest:
         return self.update(bar.close)
 
     def __repr__(self) -> str:
-        return f"Highest({self.period})"
+        return f"{type(self).__name__}({self.period})"
 
 
-class Lowest:
-    """Lowest of the last `period` values (TA-Lib MIN), O(1) amortized with a monotonic deque."""
+class Highest(_RollingExtreme):
+    """Highest of the last `period` values (TA-Lib MAX)."""
 
-    __slots__ = ("_count", "_dq", "_j", "_ring", "period", "ready", "value")
+    __slots__ = ()
+    _SIGN = 1.0
 
-    def __init__(self, period: int) -> None:
-        self.period = check_period("Lowest", period)
-        self.reset()
 
-    def reset(self) -> None:
-        self.value = _NAN
-        self.ready = False
-        self._ring = [_NAN] * self.period
-        self._j = 0
-        self._dq: deque[float] = deque()
-        self._count = 0
+class Lowest(_RollingExtreme):
+    """Lowest of the last `period` values (TA-Lib MIN)."""
 
-    def update(self, x: float) -> float:
-        if x - x != 0.0:
-            raise _bad_input(self, "input", x)
-        ring = self._ring
-        j = self._j
-        old = ring[j]
-        ring[j] = x
-        j += 1
-        if j == self.period:
-            j = 0
-        self._j = j
-        dq = self._dq
-        if dq and dq[0] == old:
-            dq.popleft()
-        while dq and dq[-1] > x:
-            dq.pop()
-        dq.append(x)
-        if not self.ready:
-            c = self._count + 1
-            self._count = c
-            if c < self.period:
-                return _NAN
-            self.ready = True
-        v = dq[0]
-        self.value = v
-        return v
-
-    def update_bar(self, bar: Bar) -> float:
-        return self.update(bar.close)
-
-    def __repr__(self) -> str:
-        return f"Lowest({self.period})"
+    __slots__ = ()
+    _SIGN = -1.0
 
 
 class Slope:
