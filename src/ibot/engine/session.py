@@ -27,6 +27,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.broker import IBBroker
 from ibot.brokers.ib.config import ClientRole, IBSettings
 from ibot.brokers.ib.connection import (
@@ -389,10 +390,7 @@ class TradingSession:
     async def _shutdown(self) -> None:
         self._state = SessionState.STOPPED
         task, self._resync_task = self._resync_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([task])
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from ibot.aio import cancel_and_wait
 from ibot.exchange.fees import IB_MICRO_FUTURES, FeeModel
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
@@ -106,6 +107,7 @@ class SimServer:
         self._clients: dict[int, Session] = {}
         self._server: asyncio.Server | None = None
         self._pump_task: asyncio.Task[None] | None = None
+        self._running = False
         self._conn_no = 0
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -120,6 +122,7 @@ class SimServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self._port)
         self._port = self.port  # keep the bound port: a restart window listens again on the same one
+        self._running = True
         self._pump_task = asyncio.create_task(self._pump(), name="ibot-sim-clock")
         log.info(
             "TWS simulator listening on %s:%d (speed %s, symbols %s)",
@@ -130,11 +133,9 @@ class SimServer:
         )
 
     async def stop(self) -> None:
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump_task
-            self._pump_task = None
+        self._running = False
+        task, self._pump_task = self._pump_task, None
+        await cancel_and_wait([task])  # the pump also checks `_running`: a swallowed cancel cannot keep it
         for s in list(self._sessions):
             s.close()
         if self._server is not None:
@@ -279,7 +280,7 @@ class SimServer:
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()
         last = loop.time()
-        while True:
+        while self._running:
             if self.lockstep:
                 step = await self._lockstep_step()
             elif self.market.speed is None:
@@ -326,7 +327,8 @@ class SimServer:
         clock waits on; then up to the next bar boundary a client named (at most a minute at a time)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lockstep_timeout
-        while True:
+        clients: list[Session] = []
+        while self._running:
             await self._drain()
             await asyncio.sleep(0)  # let the clients read what the last step sent
             clients = self._lockstep_clients()

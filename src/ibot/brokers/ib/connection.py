@@ -26,6 +26,7 @@ from typing import Any
 from ib_async import IB
 from ib_async.ib import StartupFetch, StartupFetchALL, StartupFetchNONE
 
+from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.config import ClientRole, IBSettings
 from ibot.data.sessions import CME_GLOBEX, TradingSession
 from ibot.model.errors import IbotError
@@ -319,13 +320,7 @@ class IBConnection:
 
     async def stop(self) -> None:
         """Stop reconnecting and disconnect."""
-        for task in (self._supervisor, self._watchdog_task, *self._tasks):
-            if task is not None:
-                task.cancel()
-        for task in (self._supervisor, self._watchdog_task, *self._tasks):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait([self._supervisor, self._watchdog_task, *self._tasks])
         self._supervisor = self._watchdog_task = None
         self._set(state=LinkState.STOPPED)
         self._ib.disconnect()
