@@ -38,6 +38,13 @@ __all__ = ["BacktestContext", "Backtester"]
 I = TypeVar("I")  # noqa: E741
 _NAN = math.nan
 _CHUNK = 65_536  # bars between progress updates (the inner loop has no progress check)
+_SLOTS = 4  # batched indicators whose values the bar loop sets without an inner loop
+
+
+class _Sink:
+    """Takes the values of unused indicator slots in the bar loop."""
+
+    __slots__ = ("value",)
 
 
 class _Columns(NamedTuple):
@@ -85,9 +92,10 @@ class BacktestContext:
         self.strategy = strategy
         self.engine = engine_factory(self)
         self.feeds: list[Callable[[Bar], Any]] = []
+        self.indicators: list[tuple[Any, Callable[[Bar], Any]]] = []  # (indicator, its feed) in order
         self.logs: list[tuple[int, str]] = []
         self._last = _NAN
-        self._pos = 0
+        self.position = 0  # signed contracts, filled orders only
         self._inv_tick = 1.0 / float(instrument.tick_size)
         self._cash = 0  # -sum(signed qty x price in ticks): equity in ticks = cash + position x price
         self._fees = Decimal(0)
@@ -105,9 +113,7 @@ class BacktestContext:
         self.closed: list[tuple[Any, ...]] = []  # raw round trips, turned into Trade objects at the end
 
     # Context protocol --------------------------------------------------------------------------------
-    @property
-    def position(self) -> int:
-        return self._pos
+    # `position` is a plain attribute here (set only by `book`), read once per bar by most strategies.
 
     @property
     def last_price(self) -> float:
@@ -127,9 +133,9 @@ class BacktestContext:
             update = getattr(ind, "update", None)
             if update is None:
                 raise TypeError(f"indicator {ind!r} has neither update_bar(bar) nor update(x)")
-            self.feeds.append(partial(_feed_close, update))
-        else:
-            self.feeds.append(feed)
+            feed = partial(_feed_close, update)
+        self.feeds.append(feed)
+        self.indicators.append((ind, feed))
         return ind
 
     def submit(self, request: OrderRequest) -> str:
@@ -162,7 +168,7 @@ class BacktestContext:
         qty = fill.quantity
         sign = 1 if fill.side is Side.BUY else -1
         p = round(fill.price * self._inv_tick)
-        pos = self._pos
+        pos = self.position
         new = pos + sign * qty
         self._cash -= sign * qty * p
         fee = fill.commission
@@ -189,7 +195,7 @@ class BacktestContext:
                 if new:  # reversal: the rest opens the next round trip
                     rest = qty - closing
                     self._open = [fill.ts, sign, rest, rest * p, 0, 0, fee - part, fill.reason, rest]
-        self._pos = new
+        self.position = new
         self.chg_ts.append(fill.ts)
         self.chg_pos.append(new)
         self.chg_cash.append(self._cash)
@@ -275,9 +281,16 @@ class Backtester:
         engine = ctx.engine
         working = engine.working  # the engine mutates this list in place; empty -> nothing to match
         match_bar = engine.on_bar_ticks
-        feeds = ctx.feeds
         on_bar = self.strategy.on_bar
         clock = ctx.clock
+        # Indicators that can compute the whole series at once, bit for bit as bar by bar (`batch`), are
+        # computed here and their value set per bar; the others are fed each bar as on a live feed.
+        batched, feeds = self._batch_indicators(ctx)
+        ctx.feeds = feeds  # an indicator registered during the run is fed bar by bar from then on
+        sink = _Sink()
+        nans = [_NAN] * n
+        slots = (batched + [(sink, nans)] * _SLOTS)[:_SLOTS]
+        extra = batched[_SLOTS:]
 
         bar_progress: Any = None
         task: Any = None
@@ -294,13 +307,26 @@ class Backtester:
                 ts_l, o_l, h_l, l_l, c_l, v_l = (a[start:stop].tolist() for a in cols)
                 ot, ht, lt, ct = (a[start:stop].tolist() for a in ticks)
                 bar_it = map(bar_of, zip(ts_l, o_l, h_l, l_l, c_l, v_l, strict=True))
-                for i, bar in enumerate(bar_it):
+                # The first _SLOTS batched indicators get their value from the zip (unused slots write to a
+                # sink), any further ones from a per-bar loop.
+                (s0, x0), (s1, x1), (s2, x2), (s3, x3) = ((ind, vals[start:stop]) for ind, vals in slots)
+                more = [(ind, vals[start:stop]) for ind, vals in extra]
+                rows = zip(enumerate(bar_it), x0, x1, x2, x3, strict=True)
+                for (i, bar), v0, v1, v2, v3 in rows:
                     clock.ns = bar[0]
                     if working:
                         match_bar(bar[0], ot[i], ht[i], lt[i], ct[i], bar[5])
                     ctx._last = bar[4]
-                    for feed in feeds:
-                        feed(bar)
+                    s0.value = v0
+                    s1.value = v1
+                    s2.value = v2
+                    s3.value = v3
+                    if more:
+                        for ind, vals in more:
+                            ind.value = vals[i]
+                    if feeds:
+                        for feed in feeds:
+                            feed(bar)
                     on_bar(bar)
                 if bar_progress is not None:
                     bar_progress.update(task, completed=stop)
@@ -325,6 +351,21 @@ class Backtester:
             )
         elapsed = _time.perf_counter() - started
         return self._result(ctx, elapsed)
+
+    def _batch_indicators(self, ctx: BacktestContext) -> tuple[list[tuple[Any, list[float]]], list[Any]]:
+        """Split the registered indicators into (indicator, values for every bar) and per-bar feeds."""
+        cols = self._cols
+        columns = {"open": cols.open, "high": cols.high, "low": cols.low, "close": cols.close}
+        batched: list[tuple[Any, list[float]]] = []
+        feeds: list[Any] = []
+        for ind, feed in ctx.indicators:
+            batch = getattr(ind, "batch", None)
+            values = batch(columns) if batch is not None else None
+            if values is None:
+                feeds.append(feed)
+            else:
+                batched.append((ind, values))
+        return batched, feeds
 
     def _result(self, ctx: BacktestContext, elapsed: float) -> BacktestResult:
         ts = self._cols[0]

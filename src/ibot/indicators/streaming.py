@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
+from collections.abc import Callable, Mapping
 from numbers import Integral
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ibot.model.errors import IbotError, ParameterError
 
@@ -20,10 +24,15 @@ if TYPE_CHECKING:
     from ibot.model.market import Bar
 
 _NAN = math.nan
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Running sums are recomputed exactly (math.fsum over the ring buffer) once at least this many updates have
 # passed, at the next wrap of the ring, so rounding error never accumulates past ~max(period, 64) updates.
 RESUM_EVERY = 64
+
+# SMA.batch: prices that are multiples of 1/_GRID are summed exactly in integers below _EXACT_LIMIT.
+_GRID = 1024.0
+_EXACT_LIMIT = 2**52
 
 
 class IndicatorInputError(IbotError, ValueError):
@@ -54,7 +63,56 @@ class Indicator(Protocol):
     def reset(self) -> None: ...
 
 
-class SMA:
+def _reads_source(fn: _F) -> _F:
+    """Mark an `update_bar` that feeds `update` exactly the bar field named by the class's `source`."""
+    fn._reads_source = True  # type: ignore[attr-defined]
+    return fn
+
+
+class _Streaming:
+    """What every streaming indicator here shares: `ready`, and `batch`, the backtester's shortcut.
+
+    `batch(columns)` returns, for a whole series at once, exactly the values `update_bar` would return bar by
+    bar (bit for bit), and leaves the indicator in the state it would have after the last bar; or None when
+    it cannot promise that (then the runtime feeds it bar by bar). `columns` maps "open", "high", "low",
+    "close" to float64 arrays. The default runs `update` itself over the column named by `source`: exact by
+    construction, without the per-bar dispatch. A subclass that overrides `update_bar` gets None unless it
+    also says how to batch.
+    """
+
+    __slots__ = ()
+    source: ClassVar[str] = "close"  # the bar field a single-input indicator reads
+    value: float
+    _ready: bool
+
+    @property
+    def ready(self) -> bool:
+        """True once `value` is a number (NaN during warm-up)."""
+        return self.value == self.value
+
+    def batch(self, columns: Mapping[str, NDArray[np.float64]]) -> list[float] | None:
+        if not self._batch_safe():
+            return None
+        update: Callable[[float], float] = getattr(self, "update")  # noqa: B009 - ATR's takes three
+        return list(map(update, columns[self.source].tolist()))
+
+    def _batch_safe(self) -> bool:
+        """`update_bar` is one of ours feeding `update` the bar's `source` (a subclass may feed another)."""
+        return getattr(type(self).update_bar, "_reads_source", False) is True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that only changes `source` (e.g. Highest of the highs) gets the update_bar reading it.
+        if "source" in cls.__dict__ and "update_bar" not in cls.__dict__:
+            cls.update_bar = _Streaming.update_bar  # type: ignore[method-assign]
+
+    @_reads_source
+    def update_bar(self, bar: Bar) -> float:
+        update: Callable[[float], float] = getattr(self, "update")  # noqa: B009
+        return update(getattr(bar, self.source))
+
+
+class SMA(_Streaming):
     """Simple moving average of the last `period` values (TA-Lib SMA: first value after `period` inputs).
 
     Kept as a running sum in TA-Lib's own order (add the new value, emit, subtract the oldest), so short runs
@@ -62,7 +120,7 @@ class SMA:
     math.fsum from the ring buffer at a ring wrap at least every RESUM_EVERY updates (amortized cost < 1 add).
     """
 
-    __slots__ = ("_count", "_j", "_resum_wraps", "_ring", "_sum", "_wraps_left", "period", "ready", "value")
+    __slots__ = ("_count", "_j", "_ready", "_resum_wraps", "_ring", "_sum", "_wraps_left", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = check_period("SMA", period)
@@ -71,7 +129,7 @@ class SMA:
 
     def reset(self) -> None:
         self.value = _NAN
-        self.ready = False
+        self._ready = False
         self._ring = [0.0] * self.period  # 0.0 placeholders make the warm-up sum a plain sequential sum
         self._j = 0
         self._sum = 0.0  # sum of the newest period-1 values
@@ -99,16 +157,45 @@ class SMA:
         else:
             self._sum = total - ring[j]
         self._j = j
-        if not self.ready:
+        if not self._ready:
             c = self._count + 1
             self._count = c
             if c < n:
                 return _NAN
-            self.ready = True
+            self._ready = True
         v = total / n
         self.value = v
         return v
 
+    def batch(self, columns: Mapping[str, NDArray[np.float64]]) -> list[float] | None:
+        """On a binary price grid (multiples of 2**-10, such as 0.25) every running sum above is exact, so the
+        streaming value is the exact window sum divided by `period`, rounded once: computed here from an
+        integer cumulative sum. Any other series goes through `update` itself."""
+        if not self._batch_safe():
+            return None
+        x = columns[self.source]
+        n = self.period
+        scaled = x * _GRID
+        if self._count or not len(x) or not np.array_equal(scaled, np.rint(scaled)):
+            return super().batch(columns)
+        units = np.rint(scaled).astype(np.int64)
+        if int(np.abs(units).max()) * n >= _EXACT_LIMIT:
+            return super().batch(columns)
+        sums = np.cumsum(units)
+        window = sums[n - 1 :].copy()
+        window[1:] -= sums[:-n]
+        out = np.full(len(x), _NAN)
+        out[n - 1 :] = (window.astype(np.float64) / _GRID) / n
+        self._replay(x[-n:])
+        return out.tolist()
+
+    def _replay(self, tail: NDArray[np.float64]) -> None:
+        """The state after the series: the last `period` values fed to a fresh indicator (exact sums)."""
+        self.reset()
+        for v in tail.tolist():
+            self.update(v)
+
+    @_reads_source
     def update_bar(self, bar: Bar) -> float:
         return self.update(bar.close)
 
@@ -116,14 +203,14 @@ class SMA:
         return f"SMA({self.period})"
 
 
-class EMA:
+class EMA(_Streaming):
     """Exponential moving average, k = 2/(period+1), seeded with the SMA of the first `period` values.
 
     This is TA-Lib's default (compatibility "Default") EMA, update `(x - ema) * k + ema` in its order; EMA(1)
     is the input itself, as TA-Lib returns.
     """
 
-    __slots__ = ("_count", "_k", "_smoothing", "_sum", "period", "ready", "value")
+    __slots__ = ("_count", "_k", "_ready", "_smoothing", "_sum", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = check_period("EMA", period)
@@ -132,7 +219,7 @@ class EMA:
 
     def reset(self) -> None:
         self.value = _NAN
-        self.ready = False
+        self._ready = False
         self._smoothing = False
         self._sum = 0.0
         self._count = 0
@@ -155,11 +242,12 @@ class EMA:
             return _NAN
         v = s / n
         self.value = v
-        self.ready = True
+        self._ready = True
         # With period 1 the seed path stays in use: it returns x exactly, where (x - v) * 1 + v might not.
         self._smoothing = n > 1
         return v
 
+    @_reads_source
     def update_bar(self, bar: Bar) -> float:
         return self.update(bar.close)
 
@@ -167,7 +255,7 @@ class EMA:
         return f"EMA({self.period})"
 
 
-class ATR:
+class ATR(_Streaming):
     """Average true range with Wilder's smoothing, as TA-Lib ATR: first value on the (period+1)-th bar.
 
     The first bar has no previous close, so it gives no true range; the seed is the mean of the next `period`
@@ -176,7 +264,7 @@ class ATR:
     bit whenever high >= low (rounding is monotone).
     """
 
-    __slots__ = ("_count", "_n_minus_1", "_prev_close", "_sum", "period", "ready", "value")
+    __slots__ = ("_count", "_n_minus_1", "_prev_close", "_ready", "_sum", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = check_period("ATR", period)
@@ -185,7 +273,7 @@ class ATR:
 
     def reset(self) -> None:
         self.value = _NAN
-        self.ready = False
+        self._ready = False
         self._prev_close = _NAN
         self._sum = 0.0
         self._count = -1  # the first bar only supplies a previous close
@@ -198,7 +286,7 @@ class ATR:
         hi = high if high > pc else pc
         lo = low if low < pc else pc
         tr = hi - lo
-        if self.ready:
+        if self._ready:
             v = (self.value * self._n_minus_1 + tr) / self.period
             self.value = v
             return v
@@ -212,8 +300,14 @@ class ATR:
             return _NAN
         v = s / self.period
         self.value = v
-        self.ready = True
+        self._ready = True
         return v
+
+    def batch(self, columns: Mapping[str, NDArray[np.float64]]) -> list[float] | None:
+        if type(self).update_bar is not ATR.update_bar:
+            return None
+        cols = (columns["high"].tolist(), columns["low"].tolist(), columns["close"].tolist())
+        return list(map(self.update, *cols))
 
     def update_bar(self, bar: Bar) -> float:
         return self.update(bar.high, bar.low, bar.close)
@@ -228,7 +322,7 @@ class ATR:
         return f"ATR({self.period})"
 
 
-class _RollingExtreme:
+class _RollingExtreme(_Streaming):
     """Extreme of the last `period` values, O(1) amortized with a monotonic deque.
 
     Values are kept multiplied by `_SIGN` (exact in floating point), so one max-deque serves both Highest
@@ -236,7 +330,7 @@ class _RollingExtreme:
     value leaving the window is read from a ring buffer and, if it is still a candidate, it is the front.
     """
 
-    __slots__ = ("_count", "_dq", "_j", "_ring", "period", "ready", "value")
+    __slots__ = ("_count", "_dq", "_j", "_ready", "_ring", "period", "value")
     _SIGN: ClassVar[float] = 1.0
 
     def __init__(self, period: int) -> None:
@@ -245,7 +339,7 @@ class _RollingExtreme:
 
     def reset(self) -> None:
         self.value = _NAN
-        self.ready = False
+        self._ready = False
         self._ring = [_NAN] * self.period  # NaN placeholders never equal the front, so warm-up needs no test
         self._j = 0
         self._dq: deque[float] = deque()
@@ -270,16 +364,33 @@ class _RollingExtreme:
         while dq and dq[-1] < s:
             dq.pop()
         dq.append(s)
-        if not self.ready:
+        if not self._ready:
             c = self._count + 1
             self._count = c
             if c < self.period:
                 return _NAN
-            self.ready = True
+            self._ready = True
         v = dq[0] * sign
         self.value = v
         return v
 
+    def batch(self, columns: Mapping[str, NDArray[np.float64]]) -> list[float] | None:
+        """max/min are exact, so the vectorized twin gives the streaming values bit for bit."""
+        if not self._batch_safe():
+            return None
+        from ibot.indicators import vectorized
+
+        x = columns[self.source]
+        if self._count or not len(x):
+            return super().batch(columns)
+        fn = vectorized.highest if self._SIGN > 0 else vectorized.lowest
+        out = fn(x, self.period)
+        self.reset()
+        for v in x[-self.period :].tolist():  # the state after the series: its last window
+            self.update(v)
+        return out.tolist()
+
+    @_reads_source
     def update_bar(self, bar: Bar) -> float:
         return self.update(bar.close)
 
@@ -301,7 +412,7 @@ class Lowest(_RollingExtreme):
     _SIGN = -1.0
 
 
-class Slope:
+class Slope(_Streaming):
     """Least-squares slope per bar of the last `period` values (TA-Lib LINEARREG_SLOPE), O(1) per update.
 
     Keeps the window sum S and the centred moment C = sum((age - m) * y), m = (period-1)/2, age 0 = newest;
@@ -317,13 +428,13 @@ class Slope:
         "_m_plus_1",
         "_moment",
         "_q",
+        "_ready",
         "_resum_wraps",
         "_ring",
         "_sum",
         "_weights",
         "_wraps_left",
         "period",
-        "ready",
         "value",
     )
 
@@ -339,7 +450,7 @@ class Slope:
 
     def reset(self) -> None:
         self.value = _NAN
-        self.ready = False
+        self._ready = False
         self._ring = [0.0] * self.period  # zero placeholders are consistent with both running sums
         self._j = 0
         self._sum = 0.0
@@ -370,16 +481,17 @@ class Slope:
         self._j = j
         self._sum = s
         self._moment = moment
-        if not self.ready:
+        if not self._ready:
             c = self._count + 1
             self._count = c
             if c < self.period:
                 return _NAN
-            self.ready = True
+            self._ready = True
         v = -moment / self._q
         self.value = v
         return v
 
+    @_reads_source
     def update_bar(self, bar: Bar) -> float:
         return self.update(bar.close)
 

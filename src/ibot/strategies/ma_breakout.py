@@ -57,18 +57,14 @@ class HighestHigh(Highest):
     """Highest(period) fed with each bar's high (the runtime calls update_bar)."""
 
     __slots__ = ()
-
-    def update_bar(self, bar: Bar) -> float:
-        return self.update(bar.high)
+    source = "high"
 
 
 class LowestLow(Lowest):
     """Lowest(period) fed with each bar's low."""
 
     __slots__ = ()
-
-    def update_bar(self, bar: Bar) -> float:
-        return self.update(bar.low)
+    source = "low"
 
 
 class MaBreakout(Strategy):
@@ -116,7 +112,8 @@ class MaBreakout(Strategy):
         self._prev_sma = _NAN
         self._hh_prev = _NAN  # max(high) over the N bars before the current one
         self._ll_prev = _NAN
-        self._sma_hist = [_NAN] * self._slope_bars  # ring: sma of bar i at i % slope_bars
+        # ring (slope filter only): sma of bar i at i % slope_bars
+        self._sma_hist: list[float] | None = [_NAN] * self._slope_bars if self._use_slope else None
         self._armed = 0  # +1 long, -1 short, 0 none
         self._entry_id: str | None = None
         self._entry_bar = 0
@@ -131,7 +128,7 @@ class MaBreakout(Strategy):
     def on_bar(self, bar: Bar) -> None:
         t = self._bar + 1
         self._bar = t
-        ts = bar.ts
+        ts = bar[0]
         if ts >= self._day_end or ts < self._day_start:
             self._day_start, self._day_end = trading_day_bounds(ts)
             self._trades_today = 0
@@ -140,28 +137,39 @@ class MaBreakout(Strategy):
             self._trades_today += 1
             self._last_entry_bar = t
 
-        close = bar.close
+        close = bar[4]
         sma = self._sma.value
         prev_close = self._prev_close
         prev_sma = self._prev_sma
-        ctx = self.ctx
+        self._prev_close = close
+        self._prev_sma = sma
         if prev_close <= prev_sma and close > sma:
             self._new_signal(1)
         elif prev_close >= prev_sma and close < sma:
             self._new_signal(-1)
 
         armed = self._armed
-        pos = ctx.position
+        hh_prev = self._hh_prev
+        ll_prev = self._ll_prev
+        self._hh_prev = self._hh.value
+        self._ll_prev = self._ll.value
+        sma_hist = self._sma_hist
+        if sma_hist is not None:
+            ring = t % self._slope_bars
+            slope = sma - sma_hist[ring]  # sma_hist[ring] still holds sma[t - slope_bars]
+            sma_hist[ring] = sma
+        if not armed and self._entry_id is None:
+            return  # nothing armed, nothing working: no position can be against a side
+        pos = self.ctx.position
         if pos and armed * pos < 0 and self._flatten_id is None:
             self._flatten_id = self.order(
                 Side.BUY if pos < 0 else Side.SELL, abs(pos), OrderType.MKT, reason="flatten"
             )
 
         if self._entry_id is not None and t - self._entry_bar >= self._timeout:
-            ctx.cancel(self._entry_id)
+            self.ctx.cancel(self._entry_id)
             self._entry_id = None
 
-        ring = t % self._slope_bars
         if (
             armed
             and not pos
@@ -170,19 +178,12 @@ class MaBreakout(Strategy):
             and self._trades_today < self._max_trades
             and t - self._last_entry_bar >= self._min_gap
         ):
-            if self._use_slope:
-                slope = sma - self._sma_hist[ring]  # sma_hist[ring] still holds sma[t - slope_bars]
+            if sma_hist is not None:
                 go = slope > 0 if armed > 0 else slope < 0
             else:
-                go = close > self._hh_prev if armed > 0 else close < self._ll_prev
+                go = close > hh_prev if armed > 0 else close < ll_prev
             if go:
                 self._enter(armed, close, t)
-
-        self._sma_hist[ring] = sma
-        self._prev_close = close
-        self._prev_sma = sma
-        self._hh_prev = self._hh.value
-        self._ll_prev = self._ll.value
 
     def _new_signal(self, direction: int) -> None:
         self._armed = direction
