@@ -8,7 +8,9 @@ Measures, over loopback, with the simulator in its own process (so the client's 
       place -> ORDER_STATUS Filled seen by the client, the simulator's book deep (thin_liquidity off).
 The simulator's message-rate limit is off (SimLimits.off()) and ib_async's request throttle is off
 (`ib.client.MaxRequests = 0`). For each, the client's CPU share = process_time / wall time of the client, and
-the simulator's the same from /proc (Linux): the side near 100% is the one that limits the figure.
+the simulator's the same from /proc (Linux): the side near 100% is the one that limits the figure. (b) also
+prints each side's CPU per round trip and the rate that alone would allow with a core to itself: on a shared
+machine the wall-clock figure moves with the load, the CPU per round trip much less.
 `--profile-server FILE` runs the simulator under cProfile. (a) also says how far the market clock ran
 (a stream that ran into a closed market would count nothing). Targets: >= 50,000 ticks/s and >= 2,000 round
 trips/s. Nothing here asserts on timing.
@@ -231,7 +233,9 @@ def main() -> None:
     print(
         f"(b) order round trips (place -> Filled seen by the client): {rps:,.0f}/s with {args.window} in "
         f"flight, median latency {median_ms:.2f} ms (CPU of wall: client {ocpu:.0%}, simulator "
-        f"{osim:.0%}) -> {verdict(rps, TARGET_ROUND_TRIPS_PER_S)} the target {TARGET_ROUND_TRIPS_PER_S:,}/s"
+        f"{osim:.0%}) -> {verdict(rps, TARGET_ROUND_TRIPS_PER_S)} the target {TARGET_ROUND_TRIPS_PER_S:,}/s\n"
+        f"    CPU per round trip: client {ocpu / rps * 1000:.2f} ms, simulator {osim / rps * 1000:.2f} ms "
+        f"(each side's bound with a core to itself: {rps / ocpu:,.0f}/s and {rps / osim:,.0f}/s)"
     )
 
 

@@ -68,6 +68,8 @@ def test_ib_async_positions_account_values_summary_and_pnl_add_up() -> None:
         assert len(reports) == 2 and all(r.commission > 0 for r in reports)
         server.market.speed = 1e-9  # freeze the clock so every figure below is read at one mark
         await asyncio.sleep(0.2)
+        # without a position change TWS updates account values every 3 minutes: download them at this mark
+        await ib.reqAccountUpdatesAsync("DU123456")
         values = {(v.tag, v.currency): v.value for v in ib.accountValues()}
         summary = {(v.tag, v.currency): v.value for v in await ib.accountSummaryAsync()}
         cash, unreal = Decimal(values[("TotalCashValue", "USD")]), Decimal(values[("UnrealizedPnL", "USD")])
@@ -86,6 +88,33 @@ def test_ib_async_positions_account_values_summary_and_pnl_add_up() -> None:
         assert single.position == 2 and Decimal(str(single.unrealizedPnL)) == unreal
         [item] = ib.portfolio()
         assert item.position == 2 and Decimal(str(item.unrealizedPNL)) == unreal
+        ib.disconnect()
+
+    run(body)
+
+
+def test_account_updates_follow_position_changes_else_every_three_market_minutes() -> None:
+    async def body(server: SimServer) -> None:
+        ib = await connect(server)
+        contract = await qualified_mes(ib)
+        session = server.session_of(1)
+        assert session is not None
+        trade = ib.placeOrder(contract, MarketOrder("BUY", 1))
+        while not trade.isDone():
+            await asyncio.wait_for(trade.statusEvent, WAIT)
+        server.market.speed = 1e-9  # the test moves the clock itself from here on
+        await asyncio.sleep(0.2)  # the update the fill triggers goes out on the next clock step
+        sent = session._account_sent_s
+        assert sent == int(server.market.now_s)
+        seen: list[object] = []
+        ib.accountValueEvent += seen.append
+        server.market.advance(60)  # a minute with a position open and no fill: nothing
+        server._push_account(True)
+        await asyncio.sleep(0.2)
+        assert session._account_sent_s == sent and not seen
+        server.market.advance(125)  # three minutes since the last update: the periodic one
+        server._push_account(True)
+        assert session._account_sent_s == int(server.market.now_s) >= sent + 180
         ib.disconnect()
 
     run(body)

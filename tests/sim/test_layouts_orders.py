@@ -58,7 +58,7 @@ from ibot.sim.layouts_orders import (
     encode_order_status,
     ib_execution_time,
 )
-from ibot.sim.wire import UNSET_DOUBLE, UNSET_INTEGER, FrameBuffer, frame
+from ibot.sim.wire import UNSET_DOUBLE, UNSET_INTEGER, FrameBuffer, frame, frame_raw
 
 VERSIONS = [157, 163, 166, 170, 173, 176, 177, 178]
 UNSET_DECIMAL = Decimal(2**127 - 1)  # ibapi's unset Decimal
@@ -1128,3 +1128,36 @@ def test_req_completed_orders_from_both_clients(api_only: bool) -> None:
     )
     ia = capture_ib_async_call(178, lambda c: c.reqCompletedOrders(api_only))
     assert decode_req_completed_orders(ia) is api_only
+
+
+# ==========================================================================================================
+# The session's fast paths write the same bytes as the declarative layouts
+# ==========================================================================================================
+
+
+@pytest.mark.parametrize("sv", VERSIONS)
+@pytest.mark.parametrize("view_name", VIEWS)
+def test_encoded_payloads_are_the_bytes_of_the_field_lists(sv: int, view_name: str) -> None:
+    view = VIEWS[view_name]()
+    assert frame_raw(lo.open_order_payload(view, sv)) == frame(encode_open_order(view, sv))
+    assert frame_raw(lo.completed_order_payload(view, sv)) == frame(lo.encode_completed_order(view, sv))
+    for ex in (execution_view(), execution_view(contract=view.contract, ev_multiplier=1.5, liquidation=1)):
+        assert frame_raw(lo.execution_payload(-1, ex, sv)) == frame(encode_execution_data(-1, ex, sv))
+        assert frame_raw(lo.execution_payload(9, ex, sv)) == frame(encode_execution_data(9, ex, sv))
+
+
+@pytest.mark.parametrize("view_name", VIEWS)
+def test_the_order_view_builder_equals_the_dataclass_constructor_and_replace(view_name: str) -> None:
+    order = VIEWS[view_name]().order
+    values = {f.name: getattr(order, f.name) for f in dataclasses.fields(OrderView)}
+    built = lo.ORDER_VIEWS.new(values)
+    assert built == order and type(built) is OrderView
+    assert lo.ORDER_VIEWS.new({"order_id": 3}) == OrderView(order_id=3)
+    changes = {"order_id": 99, "lmt_price": None, "filled_quantity": Decimal(2), "transmit": False}
+    assert lo.ORDER_VIEWS.replace(order, changes) == dataclasses.replace(order, **changes)
+    with pytest.raises(TypeError, match="no field"):
+        lo.ORDER_VIEWS.new({"no_such_field": 1})
+    with pytest.raises(TypeError, match="no field"):
+        lo.ORDER_VIEWS.replace(order, {"no_such_field": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.order_id = 5  # type: ignore[misc]

@@ -15,17 +15,27 @@ In, every unset spelling real clients send is accepted ("", 2147483647, 1.797...
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter, call
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from ibot.sim import versions as v
-from ibot.sim.wire import UNSET_DOUBLE, UNSET_INTEGER, WireError, parse_bool, parse_float, parse_int
+from ibot.sim.wire import (
+    UNSET_DOUBLE,
+    UNSET_INTEGER,
+    WireError,
+    encode_field,
+    parse_bool,
+    parse_float,
+    parse_int,
+)
 
 __all__ = [
+    "ORDER_VIEWS",
     "CancelOrder",
     "CancelOrderFieldError",
     "ComboLegView",
@@ -45,6 +55,7 @@ __all__ = [
     "PlaceOrderFieldError",
     "ReqCompletedOrdersFieldError",
     "ReqExecutionsFieldError",
+    "completed_order_payload",
     "decode_cancel_order",
     "decode_place_order",
     "decode_req_completed_orders",
@@ -57,7 +68,9 @@ __all__ = [
     "encode_open_order",
     "encode_open_order_end",
     "encode_order_status",
+    "execution_payload",
     "ib_execution_time",
+    "open_order_payload",
 ]
 
 # --- message ids (checked against ibapi.message IN/OUT in the tests) ------------------------------------
@@ -233,9 +246,12 @@ class OrderConditionView:
         raise KeyError(f"order condition type {self.cond_type} has no value {name!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OrderView:
-    """An order's attributes, named after IB's Order; None = unset. Only a few matter to the simulator."""
+    """An order's attributes, named after IB's Order; None = unset. Only a few matter to the simulator.
+
+    No __slots__: with ~150 fields, the frozen __init__ (one object.__setattr__ each) is slow, so the hot
+    paths build views through `ORDER_VIEWS`, which fills the instance dict in one go."""
 
     order_id: int = 0
     client_id: int = 0
@@ -413,6 +429,52 @@ class OpenOrderView:
     state: OrderStateView
 
 
+class _Builder:
+    """Builds a big frozen view (OrderView: ~150 fields) the way `copy.copy` does, filling the instance dict
+    at once instead of running the frozen __init__'s object.__setattr__ per field. Same result as
+    `cls(**values)` / `dataclasses.replace` (checked in the tests); only for views with an instance dict,
+    plain defaults and no __post_init__."""
+
+    __slots__ = ("_cls", "_defaults")
+
+    def __init__(self, cls: type) -> None:
+        fs = fields(cls)
+        if (
+            any(f.default is MISSING for f in fs)
+            or hasattr(cls, "__post_init__")
+            or hasattr(cls, "__slots__")
+        ):
+            raise TypeError(f"{cls.__name__}: only views with a dict, plain defaults and no __post_init__")
+        self._cls = cls
+        self._defaults = {f.name: f.default for f in fs}
+
+    def _check(self, names: Iterable[str]) -> None:
+        unknown = [n for n in names if n not in self._defaults]
+        if unknown:
+            raise TypeError(f"{self._cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+
+    def new(self, values: dict[str, Any]) -> Any:
+        """`cls(**values)`."""
+        if not values.keys() <= self._defaults.keys():
+            self._check(values)
+        obj: Any = object.__new__(self._cls)
+        obj.__dict__.update(self._defaults)
+        obj.__dict__.update(values)
+        return obj
+
+    def replace(self, view: Any, changes: dict[str, Any]) -> Any:
+        """`dataclasses.replace(view, **changes)`."""
+        if not changes.keys() <= self._defaults.keys():
+            self._check(changes)
+        obj: Any = object.__new__(self._cls)
+        obj.__dict__.update(view.__dict__)
+        obj.__dict__.update(changes)
+        return obj
+
+
+ORDER_VIEWS: Final = _Builder(OrderView)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderStatusView:
     order_id: int
@@ -475,8 +537,17 @@ class PlaceOrder:
 
 def ib_execution_time(ts_ns: int, tz: str = "UTC") -> str:
     """An execution time as TWS writes it, "YYYYMMDD HH:MM:SS <tz name>", from int nanoseconds UTC."""
-    moment = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC).astimezone(ZoneInfo(tz))
-    return f"{moment:%Y%m%d %H:%M:%S} {tz}"
+    key = (ts_ns // 1_000_000_000, tz)
+    last = _LAST_EXECUTION_TIME[0]
+    if last[0] == key:  # the fills of one market second share it
+        return last[1]
+    moment = datetime.fromtimestamp(key[0], tz=UTC).astimezone(ZoneInfo(tz))
+    text = f"{moment:%Y%m%d %H:%M:%S} {tz}"
+    _LAST_EXECUTION_TIME[0] = (key, text)
+    return text
+
+
+_LAST_EXECUTION_TIME: list[tuple[tuple[int, str] | None, str]] = [(None, "")]
 
 
 # ==========================================================================================================
@@ -496,26 +567,52 @@ _STR, _INT, _DBL, _BOOL, _DEC, _OPT_BOOL, _STRIKE, _OFFSET = (
 )
 
 
+def _render_str(value: Any) -> Any:
+    return "" if value is None else str(value)
+
+
+def _render_int(value: Any) -> Any:
+    return UNSET_INTEGER if value is None else int(value)
+
+
+def _render_dbl(value: Any) -> Any:
+    return UNSET_DOUBLE if value is None else value  # Decimal stays exact; encode_field writes it plainly
+
+
+def _render_dec(value: Any) -> Any:
+    if value is None or type(value) is Decimal:
+        return value
+    return Decimal(value)
+
+
+def _render_opt_bool(value: Any) -> Any:
+    return None if value is None else bool(value)
+
+
+def _render_strike(value: Any) -> Any:
+    return 0.0 if value is None else float(value)
+
+
+def _render_offset(value: Any) -> Any:
+    """competeAgainstBestOffset: inf is a value ("up to mid"), not unset."""
+    if value is not None and math.isinf(value):
+        return _INFINITY_TEXT
+    return UNSET_DOUBLE if value is None else value
+
+
+_RENDERERS: Final[dict[str, Callable[[Any], Any]]] = {
+    _STR: _render_str, _INT: _render_int, _DBL: _render_dbl, _BOOL: bool, _DEC: _render_dec,
+    _OPT_BOOL: _render_opt_bool, _STRIKE: _render_strike, _OFFSET: _render_offset,
+}  # fmt: skip
+
+
 def _render(kind: str, value: Any) -> Any:
-    if kind == _STR:
-        return "" if value is None else str(value)
-    if kind == _INT:
-        return UNSET_INTEGER if value is None else int(value)
-    if kind == _DBL:
-        return UNSET_DOUBLE if value is None else value  # Decimal stays exact; encode_field writes it plainly
-    if kind == _BOOL:
-        return bool(value)
-    if kind == _DEC:
-        return None if value is None else Decimal(value)
-    if kind == _OPT_BOOL:
-        return None if value is None else bool(value)
-    if kind == _STRIKE:
-        return 0.0 if value is None else float(value)
-    if kind == _OFFSET:  # competeAgainstBestOffset: inf is a value ("up to mid"), not unset
-        if value is not None and math.isinf(value):
-            return _INFINITY_TEXT
-        return UNSET_DOUBLE if value is None else value
-    raise AssertionError(f"unknown field kind {kind!r}")
+    """A view value as its field writes it (None = unset: the unset int / double, "" for text)."""
+    try:
+        render = _RENDERERS[kind]
+    except KeyError:
+        raise AssertionError(f"unknown field kind {kind!r}") from None
+    return render(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,20 +625,12 @@ class _Field:
     since: int = 0
     until: int | None = None
 
-    def emit(self, view: OpenOrderView, server_version: int) -> list[Any]:
-        if server_version < self.since or (self.until is not None and server_version >= self.until):
-            return []
-        return [_render(self.kind, getattr(getattr(view, self.source), self.attr))]
-
 
 @dataclass(frozen=True, slots=True)
 class _Const:
     """A field with a fixed value (a deprecated one the clients skip)."""
 
     value: Any
-
-    def emit(self, view: OpenOrderView, server_version: int) -> list[Any]:
-        return [self.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,11 +655,136 @@ def _s(attr: str, kind: str = _STR) -> _Field:
     return _Field("state", attr, kind)
 
 
+_UNSET_INTEGER_FIELD: Final = encode_field(UNSET_INTEGER)
+_UNSET_DOUBLE_FIELD: Final = encode_field(UNSET_DOUBLE)
+
+
+def _encode_str(value: Any) -> bytes:
+    if value is None or value == "":
+        return b"\0"
+    return encode_field(value if type(value) is str else str(value))
+
+
+def _encode_int(value: Any) -> bytes:
+    return _UNSET_INTEGER_FIELD if value is None else b"%d\0" % int(value)
+
+
+def _encode_dbl(value: Any) -> bytes:
+    return _UNSET_DOUBLE_FIELD if value is None else encode_field(value)
+
+
+def _encode_bool(value: Any) -> bytes:
+    return b"1\0" if value else b"0\0"
+
+
+class _Memo(dict[Any, bytes]):
+    """Encoded fields of one field kind by value, filled on first use: a lookup in C for the values seen
+    before (most of an order's fields are "", unset or the same few words in every message). Only for
+    kinds whose bytes depend on the value's equality class alone: str fields (str or None values), ints
+    and booleans (1, 1.0 and True write alike); not doubles or decimals (1 vs 1.0, -0.0 vs 0.0)."""
+
+    __slots__ = ("_encode",)
+
+    def __init__(self, encode: Callable[[Any], bytes]) -> None:
+        super().__init__()
+        self._encode = encode
+
+    def __missing__(self, value: Any) -> bytes:
+        encoded = self._encode(value)
+        if len(self) < 4096:
+            self[value] = encoded
+        return encoded
+
+
+_MEMOS: Final = {
+    _STR: _Memo(_encode_str), _INT: _Memo(_encode_int), _BOOL: _Memo(_encode_bool),
+    _OPT_BOOL: _Memo(lambda value: encode_field(_render_opt_bool(value))),
+}  # fmt: skip
+
+
+def _encoder(kind: str) -> Callable[[Any], bytes]:
+    """A field kind's value straight to its bytes: `encode_field(_render(kind, value))` without the detour."""
+    memo = _MEMOS.get(kind)
+    if memo is not None:
+        return memo.__getitem__
+    if kind == _DBL:
+        return _encode_dbl
+    render = _RENDERERS[kind]
+    return lambda value: encode_field(render(value))
+
+
+# A layout compiled for one server version, for one output (values, or encoded fields). Steps:
+# (_RUN, getter, converters): consecutive fields, the getter reads their values as one tuple (C-level
+# attrgetter), each converter (renderer or encoder, by field kind) writes one; (_CONST, value or bytes, None);
+# (_BLOCK, its emit function, None). Version gates and field kinds are resolved once, not per message.
+_RUN, _CONST, _BLOCK = 0, 1, 2
+_Step = tuple[int, Any, Any]
+_COMPILED: dict[tuple[int, int, bool], tuple[Sequence[_Item], tuple[_Step, ...]]] = {}
+
+
+def _run_getter(paths: list[str]) -> Callable[[OpenOrderView], tuple[Any, ...]]:
+    get = attrgetter(*paths)
+    if len(paths) > 1:
+        return get
+    return lambda view: (get(view),)
+
+
+def _compile(layout: Sequence[_Item], server_version: int, encoded: bool) -> tuple[_Step, ...]:
+    key = (id(layout), server_version, encoded)
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[0] is layout:
+        return hit[1]
+    steps: list[_Step] = []
+    paths: list[str] = []
+    converters: list[Callable[[Any], Any]] = []
+
+    def close_run() -> None:
+        if paths:
+            steps.append((_RUN, _run_getter(paths[:]), tuple(converters)))
+            paths.clear()
+            converters.clear()
+
+    for item in layout:
+        if isinstance(item, _Field):
+            if server_version < item.since or (item.until is not None and server_version >= item.until):
+                continue
+            paths.append(f"{item.source}.{item.attr}")
+            converters.append(_encoder(item.kind) if encoded else _RENDERERS[item.kind])
+            continue
+        close_run()
+        if isinstance(item, _Const):
+            steps.append((_CONST, encode_field(item.value) if encoded else item.value, None))
+        else:
+            steps.append((_BLOCK, item.emit, None))
+    close_run()
+    compiled = tuple(steps)
+    _COMPILED[key] = (layout, compiled)
+    return compiled
+
+
 def _emit(layout: Sequence[_Item], view: OpenOrderView, server_version: int) -> list[Any]:
     out: list[Any] = []
-    for item in layout:
-        out.extend(item.emit(view, server_version))
+    for kind, what, converters in _compile(layout, server_version, False):
+        if kind == _RUN:
+            out += map(call, converters, what(view))
+        elif kind == _CONST:
+            out.append(what)
+        else:
+            out += what(view, server_version)
     return out
+
+
+def _emit_bytes(layout: Sequence[_Item], view: OpenOrderView, server_version: int) -> bytes:
+    """The encoded fields of `_emit(layout, view, server_version)`: the bytes `wire.frame` would write."""
+    parts: list[bytes] = []
+    for kind, what, encoders in _compile(layout, server_version, True):
+        if kind == _RUN:
+            parts += map(call, encoders, what(view))
+        elif kind == _CONST:
+            parts.append(what)
+        else:
+            parts += map(encode_field, what(view, server_version))
+    return b"".join(parts)
 
 
 # --- blocks shared by OPEN_ORDER and COMPLETED_ORDER -----------------------------------------------------
@@ -823,6 +1037,18 @@ def encode_open_order(view: OpenOrderView, server_version: int) -> list[Any]:
     return _emit(OPEN_ORDER_LAYOUT, view, server_version)
 
 
+def open_order_payload(view: OpenOrderView, server_version: int) -> bytes:
+    """`encode_open_order`'s fields already encoded (for `wire.frame_raw`): the session's fast path."""
+    _check_version(server_version)
+    return _emit_bytes(OPEN_ORDER_LAYOUT, view, server_version)
+
+
+def completed_order_payload(view: OpenOrderView, server_version: int) -> bytes:
+    """`encode_completed_order`'s fields already encoded (for `wire.frame_raw`)."""
+    _check_version(server_version)
+    return _emit_bytes(COMPLETED_ORDER_LAYOUT, view, server_version)
+
+
 def encode_completed_order(view: OpenOrderView, server_version: int) -> list[Any]:
     """COMPLETED_ORDER's fields: no order id, no client id; ends with completedTime / completedStatus."""
     _check_version(server_version)
@@ -848,11 +1074,15 @@ def encode_order_status(view: OrderStatusView, server_version: int) -> list[Any]
     ]
 
 
+_NO_ORDER: Final = OrderView()
+_NO_STATE: Final = OrderStateView()
+
+
 def encode_execution_data(req_id: int, execution: ExecutionView, server_version: int) -> list[Any]:
     """EXECUTION_DATA: request id (-1 for a live fill), order id, contract, execution; no version field."""
     _check_version(server_version)
     e = execution
-    view = OpenOrderView(e.contract, OrderView(), OrderStateView())
+    view = OpenOrderView(e.contract, _NO_ORDER, _NO_STATE)
     out: list[Any] = [
         _OUT_EXECUTION_DATA,
         int(req_id),
@@ -881,6 +1111,46 @@ def encode_execution_data(req_id: int, execution: ExecutionView, server_version:
     if server_version >= v.MIN_SERVER_VER_PENDING_PRICE_REVISION:
         out.append(e.pending_price_revision)
     return out
+
+
+_CONTRACT_FIELDS: dict[tuple[ContractView, int], bytes] = {}
+
+
+def execution_payload(req_id: int, execution: ExecutionView, server_version: int) -> bytes:
+    """`encode_execution_data`'s fields already encoded (for `wire.frame_raw`); the contract's fields are
+    encoded once per contract."""
+    _check_version(server_version)
+    e = execution
+    key = (e.contract, server_version)
+    contract = _CONTRACT_FIELDS.get(key)
+    if contract is None:
+        if len(_CONTRACT_FIELDS) >= 1024:
+            _CONTRACT_FIELDS.clear()
+        contract = _emit_bytes(_CONTRACT, OpenOrderView(e.contract, _NO_ORDER, _NO_STATE), server_version)
+        _CONTRACT_FIELDS[key] = contract
+    rest = [
+        e.exec_id,
+        e.time,
+        e.acct_number,
+        e.exchange,
+        e.side,
+        _render_dec(e.shares),
+        e.price,
+        _render_int(e.perm_id),
+        _render_int(e.client_id),
+        _render_int(e.liquidation),
+        _render_dec(e.cum_qty),
+        e.avg_price,
+        e.order_ref,
+        e.ev_rule,
+        e.ev_multiplier,
+        e.model_code,
+        _render_int(e.last_liquidity),
+    ]
+    if server_version >= v.MIN_SERVER_VER_PENDING_PRICE_REVISION:
+        rest.append(e.pending_price_revision)
+    head = b"%d\0%d\0%s" % (_OUT_EXECUTION_DATA, int(req_id), _encode_int(e.order_id))
+    return head + contract + b"".join(map(encode_field, rest))
 
 
 def encode_commission_report(view: CommissionReportView) -> list[Any]:
@@ -979,16 +1249,10 @@ class _Reader:
 
     def decimal(self, name: str) -> Decimal | None:
         text = self._next(name)
-        s = text.strip()
-        if s.lower() in _UNSET_DECIMAL_SPELLINGS:
-            return None
         try:
-            value = Decimal(s)
-        except InvalidOperation:
-            raise self._fail(name, f"{text!r} is not a decimal number") from None
-        if not value.is_finite():
-            raise self._fail(name, f"{text!r} is not a finite quantity")
-        return value
+            return _parse_decimal(text)
+        except WireError as e:
+            raise self._fail(name, str(e)) from None
 
     def strike(self, name: str) -> float | None:
         value = self.number(name)
@@ -1028,9 +1292,87 @@ _READERS: Final[dict[str, Callable[[_Reader, str], Any]]] = {
 _In = tuple[str, str]
 
 
+def _parse_opt_bool(text: str) -> bool | None:
+    if text.strip() in ("", _UNSET_INTEGER_TEXT):
+        return None
+    return parse_bool(text)
+
+
+def _parse_decimal(text: str) -> Decimal | None:
+    s = text.strip()
+    if s.lower() in _UNSET_DECIMAL_SPELLINGS:
+        return None
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise WireError(f"{text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise WireError(f"{text!r} is not a finite quantity")
+    return value
+
+
+def _parse_strike(text: str) -> float | None:
+    value = parse_float(text)
+    return None if value == 0.0 else value
+
+
+_UNSET_INTEGER_TEXT: Final = str(UNSET_INTEGER)
+# Text -> value for the fast path of _read_scalars (None: the text itself); each raises WireError where the
+# reader's own method would fail, and the reader then reads the field again to name the problem.
+_PARSERS: Final[dict[str, Callable[[str], Any] | None]] = {
+    "str": None, "int": parse_int, "float": parse_float, "bool": parse_bool, "opt_bool": _parse_opt_bool,
+    "decimal": _parse_decimal, "strike": _parse_strike,
+}  # fmt: skip
+_Parse = Callable[[str], Any] | None
+_RUNS_CACHED = 1024  # per run of specs: how many distinct field texts keep their parsed values
+
+
+@dataclass(slots=True)
+class _SpecRun:
+    """A run of scalar fields compiled once: (name, kind, parser) per field, and the values parsed from the
+    texts seen before (clients send the same contract and mostly the same order fields again and again: a
+    run already seen costs one lookup; its values are immutable and shared)."""
+
+    specs: Sequence[_In]
+    steps: tuple[tuple[str, str, _Parse], ...]
+    parsed: dict[tuple[str, ...], dict[str, Any]]
+
+
+_SPEC_RUNS: dict[int, _SpecRun] = {}
+
+
 def _read_scalars(r: _Reader, specs: Sequence[_In], into: dict[str, Any]) -> None:
-    for name, kind in specs:
-        into[name] = r.read(kind, name)
+    run = _SPEC_RUNS.get(id(specs))
+    if run is None or run.specs is not specs:
+        run = _SPEC_RUNS[id(specs)] = _SpecRun(specs, tuple((n, k, _PARSERS[k]) for n, k in specs), {})
+    fields = r._fields
+    pos = r._pos
+    end = pos + len(specs)
+    if end > len(fields):
+        for name, kind in specs:  # the message ends inside this run: field by field, naming the missing one
+            into[name] = r.read(kind, name)
+        return
+    texts = tuple(fields[pos:end])
+    values = run.parsed.get(texts)
+    if values is None:
+        values = {}
+        for name, kind, parse in run.steps:
+            text = fields[pos]
+            if parse is None:
+                values[name] = text
+            else:
+                try:
+                    values[name] = parse(text)
+                except WireError:
+                    r._pos = pos
+                    r.read(kind, name)  # raises, naming the field and its position
+                    raise AssertionError(f"{name}: {text!r} parsed on the second try") from None
+            pos += 1
+        if len(run.parsed) >= _RUNS_CACHED:
+            run.parsed.clear()
+        run.parsed[texts] = values
+    into.update(values)
+    r._pos = end
 
 
 _P_CONTRACT: Final[tuple[_In, ...]] = (
@@ -1165,11 +1507,19 @@ def _read_peg_best_mid(r: _Reader, c: dict[str, Any], o: dict[str, Any]) -> None
         o["mid_offset_at_half"] = r.number("mid_offset_at_half")
 
 
+_NOT_NULLABLE: dict[type, dict[str, Any]] = {}
+
+
 def _none_to_default(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     """Unset ints/floats arrive as None; fields whose view type has no None take the view's default."""
-    defaults = {f.name: f.default for f in fields(cls)}
-    nullable = {f.name for f in fields(cls) if "None" in str(f.type)}
-    return {k: (defaults[k] if val is None and k not in nullable else val) for k, val in values.items()}
+    defaults = _NOT_NULLABLE.get(cls)
+    if defaults is None:  # per view class, once: the defaults of the fields that cannot be None
+        defaults = {f.name: f.default for f in fields(cls) if "None" not in str(f.type)}
+        _NOT_NULLABLE[cls] = defaults
+    for name, val in values.items():
+        if val is None and name in defaults:
+            values[name] = defaults[name]
+    return values
 
 
 def decode_place_order(fields_: Sequence[str], server_version: int) -> PlaceOrder:
@@ -1232,7 +1582,7 @@ def decode_place_order(fields_: Sequence[str], server_version: int) -> PlaceOrde
         _read_peg_best_mid(r, c, o)
     r.end()
     contract = ContractView(**_none_to_default(ContractView, c))
-    order = OrderView(**_none_to_default(OrderView, o))
+    order: OrderView = ORDER_VIEWS.new(_none_to_default(OrderView, o))
     return PlaceOrder(order_id, contract, order)
 
 

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -45,6 +45,7 @@ from ibot.model.orders import Fill, OrderRequest, OrderStatus, OrderType, OrderU
 from ibot.sim.account import AccountSnapshot, PositionSnapshot, initial_margin, maintenance_margin, money
 from ibot.sim.faults import OrderFaults
 from ibot.sim.layouts_orders import (
+    ORDER_VIEWS,
     CommissionReportView,
     ContractView,
     ExecutionFilter,
@@ -304,6 +305,7 @@ class SimBroker:
         self._pending_commissions: list[Execution] = []
         self._held_commissions: list[Execution] = []
         self._resolved: dict[tuple[object, ...], Instrument] = {}
+        self._contract_views: dict[int, tuple[Instrument, ContractView]] = {}
         self._sessions = DailySessions()
         self._daily_realized: dict[int, Decimal] = {}  # con_id -> realized since the trading day began
         self._day_end_ns = 0
@@ -442,17 +444,18 @@ class SimBroker:
         self._orders[key] = order
         self._by_perm[order.perm_id] = order
         self.next_valid_id = max(self.next_valid_id, msg.order_id + 1)
-        log.info(
-            "client %d order %d (perm %d): %s %d %s %s%s",
-            client_id,
-            order.order_id,
-            order.perm_id,
-            order.side,
-            order.quantity,
-            order.inst.key,
-            order.order_type,
-            "" if order.transmit else " (not transmitted)",
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "client %d order %d (perm %d): %s %d %s %s%s",
+                client_id,
+                order.order_id,
+                order.perm_id,
+                order.side,
+                order.quantity,
+                order.inst.key,
+                order.order_type,
+                "" if order.transmit else " (not transmitted)",
+            )
         if forced is not None:
             self._forced_reject(order, *forced)
             return
@@ -499,7 +502,7 @@ class SimBroker:
             order_id=msg.order_id,
             perm_id=perm,
             inst=inst,
-            contract=_contract_view(inst),
+            contract=self._contract_view(inst),
             view=o,
             side=Side(action),
             quantity=int(qty_dec),
@@ -513,6 +516,13 @@ class SimBroker:
             oca_type=oca_type,
             transmit=o.transmit,
         )
+
+    def _contract_view(self, inst: Instrument) -> ContractView:
+        """The contract as OPEN_ORDER and EXECUTION_DATA echo it: one (immutable) view per instrument."""
+        hit = self._contract_views.get(inst.con_id)
+        if hit is None or hit[0] is not inst:
+            hit = self._contract_views[inst.con_id] = (inst, _contract_view(inst))
+        return hit[1]
 
     def _resolve(self, c: ContractView) -> Instrument:
         key = (
@@ -1041,27 +1051,30 @@ def _avg_cost(book: PositionBook) -> Decimal:
 
 def order_view(order: SimOrder, account: str) -> OrderView:
     """The OrderView OPEN_ORDER / COMPLETED_ORDER carry for this order (the client's, with our ids)."""
-    return replace(
+    view: OrderView = ORDER_VIEWS.replace(
         order.view,
-        order_id=order.order_id,
-        client_id=order.client_id,
-        perm_id=order.perm_id,
-        action=order.side.value,
-        total_quantity=Decimal(order.quantity),
-        order_type=order.order_type.value,
-        lmt_price=order.limit_price,
-        aux_price=order.stop_price,
-        tif=order.tif.value,
-        oca_group=order.oca_group,
-        oca_type=order.oca_type or 3,
-        account=account,
-        parent_id=order.parent_id,
-        transmit=True,
-        clearing_intent="IB",
-        filled_quantity=Decimal(order.filled),
-        parent_perm_id=order.parent_perm_id,
-        dont_use_auto_price_for_hedge=True,
+        {
+            "order_id": order.order_id,
+            "client_id": order.client_id,
+            "perm_id": order.perm_id,
+            "action": order.side.value,
+            "total_quantity": Decimal(order.quantity),
+            "order_type": order.order_type.value,
+            "lmt_price": order.limit_price,
+            "aux_price": order.stop_price,
+            "tif": order.tif.value,
+            "oca_group": order.oca_group,
+            "oca_type": order.oca_type or 3,
+            "account": account,
+            "parent_id": order.parent_id,
+            "transmit": True,
+            "clearing_intent": "IB",
+            "filled_quantity": Decimal(order.filled),
+            "parent_perm_id": order.parent_perm_id,
+            "dont_use_auto_price_for_hedge": True,
+        },
     )
+    return view
 
 
 def open_order_view(order: SimOrder, account: str, completed: bool = False) -> OpenOrderView:

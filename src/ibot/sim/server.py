@@ -263,18 +263,25 @@ class SimServer:
                     s.send_position(inst, qty, avg_cost)
 
     def _push_account(self, new_second: bool) -> None:
-        """Account values, portfolio and P&L to their subscribers when something may have changed."""
-        if not (self._account_dirty or new_second):
-            return
-        listeners = [s for s in self.live_sessions() if s.wants_account()]
-        if not listeners:
-            return
-        if not self._account_dirty and not self.broker.has_positions():
+        """Account values and portfolio (reqAccountUpdates) as TWS sends them: at once after a fill changed a
+        position, else every `ACCOUNT_UPDATE_INTERVAL_S` market seconds; P&L (reqPnL, reqPnLSingle) on every
+        market second while a position is open (its value moves) and after fills. One snapshot for all."""
+        changed = self._account_dirty
+        if not (changed or new_second):
             return
         self._account_dirty = False
+        now = int(self.market.now_s)
+        pnl_moves = changed or self.broker.has_positions()
+        listeners = [
+            s
+            for s in self.live_sessions()
+            if s.account_due(now, changed) or (pnl_moves and s.pnl_subs and s.wants_account())
+        ]
+        if not listeners:
+            return
         snap = self.broker.snapshot()
         for s in listeners:
-            s.on_account(snap)
+            s.on_account(snap, changed, pnl_moves)
 
     # --- the clock ------------------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -299,20 +306,29 @@ class SimServer:
             self._check_daily_restart(old, new)
             if self.faults.state.refuse_until_s is not None:
                 await self._listen_again()
+            batched = [s for s in list(self._sessions) if s.begin_batch()]  # one write per client and step
             try:
-                self.broker.on_clock(old, new)
-                self._push_account(new != old)
-            except Exception:  # the market must keep moving for the other clients
-                log.exception("order matching / account update failed")
-            wall = loop.time()
-            for s in list(self._sessions):
-                try:
-                    s.on_clock(old, new, wall)
-                except Exception:  # one client's broken stream must not stop the market for the others
-                    log.exception("%s: streaming failed; closing it", s.name)
-                    s.close(abort=True)
-                if s.lockstep_interval and s.last_bar_end == new and new % s.lockstep_interval == 0:
-                    s.awaiting_s = new if s.acked_s < new else 0
+                self._step(old, new)
+            finally:
+                for s in batched:
+                    s.end_batch()
+
+    def _step(self, old: int, new: int) -> None:
+        """One clock step: fills of working orders, account pushes, then every client's streams."""
+        try:
+            self.broker.on_clock(old, new)
+            self._push_account(new != old)
+        except Exception:  # the market must keep moving for the other clients
+            log.exception("order matching / account update failed")
+        wall = asyncio.get_running_loop().time()
+        for s in list(self._sessions):
+            try:
+                s.on_clock(old, new, wall)
+            except Exception:  # one client's broken stream must not stop the market for the others
+                log.exception("%s: streaming failed; closing it", s.name)
+                s.close(abort=True)
+            if s.lockstep_interval and s.last_bar_end == new and new % s.lockstep_interval == 0:
+                s.awaiting_s = new if s.acked_s < new else 0
 
     # --- lockstep -------------------------------------------------------------------------------------------
     def lockstep_acknowledged(self) -> None:

@@ -55,6 +55,7 @@ NO_ID = -1
 # stops at each multiple of interval_s (after the 5-s bar ending there) until the client acknowledges it.
 LOCKSTEP_ACK = 9001
 _LOCKSTEP_ACK_TEXT = str(LOCKSTEP_ACK)
+_INCOMING_NAMES = {int(m): m.name for m in Incoming}
 _VERSION_RE = re.compile(r"^v(\d+)(?:\.\.(\d+))?(?:\s+(.*))?$")
 
 
@@ -207,6 +208,7 @@ class HistoricalSub:
 Subscription = MarketDataSub | TickByTickSub | RealTimeBarSub | DepthSub | HistoricalSub
 
 _PRICE_TAIL = ("price", "size", "attrMask")
+_POSITION_TAIL = ("position", "avgCost")
 _SIZE_TAIL = ("size",)
 _STRING_TAIL = ("value",)
 _BID, _ASK, _LAST = TickType.BID, TickType.ASK, TickType.LAST
@@ -258,6 +260,7 @@ _MARKET_RULES = MarketRules.of_catalog()  # CONTRACT_DATA's marketRuleIds and MA
 _ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _MAX_BARS = 100_000
+ACCOUNT_UPDATE_INTERVAL_S = 180  # account values and portfolio without a position change: every 3 minutes
 _MAX_STREAMED_SECONDS = 10  # a fast clock streams at most the last 10 seconds of each step
 
 
@@ -351,6 +354,8 @@ class Session:
         self.awaiting_s = 0  # the bar end the clock waits for it to acknowledge (0: none)
         self.last_bar_end = 0  # end of the last 5-s real-time bar sent to it
         self._sent_account: dict[tuple[str, str], str] = {}
+        self._account_sent_s = 0  # market second of the last account update sent (reqAccountUpdates)
+        self._position_heads: dict[int, bytes] = {}  # con_id -> POSITION_DATA's encoded leading fields
         self._sent_portfolio: dict[int, tuple[Any, ...]] = {}
         self._sent_pnl: dict[int, tuple[Any, ...]] = {}
         self.rate = MessageRate(server.limits.max_messages_per_second)
@@ -438,6 +443,17 @@ class Session:
         if batch:
             self._write(batch)
 
+    def begin_batch(self) -> bool:
+        """Collect what is sent from now on into one socket write (`end_batch`); False when a batch is
+        already open (its owner flushes it)."""
+        if self._batch is not None or self.closed:
+            return False
+        self._batch = bytearray()
+        return True
+
+    def end_batch(self) -> None:
+        self._flush()
+
     def _connection_gone(self) -> None:
         if not self.closed:
             log.info("%s: connection closing; streaming stopped", self.name)
@@ -445,33 +461,43 @@ class Session:
 
     def send_order(self, order: SimOrder, with_open_order: bool) -> None:
         """OPEN_ORDER (on acknowledgement, modify, PendingCancel, Filled, Inactive) then ORDER_STATUS."""
+        if self.closed:
+            return
         sv = self.server_version
         if with_open_order:
-            self.send_fields(LO.encode_open_order(open_order_view(order, self.server.account), sv))
-        self.send_fields(LO.encode_order_status(status_view(order), sv))
+            self._write(frame_raw(LO.open_order_payload(open_order_view(order, self.server.account), sv)))
+        self._write(frame(LO.encode_order_status(status_view(order), sv)))
 
     def send_execution(self, req_id: int, execution: Execution) -> None:
+        if self.closed:
+            return
         view = execution_view(execution, self.server.account)
-        self.send_fields(LO.encode_execution_data(req_id, view, self.server_version))
+        self._write(frame_raw(LO.execution_payload(req_id, view, self.server_version)))
 
     def send_commission(self, execution: Execution) -> None:
         self.send_fields(LO.encode_commission_report(commission_view(execution)))
 
     def send_position(self, inst: Instrument, qty: int, avg_cost: float) -> None:
-        self.send(
-            L.POSITION_DATA,
-            account=self.server.account,
-            **_contract_values(inst),
-            exchange=inst.exchange,
-            currency=inst.currency,
-            localSymbol=inst.local_symbol or inst.symbol,
-            tradingClass=inst.trading_class,
-            position=qty,
-            avgCost=avg_cost,
-        )
+        """POSITION_DATA: the fields before position / avgCost are encoded once per instrument."""
+        if self.closed:
+            return
+        head = self._position_heads.get(inst.con_id)
+        if head is None:
+            head = self._position_heads[inst.con_id] = L.POSITION_DATA.head(
+                self.server_version,
+                _POSITION_TAIL,
+                account=self.server.account,
+                **_contract_values(inst),
+                exchange=inst.exchange,
+                currency=inst.currency,
+                localSymbol=inst.local_symbol or inst.symbol,
+                tradingClass=inst.trading_class,
+            )
+        self._write(frame_raw(head + encode_field(qty) + encode_field(avg_cost)))
 
     def error(self, req_id: int, code: int, text: str) -> None:
-        log.info("%s <- error %s id=%s: %s", self.name, code, req_id, text)
+        if log.isEnabledFor(logging.INFO):  # a reject or cancel per order: no formatting unless logged
+            log.info("%s <- error %s id=%s: %s", self.name, code, req_id, text)
         self.send(
             L.ERR_MSG,
             reqId=req_id,
@@ -573,7 +599,7 @@ class Session:
             self.error(NO_ID, 320, f"Error reading request:Message id {fields[0]!r} is not a number")
             return
         handler = self.handlers.get(msg_id)
-        name = Incoming(msg_id).name if msg_id in Incoming._value2member_map_ else f"message {msg_id}"
+        name = _INCOMING_NAMES.get(msg_id) or f"message {msg_id}"
         if handler is None:
             log.info("%s: message %s is not simulated; ignored", self.name, name)
             return
@@ -694,7 +720,8 @@ class Session:
         log.info("%s reqCompletedOrders", self.name)
         for order in self.server.broker.completed_orders():
             view = open_order_view(order, self.server.account, completed=True)
-            self.send_fields(LO.encode_completed_order(view, self.server_version))
+            if not self.closed:
+                self._write(frame_raw(LO.completed_order_payload(view, self.server_version)))
         self.send(L.COMPLETED_ORDERS_END)
 
     def _req_executions(self, f: Fields) -> None:
@@ -765,18 +792,34 @@ class Session:
                 realizedPNL=acct.money(p.realized),
                 accountName=name,
             )
-        now = datetime.fromtimestamp(self.server.market.now_s, UTC)
+        self._account_sent_s = int(self.server.market.now_s)
+        now = datetime.fromtimestamp(self._account_sent_s, UTC)
         self.send(L.ACCT_UPDATE_TIME, time=f"{now:%H:%M}")
 
     def wants_account(self) -> bool:
         return self.started and not self.closed and (self.account_subscribed or bool(self.pnl_subs))
 
-    def on_account(self, snap: AccountSnapshot) -> None:
-        """The server's periodic push: changed account values and P&L of the subscriptions."""
-        if self.account_subscribed:
-            self._send_account(snap)
-        for req_id, con_id in self.pnl_subs.items():
-            self._send_pnl(req_id, con_id, snap, force=False)
+    def account_due(self, now_s: int, positions_changed: bool) -> bool:
+        """An account update is due to this reqAccountUpdates subscriber: a fill changed a position, or the
+        update interval passed since the last one (TWS: "unless there is a position change this information
+        is updated at a fixed interval of three minutes")."""
+        if not (self.account_subscribed and self.started and not self.closed):
+            return False
+        return positions_changed or now_s - self._account_sent_s >= ACCOUNT_UPDATE_INTERVAL_S
+
+    def on_account(self, snap: AccountSnapshot, positions_changed: bool, pnl_moves: bool) -> None:
+        """The server's push: changed account values and portfolio when due; changed P&L of subscriptions.
+        Written to the socket at once."""
+        opened = self.begin_batch()
+        try:
+            if self.account_due(int(self.server.market.now_s), positions_changed):
+                self._send_account(snap)
+            if pnl_moves:
+                for req_id, con_id in self.pnl_subs.items():
+                    self._send_pnl(req_id, con_id, snap, force=False)
+        finally:
+            if opened:
+                self.end_batch()
 
     def _req_account_updates_multi(self, f: Fields) -> None:
         f.skip()

@@ -29,35 +29,50 @@ class WireError(ValueError):
     """A frame or field that cannot be read; the message names the field."""
 
 
-def encode_field(value: Any) -> bytes:
-    """One field as the clients' decoders expect it (always NUL-terminated)."""
-    if value is None:
-        text = ""
-    elif isinstance(value, bool):
-        text = "1" if value else "0"
-    elif isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, float):
-        if math.isnan(value):
-            text = ""
-        elif value == UNSET_DOUBLE or math.isinf(value):
-            text = "1.7976931348623157E308"
-        elif value.is_integer() and abs(value) < 1e16:
-            text = repr(value)  # "5.0" parses with float(); int fields are written from ints
-        else:
-            text = repr(value)
-    elif isinstance(value, Decimal):
-        text = format(value, "f")
-    else:
-        text = str(value)
+def _encode_text(text: str) -> bytes:
     if "\0" in text:
         raise WireError(f"field {text!r} contains a NUL byte")
     return text.encode() + b"\0"
 
 
+def _encode_float(value: float) -> bytes:
+    if math.isnan(value):
+        return b"\0"
+    if value == UNSET_DOUBLE or math.isinf(value):
+        return _UNSET_DOUBLE_FIELD
+    return repr(value).encode() + b"\0"  # "5.0" parses with float(); int fields are written from ints
+
+
+_UNSET_DOUBLE_FIELD = b"1.7976931348623157E308\0"
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    str: _encode_text,
+    int: lambda v: b"%d\0" % v,
+    float: _encode_float,
+    bool: lambda v: b"1\0" if v else b"0\0",
+    type(None): lambda v: b"\0",
+    Decimal: lambda v: _encode_text(format(v, "f")),
+}
+
+
+def encode_field(value: Any) -> bytes:
+    """One field as the clients' decoders expect it (always NUL-terminated)."""
+    encoder = _ENCODERS.get(type(value))
+    if encoder is not None:
+        return encoder(value)
+    if isinstance(value, bool):
+        return b"1\0" if value else b"0\0"
+    if isinstance(value, int):  # an IntEnum, an int subclass
+        return b"%d\0" % value
+    if isinstance(value, float):
+        return _encode_float(value)
+    if isinstance(value, Decimal):
+        return _encode_text(format(value, "f"))
+    return _encode_text(str(value))
+
+
 def frame(fields: Iterable[Any]) -> bytes:
     """A whole message: length prefix plus the encoded fields."""
-    payload = b"".join(encode_field(f) for f in fields)
+    payload = b"".join(map(encode_field, fields))
     return _LEN.pack(len(payload)) + payload
 
 
@@ -122,10 +137,11 @@ class FrameBuffer:
 
 
 def split_fields(payload: bytes) -> list[str]:
-    parts = payload.split(b"\0")
-    if parts and parts[-1] == b"":
+    # one decode for the whole message: a NUL byte is never part of a multi-byte UTF-8 sequence
+    parts = payload.decode("utf-8", errors="replace").split("\0")
+    if parts and parts[-1] == "":
         parts.pop()
-    return [p.decode("utf-8", errors="replace") for p in parts]
+    return parts
 
 
 def parse_int(text: str, name: str = "field") -> int | None:
