@@ -12,15 +12,17 @@ relaxed; ib_async's own throttle (45 requests/s, IB's 50 msg/s rule) and the sim
 limit are switched off: this measures the software path, not IB's pacing. One signal is in flight at a
 time (no queueing in the figure).
 
-The records database is what the product uses: SQLite in WAL mode with synchronous=FULL, so the one
-write-ahead commit per order waits for an fsync. `--synchronous NORMAL` is a BENCH-ONLY comparison that shows
-how much of the figure the fsync is: it is NOT durable (a power loss may lose an order that was sent) and the
-product never runs that way (NORMAL still syncs at each WAL checkpoint, which SQLite runs inside the commit
-that crosses 1000 WAL pages, about every hundredth order here). `--db-dir /dev/shm` (tmpfs, where an fsync
-does nothing) shows the software path alone. Garbage-collector pauses during the timed signals are reported
-(they stall the loop, so they land on the path when they coincide with a signal).
+The records database is what the product uses: a SQLite file in WAL mode at the product's default durability
+(`records_sync = "normal"`: each commit is in the WAL, safe against a crash of the trading process, not
+flushed to disk; the WAL is checkpointed by a thread of its own, never inside a commit). `--records-sync full`
+measures the stronger setting (the WAL fsynced at every commit: safe against power loss too), so the one
+write-ahead commit per order waits for a disk flush. `--db-dir /dev/shm` (tmpfs, where an fsync does nothing)
+shows the software path alone. Garbage-collector pauses during the timed signals are reported (they stall the
+loop, so they land on the path when they coincide with a signal). The figure is split into its parts: the
+tick reaching the strategy, the strategy's submit call, and the order bytes reaching the simulator.
 
-    .venv/bin/python bench/live_latency.py [--signals 3000] [--every 5] [--db-dir DIR] [--synchronous NORMAL]
+    .venv/bin/python bench/live_latency.py [--signals 3000] [--every 5] [--db-dir DIR]
+                                           [--records-sync full|normal]
 """
 
 from __future__ import annotations
@@ -38,14 +40,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-
 from ibot.brokers.ib.config import IBSettings
 from ibot.engine.runner import LiveRunner
 from ibot.engine.session import TradingSession
 from ibot.model.market import NS_PER_SECOND, Tick
 from ibot.model.orders import OrderType, Side
-from ibot.oms.records import OrderRecords
+from ibot.oms.records import DEFAULT_RECORDS_SYNC, OrderRecords
 from ibot.oms.risk import RiskLimits
 from ibot.sim import layouts as L  # noqa: N812
 from ibot.sim.messages import TickType
@@ -65,6 +65,8 @@ class TickSignal(Strategy):
 
     def on_start(self) -> None:
         self.submit_ns: list[int] = []  # time inside ctx.submit: risk check, write-ahead record, send
+        self.entered: list[int] = []  # perf_counter_ns when on_tick saw a signal's tick (before submit)
+        self.returned: list[int] = []  # perf_counter_ns when the strategy's submit call returned
         self.last_order = ""
         self._last = float("nan")
         self._side = Side.BUY
@@ -76,7 +78,10 @@ class TickSignal(Strategy):
         if self._last == self._last and last != self._last:
             t0 = time.perf_counter_ns()
             self.last_order = self.order(self._side, 1, OrderType.MKT, reason="tick signal")
-            self.submit_ns.append(time.perf_counter_ns() - t0)
+            t1 = time.perf_counter_ns()
+            self.submit_ns.append(t1 - t0)
+            self.entered.append(t0)
+            self.returned.append(t1)
             self._side = self._side.opposite
         self._last = last
 
@@ -96,23 +101,10 @@ class GcPauses:
             self.pauses.append((info["generation"], time.perf_counter_ns() - self._start))
 
 
-def bench_only_synchronous(records: OrderRecords, mode: str) -> None:
-    """BENCH-ONLY: run the records' SQLite connections with PRAGMA synchronous=`mode` (after the product's
-    own pragmas), to measure what the fsync per commit costs. Never a product setting."""
-
-    def pragma(dbapi_connection: Any, _record: Any) -> None:
-        cur = dbapi_connection.cursor()
-        cur.execute(f"PRAGMA synchronous={mode}")
-        cur.close()
-
-    event.listen(records.engine, "connect", pragma)
-    records.engine.dispose()
-
-
 async def measure(
-    signals: int, every: int, warmup: int, db_dir: str | None, synchronous: str, gc_pauses: GcPauses
-) -> tuple[list[int], list[int]]:
-    """(tick-to-order latencies, time inside the strategy's submit call), ns, warm-up excluded."""
+    signals: int, every: int, warmup: int, db_dir: str | None, sync: str, gc_pauses: GcPauses
+) -> tuple[list[int], dict[str, list[int]]]:
+    """(tick-to-order latencies, its parts by name), ns, warm-up excluded."""
     server = SimServer(
         port=0, symbols=["MES"], speed=1e-6, start=START, limits=SimLimits.off(), thin_liquidity=False
     )
@@ -130,9 +122,7 @@ async def measure(
 
     server.broker.place = timed_place  # type: ignore[method-assign]
     tmp = Path(tempfile.mkdtemp(prefix="ibot_latency_", dir=db_dir))
-    records = OrderRecords(f"sqlite:///{tmp / 'orders.sqlite'}")
-    if synchronous != "FULL":
-        bench_only_synchronous(records, synchronous)
+    records = OrderRecords(f"sqlite:///{tmp / 'orders.sqlite'}", sync=sync)
     records.migrate()
     settings = IBSettings.model_validate(
         {"port": server.port, "restart_window": {"enabled": False}, "stale_after_seconds": 3600.0}
@@ -196,7 +186,13 @@ async def measure(
         latencies = [r - s for s, r in zip(sent, received[warmup:], strict=True)]
         fills = len(server.broker.executions)
         assert fills == signals + warmup, f"{fills} fills for {signals + warmup} orders"
-        return latencies, strategy.submit_ns[warmup:]
+        inbound = [e - s for s, e in zip(sent, strategy.entered[warmup:], strict=True)]
+        after = [r - e for e, r in zip(strategy.returned[warmup:], received[warmup:], strict=True)]
+        return latencies, {
+            "tick -> strategy (simulator send, ib_async decode, feed, runner)": inbound,
+            "inside LiveContext.submit (risk check + write-ahead record + send)": strategy.submit_ns[warmup:],
+            "submit returned -> simulator read": after,
+        }
     finally:
         await runner.stop(cancel=False)
         await session.stop()
@@ -211,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=5, help="a signal every Nth tick")
     parser.add_argument("--warmup", type=int, default=100, help="signals before timing starts")
     parser.add_argument(
-        "--synchronous",
-        choices=["FULL", "NORMAL"],
-        default="FULL",
-        help="SQLite synchronous mode; FULL is the product's (durable). NORMAL is a BENCH-ONLY comparison "
-        "that skips the fsync per commit (not durable against power loss)",
+        "--records-sync",
+        choices=["full", "normal"],
+        default=DEFAULT_RECORDS_SYNC,
+        help=f"the records' durability setting (default: the product's, {DEFAULT_RECORDS_SYNC!r}): normal = "
+        "safe against a crash of the trading process; full = fsync per commit, safe against power loss too",
     )
     parser.add_argument(
         "--db-dir",
@@ -229,13 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     try:
-        raw, inside = asyncio.run(
-            measure(args.signals, args.every, args.warmup, args.db_dir, args.synchronous, gc_pauses)
+        raw, parts = asyncio.run(
+            measure(args.signals, args.every, args.warmup, args.db_dir, args.records_sync, gc_pauses)
         )
     finally:
         gc.callbacks.remove(gc_pauses)
     lat = sorted(raw)
-    inside.sort()
     elapsed = time.perf_counter() - started
 
     def pct(p: float) -> float:
@@ -243,21 +238,23 @@ def main(argv: list[str] | None = None) -> int:
 
     p50, p99, worst = pct(0.50), pct(0.99), lat[-1] / 1e6
     where = args.db_dir or tempfile.gettempdir()
-    if args.synchronous == "FULL" and where.startswith("/dev/shm"):
-        sync = "synchronous=FULL on tmpfs: the fsync per commit is a no-op (the software path alone)"
-    elif args.synchronous == "FULL":
-        sync = "synchronous=FULL (the product's: fsync per commit)"
+    if where.startswith("/dev/shm"):
+        sync = f"records_sync={args.records_sync} on tmpfs: no disk flush at all (the software path alone)"
+    elif args.records_sync == "full":
+        sync = "records_sync=full: fsync per commit (safe against power loss)"
     else:
-        sync = f"BENCH-ONLY synchronous={args.synchronous}: NO fsync per commit, NOT the product's durability"
+        sync = "records_sync=normal: no fsync per commit (safe against a process crash, not power loss)"
     print(
         f"tick-to-order latency, {len(lat)} signals (every {args.every}th tick; one process, one loop, "
         f"loopback TCP, SQLite WAL write-ahead records in {where}, {sync}): p50 {p50:.3f} ms  "
         f"p99 {p99:.3f} ms  max {worst:.3f} ms  mean {statistics.fmean(lat) / 1e6:.3f} ms  ({elapsed:.1f} s)"
     )
-    print(
-        f"  of which inside LiveContext.submit (risk check + write-ahead record + send): "
-        f"p50 {inside[len(inside) // 2] / 1e6:.3f} ms  p99 {inside[int(0.99 * len(inside))] / 1e6:.3f} ms"
-    )
+    for what, part in parts.items():
+        part.sort()
+        print(
+            f"  of which {what}: p50 {part[len(part) // 2] / 1e6:.3f} ms  "
+            f"p99 {part[int(0.99 * len(part))] / 1e6:.3f} ms"
+        )
     for generation in (0, 1, 2):
         ms = sorted(ns / 1e6 for g, ns in gc_pauses.pauses if g == generation)
         if ms:

@@ -111,12 +111,18 @@ def test_limit_order_rests_then_cancel_ends_cancelled() -> None:
         price = await broker.marketable_limit(MESH5, Side.BUY, offset_ticks=0)
         far = MESH5.round_to_tick(price - 100)
         await broker.place(order(oid, Side.BUY, 1, OrderType.LMT, limit_price=far))
+        # the new order is in ib_async's books as IB.placeOrder would have put it: its events update it
+        [trade] = [t for t in broker.connection.ib.trades() if t.order.orderId == oid]
+        assert (trade.order.orderRef, trade.order.clientId) == (f"t-{oid}", broker.connection.client_id)
+        assert [e.status for e in trade.log] == ["PendingSubmit"]
         await events.status(oid, OrderStatus.SUBMITTED, OrderStatus.PRE_SUBMITTED)
         [working] = [o for o in await broker.open_orders() if o.order_id == oid]
         assert (working.client_order_id, working.quantity, working.side) == (f"t-{oid}", 1, Side.BUY)
         await broker.modify(order(oid, Side.BUY, 2, OrderType.LMT, limit_price=far - 1))
+        assert [e.message for e in trade.log].count("Modify") == 1  # ib_async found the trade: a modify
         await broker.cancel(oid)
         await events.status(oid, OrderStatus.CANCELLED)
+        assert trade.orderStatus.status == "Cancelled" and trade.isDone()
         error = await events.first(lambda e: isinstance(e, BrokerError) and e.order_id == oid)
         assert isinstance(error, BrokerError) and error.code == 202
         assert [o for o in await broker.open_orders() if o.order_id == oid] == []

@@ -9,6 +9,7 @@ quantity) and our positions must equal the simulated account's (`conftest.check_
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -164,3 +165,90 @@ def test_a_stale_feed_during_trading_hours_pauses_the_strategy_until_data_return
             records.close()
 
     asyncio.run(main())
+
+
+def test_while_a_runner_trades_the_survivors_of_a_collection_leave_the_full_collections_reach(
+    sqlite_url: str,
+) -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: tracked by the collector
+
+    def in_old_generation(nodes: list[Node]) -> int:
+        old = {id(o) for o in gc.get_objects(generation=2)}
+        return sum(id(n) in old for n in nodes)
+
+    async def main() -> None:
+        server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, seed=11)
+        await server.start()
+        records = OrderRecords(sqlite_url)
+        records.migrate()
+        session = TradingSession(
+            sim_settings(server), records, limits(), symbols=("MES",), market_clock=sim_clock(server)
+        )
+        runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
+        try:
+            await runner.start()
+            kept = [Node() for _ in range(500)]  # what a session keeps: orders, trades, fills
+            frozen = gc.get_freeze_count()
+            gc.collect(1)
+            assert gc.get_freeze_count() >= frozen + len(kept)
+            gc.collect(1)  # survived again: a full collection would scan them, were they not frozen
+            assert in_old_generation(kept) == 0
+            await runner.stop()
+            after = [Node() for _ in range(500)]
+            gc.collect(1)
+            gc.collect(1)
+            assert in_old_generation(after) == len(after)  # stopped: the collector works as before
+        finally:
+            await session.stop()
+            await server.stop()
+            records.close()
+
+    asyncio.run(main())
+
+
+def test_the_last_bar_of_a_trading_day_reclaims_the_frozen_garbage_once() -> None:
+    import weakref
+
+    from ibot.engine import runner as runner_mod
+    from ibot.model.calendar import trading_day_bounds
+    from ibot.model.market import NS_PER_SECOND
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    runner = LiveRunner.__new__(LiveRunner)  # only the day bookkeeping is exercised
+    runner._day_end = 0
+    runner._freezing = True
+    minute = 60 * NS_PER_SECOND
+    _, day_end = trading_day_bounds(int(START.timestamp()) * NS_PER_SECOND)
+    sweeps: list[int] = []
+    real_sweep = runner_mod._SURVIVORS.sweep
+
+    def counting_sweep() -> int:
+        sweeps.append(1)
+        return real_sweep()
+
+    gc.collect()
+    gc.freeze()
+    try:
+        garbage = Cycle()
+        ref = weakref.ref(garbage)
+        gc.collect()
+        gc.freeze()  # the cycle is frozen: no ordinary collection can free it now
+        del garbage
+        gc.collect()
+        assert ref() is not None
+        runner_mod._SURVIVORS.sweep = counting_sweep  # type: ignore[method-assign]
+        for end in (day_end - 2 * minute, day_end - minute):
+            runner._day_over(end)
+        assert sweeps == [] and ref() is not None  # the day is not over yet
+        runner._day_over(day_end)  # the bar that closes at the daily break
+        assert sweeps == [1] and ref() is None  # swept: the frozen cycle is gone
+        runner._day_over(day_end + 61 * minute)  # the next day's first bar: nothing more
+        assert sweeps == [1]
+    finally:
+        runner_mod._SURVIVORS.sweep = real_sweep  # type: ignore[method-assign]
+        gc.unfreeze()

@@ -21,7 +21,8 @@ from typing import Any
 
 from ibot.brokers.ib.config import IBSettings
 from ibot.engine.session import TradingSession
-from ibot.model.orders import OrderRequest, OrderStatus, OrderUpdate, Side
+from ibot.model.orders import OrderRequest, OrderUpdate, Side
+from ibot.oms.broker import BrokerIds, BrokerOrder
 from ibot.oms.records import OrderRecords
 from ibot.oms.risk import RiskLimits
 
@@ -59,16 +60,20 @@ async def main(args: argparse.Namespace) -> int:
     hang_cid = f"loop-{args.hang_at}"
 
     def on_update(u: OrderUpdate) -> None:
-        if (
-            args.hang == "before_send"
-            and u.status is OrderStatus.PENDING_SUBMIT
-            and u.client_order_id == hang_cid
-        ):
-            freeze(f"INFLIGHT {u.client_order_id}")
         if u.status.is_done and u.client_order_id in final:
             final[u.client_order_id].set()
 
     session.om.add_listener(on_update)
+    if args.hang == "before_send":
+        place = session.om.broker.place
+
+        async def place_in_flight(order: BrokerOrder) -> BrokerIds:
+            # the order manager calls the broker once the write-ahead record is committed: stop right there
+            if order.client_order_id == hang_cid:
+                freeze(f"INFLIGHT {order.client_order_id}")
+            return await place(order)
+
+        session.om.broker.place = place_in_flight  # type: ignore[method-assign]
     report = await session.start()
     say("READY", json.dumps(_report(report)))
     for i in range(args.orders):

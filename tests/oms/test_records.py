@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -198,6 +200,12 @@ def test_a_late_commission_updates_its_fill_and_a_fill_is_never_final_with_a_pla
     assert f is not None
     assert (f.commission, f.commission_final) == (Decimal("0.62"), True)
     assert records.fills_missing_commission() == []
+    # a corrected fee: the commission before and the fill after, in one call (what the OMS counts)
+    changed = records.commission_change("e1", Decimal("0.85"))
+    assert changed is not None
+    before, after = changed
+    assert (before, after.commission, after.commission_final) == (Decimal("0.62"), Decimal("0.85"), True)
+    assert records.commission_change("nope", Decimal(1)) is None
 
 
 def test_commission_for_an_unrecorded_execution_returns_none(records: OrderRecords) -> None:
@@ -243,11 +251,74 @@ def test_order_ids_are_never_handed_out_twice_even_when_the_broker_goes_back(rec
         again.close()
 
 
-def test_sqlite_is_durable_wal_and_synchronous_full(sqlite_records: OrderRecords) -> None:
-    with sqlite_records.engine.connect() as conn:
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
-        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+def _pragmas(records: OrderRecords) -> list[Any]:
+    with records.engine.connect() as conn:
+        return [
+            conn.execute(text(f"PRAGMA {p}")).scalar()
+            for p in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+        ]
+
+
+def test_sqlite_is_wal_with_synchronous_normal_by_default_and_no_checkpoint_inside_a_commit(
+    sqlite_records: OrderRecords, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(records_module.RECORDS_SYNC_ENV, raising=False)
+    assert sqlite_records.sync == records_module.DEFAULT_RECORDS_SYNC == "normal"
+    # WAL, NORMAL (1), foreign keys on, automatic checkpoint off (the records' own thread checkpoints)
+    assert _pragmas(sqlite_records) == ["wal", 1, 1, 0]
+
+
+def test_records_sync_full_fsyncs_every_commit_and_is_a_setting(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = OrderRecords(sqlite_url, sync="full")
+    try:
+        assert full.sync == "full"
+        # FULL; SQLite's automatic checkpoint in the writes after the send (never in the write-ahead's commit)
+        assert _pragmas(full) == ["wal", 2, 1, 1000]
+    finally:
+        full.close()
+    monkeypatch.setenv(records_module.RECORDS_SYNC_ENV, "FULL")
+    from_env = OrderRecords(sqlite_url)
+    try:
+        assert from_env.sync == "full"
+        assert _pragmas(from_env)[1] == 2
+    finally:
+        from_env.close()
+    with pytest.raises(RecordsError, match=r"records_sync is 'fsync'; it must be 'full' or 'normal'"):
+        OrderRecords(sqlite_url, sync="fsync")
+    monkeypatch.setenv(records_module.RECORDS_SYNC_ENV, "off")
+    with pytest.raises(RecordsError, match=r"\$IBOT_RECORDS_SYNC is 'off'"):
+        OrderRecords(sqlite_url)
+
+
+def test_the_records_thread_checkpoints_the_wal_into_the_database_file(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    rec = OrderRecords(sqlite_url)
+    rec.migrate()
+    try:
+        for i in range(20):
+            rec.record_submission(
+                limit_buy(f"c{i}"), ts=T0, instrument=MES, broker_next_id=1, client_order_id=f"c{i}"
+            )
+        db = tmp_path / "orders.sqlite"
+
+        def in_database_file() -> int:
+            # immutable=1: the database file alone, the WAL ignored: rows are there once checkpointed
+            uri = f"file:{db}?immutable=1"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                try:
+                    return int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])
+                except sqlite3.OperationalError:  # the table itself is still only in the WAL
+                    return 0
+
+        deadline = time.monotonic() + 10
+        while in_database_file() < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_database_file() == 20
+    finally:
+        rec.close()
 
 
 def test_default_database_is_a_sqlite_file_under_the_data_dir(tmp_path: Path) -> None:
@@ -496,6 +567,47 @@ def test_the_driver_write_ahead_writes_exactly_the_rows_the_core_path_writes(
         assert raw_rows == core_rows
 
 
+CHANGES: list[tuple[str, OrderChange]] = [
+    ("a1", OrderChange(S.SUBMITTED, 0, 2, None, T0 + 2 * SECOND, "", "broker", quantity=2, ib_order_id=7)),
+    ("a1", OrderChange(S.SUBMITTED, 0, 3, None, T0 + 3 * SECOND, "modify", "oms", 3, limit_price=5000.5)),
+    ("a1", OrderChange(S.SUBMITTED, 1, 2, Decimal("5000.5"), T0 + 4 * SECOND, "", "broker", perm_id=99)),
+    ("a1", OrderChange(S.FILLED, 3, 0, Decimal("5000.25"), T0 + SECOND, "é" * 30, "broker")),  # older ts
+    ("m1", OrderChange(S.CANCELLED, 0, 1, None, T0 + 5 * SECOND, "error 202: Order Canceled", "broker")),
+    ("m1", OrderChange(S.CANCELLED, 0, 1, None, T0 + 6 * SECOND, "", "reconcile", stop_price=4999.75)),
+]
+
+
+def test_a_change_written_on_the_driver_connection_writes_exactly_the_rows_the_core_path_writes(
+    tmp_path: Path, wall_clock: list[datetime]
+) -> None:
+    with two_databases(tmp_path) as (core, raw):
+        for i, (request, kwargs) in enumerate(SUBMISSIONS):
+            if kwargs["client_order_id"] in ("a1", "m1"):
+                instrument = MNQ if request.symbol == "MNQ" else MES
+                for rec in (core, raw):
+                    rec.record_submission(request, ts=T0 + i * SECOND, instrument=instrument, **kwargs)
+        for i, (cid, change) in enumerate(CHANGES):
+            wall_clock.append(WALL + (i + 1) * timedelta(seconds=3, microseconds=11))
+            for rec in (core, raw):
+                rec.write_change(cid, change)
+        for rec in (core, raw):  # an order never recorded: refused, nothing written on either path
+            with pytest.raises(RecordsError, match=r"no order 'nope' is recorded \(recording Filled\)"):
+                rec.write_change("nope", CHANGES[3][1])
+        assert core._driver is None and raw._driver is not None
+        core_rows, raw_rows = every_row(core.url), every_row(raw.url)
+        assert [len(core_rows[t]) for t in ("orders", "order_events")] == [2, 4 + len(CHANGES)]
+        assert raw_rows == core_rows
+        got = raw.get_order("a1")
+        assert got is not None
+        assert (got.status, got.quantity, got.limit_price, got.perm_id, got.updated_ts) == (
+            S.FILLED,
+            3,
+            Decimal("5000.5"),
+            99,
+            T0 + 4 * SECOND,  # an older event never moves it back
+        )
+
+
 def test_the_driver_write_ahead_runs_with_the_engines_durability_pragmas(
     sqlite_records: OrderRecords,
 ) -> None:
@@ -506,9 +618,28 @@ def test_the_driver_write_ahead_runs_with_the_engines_durability_pragmas(
     assert driver is not None
     pragmas = [
         driver.connection.execute(f"PRAGMA {p}").fetchone()[0]
-        for p in ("journal_mode", "synchronous", "foreign_keys")
+        for p in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
     ]
-    assert pragmas == ["wal", 2, 1]  # WAL, FULL, foreign keys on: as every Core connection
+    # WAL, NORMAL (the default), foreign keys on: as every Core connection; never a checkpoint in its commit
+    assert pragmas == ["wal", 1, 1, 0]
+
+
+def test_on_a_sqlite_file_the_write_ahead_and_every_other_write_share_one_driver_connection(
+    sqlite_records: OrderRecords,
+) -> None:
+    sqlite_records.record_submission(
+        limit_buy("one"), ts=T0, instrument=MES, broker_next_id=1, client_order_id="one"
+    )
+    sqlite_records.record_event(
+        "one", status=S.SUBMITTED, filled=0, remaining=2, avg_fill_price=None, ts=T0 + SECOND
+    )
+    driver = sqlite_records._driver
+    assert driver is not None
+    with sqlite_records.engine.connect() as conn:
+        assert conn.connection.driver_connection is driver.connection  # one page cache, kept warm
+    got = sqlite_records.get_order("one")
+    assert got is not None and got.status is S.SUBMITTED
+    assert [e.status for e in sqlite_records.events("one")] == [S.CREATED, S.PENDING_SUBMIT, S.SUBMITTED]
 
 
 def test_after_a_refused_write_ahead_the_driver_connection_takes_the_next_order(

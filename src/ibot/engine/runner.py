@@ -30,6 +30,7 @@ from ibot.brokers.ib.market_data import Subscription
 from ibot.data.bars import BarAggregator, parse_interval
 from ibot.engine.context import LiveContext
 from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
+from ibot.model.calendar import trading_day_bounds
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar, Tick
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
@@ -54,6 +55,45 @@ class RunnerStats:
     last_bar_end_ns: int = 0
     strategy_errors: int = 0
     paused_reasons: set[str] = field(default_factory=set)
+
+
+class _SurvivorFreeze:
+    """While a runner trades: after every generation-1 collection, move its survivors (the orders, trades and
+    fills the session keeps) out of the collector's reach with gc.freeze(), which costs nothing. A full
+    collection then has almost nothing to scan: without this it scanned everything created since the start
+    (~0.1 s per pass, landing on an order now and then). The price: a cycle that becomes garbage after it has
+    outlived two collections is not reclaimed by the collector on its own; measured over 2,000 orders through
+    the simulator, a few hundred objects. So once a trading day, when its last bar has closed (the market's
+    daily break follows), `sweep()` unfreezes everything, runs one full collection and freezes again: a
+    weeks-long session keeps at most a day of such garbage. On while any runner is started and not stopped."""
+
+    def __init__(self) -> None:
+        self.runners = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 1:
+            gc.freeze()
+
+    def hold(self) -> None:
+        self.runners += 1
+        if self.runners == 1:
+            gc.callbacks.append(self)
+
+    def release(self) -> None:
+        self.runners = max(self.runners - 1, 0)
+        if self.runners == 0 and self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+    @staticmethod
+    def sweep() -> int:
+        """Reclaim the frozen garbage now (one full collection); returns the objects it freed."""
+        gc.unfreeze()
+        freed = gc.collect()
+        gc.freeze()
+        return freed
+
+
+_SURVIVORS = _SurvivorFreeze()
 
 
 class LiveRunner:
@@ -91,6 +131,8 @@ class LiveRunner:
         self._remove_listener: Callable[[], None] | None = None
         self._started_ns = 0
         self._ack_tasks: set[asyncio.Task[None]] = set()
+        self._freezing = False
+        self._day_end = 0  # end (ns) of the trading day of the bars being traded
 
     # --- life cycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -124,6 +166,8 @@ class LiveRunner:
         # full collection later scans only new objects (it paused the loop for ~0.1 s per pass otherwise).
         gc.collect()
         gc.freeze()
+        _SURVIVORS.hold()
+        self._freezing = True
         if self.lockstep:
             self._ack(0)  # declare the bar interval: the simulator's clock starts stepping
         log.info(
@@ -149,6 +193,9 @@ class LiveRunner:
         """Unsubscribe; optionally cancel our working orders and flatten the position (a market order, sent
         once every order of ours is final), waiting up to `timeout` seconds for IB to confirm each step. The
         session itself is left running (its owner stops it)."""
+        if self._freezing:
+            self._freezing = False
+            _SURVIVORS.release()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 self.session.feed.cancel(sub)
@@ -225,6 +272,18 @@ class LiveRunner:
             self._on_bar_hook(bar)
         if self.lockstep:
             self._ack((bar.ts + self.interval_ns) // NS_PER_SECOND)
+        self._day_over(bar.ts + self.interval_ns)
+
+    def _day_over(self, bar_end: int) -> None:
+        """After the trading day's last bar (the daily break follows): reclaim the day's frozen garbage."""
+        if not self._day_end:
+            self._day_end = trading_day_bounds(bar_end - 1)[1]
+        if bar_end < self._day_end:
+            return
+        if self._freezing:
+            freed = _SURVIVORS.sweep()
+            log.info("runner: trading day over; one full garbage collection freed %d objects", freed)
+        self._day_end = trading_day_bounds(bar_end)[1]
 
     def _guard(self, hook: str, fn: Callable[[Any], None], arg: Any) -> None:
         """A strategy error is logged and counted; the runner (and the OMS) keep going."""

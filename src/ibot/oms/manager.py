@@ -164,6 +164,7 @@ class OrderManager:
         self._by_order_id: dict[int, str] = {}
         self._by_perm_id: dict[int, str] = {}
         self._in_flight: set[str] = set()
+        self._unannounced: dict[str, tuple[int, str]] = {}  # PendingSubmit recorded, callbacks not yet called
         self._pending_commissions: dict[str, BrokerCommission] = {}
         self._on_update: list[UpdateCallback] = []
         self._on_fill: list[FillCallback] = []
@@ -333,8 +334,9 @@ class OrderManager:
             self._notify(m, ts, str(exc))
             raise
         # Write-ahead, ONE durable transaction (see OrderRecords.record_submission): the broker order id, the
-        # order and its PendingSubmit event are committed (fsynced) before anything is sent, so a crash,
-        # kill -9 or power loss after the send can never lose this order. Nothing may send before it returns.
+        # order and its PendingSubmit event are committed before anything is sent, so a crash or kill -9 after
+        # the send (a power loss too, with records_sync "full") can never lose this order. Nothing may send
+        # before it returns.
         sent_message = "sent to broker"
         try:
             ahead = self.records.record_submission(
@@ -354,7 +356,8 @@ class OrderManager:
             return self._recorded_before(cid)
         order_id, cid = ahead.order_id, ahead.client_order_id
         self.broker_next_id = order_id + 1
-        request = replace(request, client_order_id=cid)
+        if request.client_order_id != cid:
+            request = replace(request, client_order_id=cid)
         m = ManagedOrder(
             request, instrument, OrderState(cid, request.quantity, OrderStatus.CREATED, ts), order_id
         )
@@ -363,10 +366,12 @@ class OrderManager:
         self.risk.on_order_sent(ts)
         parent = self._orders.get(request.parent_id) if request.parent_id else None
         self._in_flight.add(cid)
+        # PendingSubmit is already recorded (the write-ahead transaction): the state now, the callbacks once
+        # the order is on its way (the send comes first on the tick-to-order path). A broker that reports on
+        # the order inside place() (the paper broker): callbacks still hear PendingSubmit first (_announce).
+        if m.state.apply_status(OrderStatus.PENDING_SUBMIT, ts, sent_message) is Applied.CHANGED:
+            self._unannounced[cid] = (ts, sent_message)
         try:
-            # PendingSubmit is already recorded (the write-ahead transaction): state and callbacks only.
-            if m.state.apply_status(OrderStatus.PENDING_SUBMIT, ts, sent_message) is Applied.CHANGED:
-                self._notify(m, ts, sent_message)
             ids = await self.broker.place(
                 BrokerOrder(
                     request,
@@ -378,14 +383,17 @@ class OrderManager:
                 )
             )
         except InvalidOrderError as exc:
+            self._announce(m)
             self._set_status(m, OrderStatus.INACTIVE, ts, f"refused by the broker adapter: {exc}", "oms")
             raise
         except Exception as exc:
+            self._announce(m)
             # It may or may not have reached the broker: reconciliation after reconnect decides.
             self._record_message(m, ts, f"send failed ({type(exc).__name__}: {exc}); state unknown", "oms")
             raise
         finally:
             self._in_flight.discard(cid)
+        self._announce(m)
         if ids.perm_id and m.perm_id != ids.perm_id:
             m.perm_id = ids.perm_id
             self._by_perm_id[ids.perm_id] = cid
@@ -589,6 +597,8 @@ class OrderManager:
         tripped = self.risk.on_fill(m.instrument, ex.side, ex.quantity, ex.price, ex.ts)
         if commission:
             tripped |= self.risk.on_commission(m.instrument, commission, ex.ts)
+        if self._unannounced:
+            self._announce(m)
         fill = Fill(
             m.client_order_id,
             m.request.symbol,
@@ -611,16 +621,14 @@ class OrderManager:
         return True
 
     def _apply_commission(self, report: BrokerCommission) -> None:
-        before = self.records.fill(report.exec_id)
-        if before is None:
-            self._pending_commissions[report.exec_id] = report  # the execution has not arrived yet
-            return
-        after = self.records.record_commission(
+        changed = self.records.commission_change(
             report.exec_id, report.commission, currency=report.currency, realized_pnl=report.realized_pnl
         )
-        if after is None:
+        if changed is None:
+            self._pending_commissions[report.exec_id] = report  # the execution has not arrived yet
             return
-        delta = (after.commission or Decimal(0)) - (before.commission or Decimal(0))
+        before, after = changed
+        delta = (after.commission or Decimal(0)) - (before or Decimal(0))
         if delta:
             inst = self.instrument(after.symbol)
             if self.risk.on_commission(inst, delta, report.ts):
@@ -636,7 +644,7 @@ class OrderManager:
         return True
 
     def _persist(self, m: ManagedOrder, ts: int, message: str, source: str) -> None:
-        self.records.record_change(m.client_order_id, self._change(m, ts, message, source))
+        self.records.write_change(m.client_order_id, self._change(m, ts, message, source))
 
     @staticmethod
     def _change(m: ManagedOrder, ts: int, message: str, source: str) -> OrderChange:
@@ -658,7 +666,20 @@ class OrderManager:
         m.state.message = message
         self._persist(m, ts, message, source)
 
+    def _announce(self, m: ManagedOrder) -> None:
+        """The callbacks of an order's PendingSubmit, deferred until after the send, if not called yet."""
+        pending = self._unannounced.pop(m.client_order_id, None) if self._unannounced else None
+        if pending is not None and self._on_update:
+            ts, message = pending
+            update = OrderUpdate(
+                m.client_order_id, OrderStatus.PENDING_SUBMIT, 0, m.state.quantity, 0.0, ts, message
+            )
+            for cb in self._on_update:
+                cb(update)
+
     def _notify(self, m: ManagedOrder, ts: int, message: str) -> None:
+        if self._unannounced:
+            self._announce(m)
         if not self._on_update:
             return
         avg = m.state.avg_fill_price
