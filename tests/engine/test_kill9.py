@@ -1,7 +1,7 @@
 """kill -9 of the trading process with an order in flight, then a restart: the TWS simulator runs here, the
-trader (tests/engine/trader_proc.py) in a subprocess on a SQLite records file. The restarted process
-reconciles; the records match the simulator's orders and executions one to one, the in-flight order is never
-sent twice and the positions agree."""
+trader (tests/engine/trader_proc.py) in a subprocess on a SQLite records file, then on a PostgreSQL schema.
+The restarted process reconciles; the records match the simulator's orders and executions one to one, the
+in-flight order is never sent twice and the positions agree."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ ORDERS = 4
 IN_FLIGHT = "loop-2"
 
 
-async def spawn(server: SimServer, db: Path, *extra: str) -> asyncio.subprocess.Process:
+async def spawn(server: SimServer, db: str, *extra: str) -> asyncio.subprocess.Process:
     clock_ns = int(server.market.now_s * NS_PER_SECOND)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(TRADER),
-        *("--port", str(server.port), "--db", str(db), "--clock-ns", str(clock_ns), "--speed", str(SPEED)),
+        *("--port", str(server.port), "--db", db, "--clock-ns", str(clock_ns), "--speed", str(SPEED)),
         *("--orders", str(ORDERS), *extra),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -64,8 +64,8 @@ def recorded_positions(records: OrderRecords) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("moment", ["before_send", "after_send"])
-def test_kill9_with_an_order_in_flight_then_restart_sends_nothing_twice(tmp_path: Path, moment: str) -> None:
-    db = tmp_path / "orders.sqlite"
+def test_kill9_with_an_order_in_flight_then_restart_sends_nothing_twice(db_url: str, moment: str) -> None:
+    db = db_url  # a SQLite file, then a schema on the PostgreSQL server
 
     async def main() -> None:
         server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START)
@@ -76,7 +76,7 @@ def test_kill9_with_an_order_in_flight_then_restart_sends_nothing_twice(tmp_path
             assert marker.endswith(IN_FLIGHT)
             os.kill(trader.pid, signal.SIGKILL)
             assert await asyncio.wait_for(trader.wait(), WAIT) == -signal.SIGKILL
-            records = OrderRecords(f"sqlite:///{db}")
+            records = OrderRecords(db)
             rec = records.get_order(IN_FLIGHT)
             assert rec is not None and rec.status is OrderStatus.PENDING_SUBMIT  # the write-ahead record
             refs = {o.view.order_ref for o in sim_orders(server)}

@@ -50,7 +50,7 @@ async def main(args: argparse.Namespace) -> int:
         reconnect_max_delay=0.2,
         restart_window={"enabled": False},  # type: ignore[arg-type]
     )
-    records = OrderRecords(f"sqlite:///{args.db}")
+    records = OrderRecords(args.db if "://" in args.db else f"sqlite:///{args.db}")
     records.migrate()
     limits = RiskLimits(max_position=20, max_order_size=5, price_band_pct=None)
     session = TradingSession(
