@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -20,10 +21,16 @@ class Settings(BaseModel):
 
     data_dir: Path = Field(default=Path("data"), description="root of the Parquet bar store")
     out_dir: Path = Field(default=Path("out"), description="where reports, trade lists and charts go")
+    records_sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="durability of the SQLite order records: normal (safe against a crash of the process) or "
+        "full (an fsync per commit: safe against power loss too); see ibot.oms.records.records_sync",
+    )
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Read `path` (default ./ibot.toml when present), then IBOT_DATA_DIR / IBOT_OUT_DIR."""
+    """Read `path` (default ./ibot.toml when present, its [ibot] table), then IBOT_DATA_DIR / IBOT_OUT_DIR /
+    IBOT_RECORDS_SYNC."""
     raw: dict[str, object] = {}
     path = path or (Path("ibot.toml") if Path("ibot.toml").exists() else None)
     if path is not None:

@@ -242,7 +242,7 @@ async def _run_live(
         raise ParameterError(
             f"--bar {bar!r}: live bars are built from IB's 5-second bars; use a multiple of 5 s"
         )
-    records = OrderRecords(url)
+    records = OrderRecords(url, sync=load_settings().records_sync)
     records.migrate()
     server: SimServer | None = None
     try:
