@@ -133,7 +133,7 @@ def test_1100_pauses_and_1102_resumes_only_after_reconciling(run_session: Runner
     run_session(body)
 
 
-def test_1101_resubscribes_market_data_and_reconciles(run_session_sqlite: Runner) -> None:
+def test_1101_resubscribes_market_data_and_reconciles(run_session: Runner) -> None:
     async def body(rig: Rig) -> None:
         s, server = rig.session, rig.server
         [sub] = s.subscriptions
@@ -152,7 +152,7 @@ def test_1101_resubscribes_market_data_and_reconciles(run_session_sqlite: Runner
         await rig.order_status(bought.client_order_id, S.FILLED)
         await rig.consistent()
 
-    run_session_sqlite(body, market_data=True)
+    run_session(body, market_data=True)
 
 
 # --- degraded, not paused: farms and 10197 ------------------------------------------------------------------
@@ -163,7 +163,7 @@ def test_1101_resubscribes_market_data_and_reconciles(run_session_sqlite: Runner
     [(2103, 2104, "farm broken market:usfarm"), (2105, 2106, "farm broken hmds:ushmds")],
 )
 def test_farm_messages_are_degraded_status_while_trading_goes_on(
-    run_session_sqlite: Runner, broken: int, ok: int, reason: str
+    run_session: Runner, broken: int, ok: int, reason: str
 ) -> None:
     async def body(rig: Rig) -> None:
         s, server = rig.session, rig.server
@@ -180,11 +180,11 @@ def test_farm_messages_are_degraded_status_while_trading_goes_on(
         assert s.status().degraded == () and s.status().feed == "ok"
         await rig.consistent()
 
-    run_session_sqlite(body, market_data=True)
+    run_session(body, market_data=True)
 
 
 def test_competing_session_10197_is_degraded_until_market_data_flows_again(
-    run_session_sqlite: Runner,
+    run_session: Runner,
 ) -> None:
     async def body(rig: Rig) -> None:
         s, server = rig.session, rig.server
@@ -204,7 +204,7 @@ def test_competing_session_10197_is_degraded_until_market_data_flows_again(
         await rig.order_status(resting, S.CANCELLED)
         await rig.consistent()
 
-    run_session_sqlite(body, market_data=True)
+    run_session(body, market_data=True)
 
 
 # --- order faults -------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_rejected_order_201_ends_inactive_with_the_error_recorded(run_session: R
     run_session(body)
 
 
-def test_order_made_inactive_by_ib_is_final_and_recorded(run_session_sqlite: Runner) -> None:
+def test_order_made_inactive_by_ib_is_final_and_recorded(run_session: Runner) -> None:
     async def body(rig: Rig) -> None:
         s, server = rig.session, rig.server
         resting = await working(rig, lmt(rig, Side.BUY, 1))
@@ -238,7 +238,7 @@ def test_order_made_inactive_by_ib_is_final_and_recorded(run_session_sqlite: Run
         assert s.status().open_orders == () and s.status().positions == {}
         await rig.consistent()
 
-    run_session_sqlite(body)
+    run_session(body)
 
 
 def test_cancel_that_arrives_too_late_ends_filled_with_the_position(run_session: Runner) -> None:
@@ -323,7 +323,7 @@ def test_next_valid_id_rolled_back_by_a_restart_never_reuses_an_order_id(run_ses
     run_session(body)
 
 
-def test_326_on_reconnect_waits_for_its_own_client_id_then_reconciles(run_session_sqlite: Runner) -> None:
+def test_326_on_reconnect_waits_for_its_own_client_id_then_reconciles(run_session: Runner) -> None:
     async def body(rig: Rig) -> None:
         s, server = rig.session, rig.server
         resting = await working(rig, lmt(rig, Side.SELL, 1, "resting"))
@@ -342,10 +342,10 @@ def test_326_on_reconnect_waits_for_its_own_client_id_then_reconciles(run_sessio
         assert m is not None and m.status is S.FILLED
         await rig.consistent()
 
-    run_session_sqlite(body, settings={"reconnect_initial_delay": 0.3, "reconnect_max_delay": 0.3})
+    run_session(body, settings={"reconnect_initial_delay": 0.3, "reconnect_max_delay": 0.3})
 
 
-def test_kill_switch_while_paused_cancels_and_flattens_once_reconciled(run_session_sqlite: Runner) -> None:
+def test_kill_switch_while_paused_cancels_and_flattens_once_reconciled(run_session: Runner) -> None:
     async def body(rig: Rig) -> None:
         s, server = rig.session, rig.server
         bought = await s.submit(mkt(Side.BUY, 2))
@@ -361,4 +361,4 @@ def test_kill_switch_while_paused_cancels_and_flattens_once_reconciled(run_sessi
         await rig.until(lambda: sim_positions(server) == {}, "the flattening fill")
         await rig.consistent()
 
-    run_session_sqlite(body)
+    run_session(body)
