@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from oms_helpers import MES, MNQ, SECOND, T0
 from sqlalchemy import event, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from ibot.oms import records as records_module
@@ -506,7 +506,7 @@ def every_row(url: str) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
                 tuple((type(v).__name__, v) for v in row)
                 for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
             ]
-            for table in ("orders", "order_events", "oms_counters")
+            for table in ("orders", "order_events", "oms_counters", "fills")
         }
     finally:
         conn.close()
@@ -606,6 +606,55 @@ def test_a_change_written_on_the_driver_connection_writes_exactly_the_rows_the_c
             99,
             T0 + 4 * SECOND,  # an older event never moves it back
         )
+
+
+FILLS: list[dict[str, Any]] = [
+    {"exec_id": "e1", "side": Side.BUY, "quantity": 1, "price": 5000.25, "commission": None},
+    {"exec_id": "e2", "side": Side.BUY, "quantity": 2, "price": Decimal("5000.5"), "commission": 1.24},
+    {
+        "exec_id": "e3",
+        "side": Side.BUY,
+        "quantity": 1,
+        "price": 0.1 + 0.2,
+        "commission": 0.0,
+        "account": "DU1",
+    },
+]
+
+
+def test_a_fill_written_on_the_driver_connection_writes_exactly_the_rows_the_core_path_writes(
+    tmp_path: Path, wall_clock: list[datetime]
+) -> None:
+    with two_databases(tmp_path) as (core, raw):
+        request, kwargs = SUBMISSIONS[0]
+        for rec in (core, raw):
+            rec.record_submission(request, ts=T0, instrument=MES, **kwargs)
+        filled = 0
+        for i, fill in enumerate(FILLS):
+            wall_clock.append(WALL + (i + 1) * timedelta(seconds=2, microseconds=13))
+            filled += fill["quantity"]
+            status = S.FILLED if filled >= 4 else S.SUBMITTED
+            change = OrderChange(status, filled, 4 - filled, None, T0 + i * SECOND, f"exec {i}", "broker")
+            for rec in (core, raw):
+                assert rec.record_fill("a1", ts=T0 + i * SECOND, symbol="MESH5", change=change, **fill)
+                # the same exec id again: nothing written, on either path
+                assert not rec.record_fill("a1", ts=T0, symbol="MESH5", change=change, **fill)
+        unknown = OrderChange(S.FILLED, 1, 0, None, T0, "", "broker")
+        for rec in (core, raw):  # a fill of an order never recorded: the same error, nothing written
+            with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+                rec.record_fill(
+                    "nope", exec_id="e9", ts=T0, side=Side.BUY, quantity=1, price=1.0, symbol="MESH5",
+                    change=unknown,
+                )  # fmt: skip
+        assert core._driver is None and raw._driver is not None
+        core_rows, raw_rows = every_row(core.url), every_row(raw.url)
+        assert [len(core_rows[t]) for t in ("orders", "order_events", "fills")] == [1, 2 + len(FILLS), 3]
+        assert raw_rows == core_rows
+        assert [(f.exec_id, f.commission, f.commission_final) for f in raw.executions()] == [
+            ("e1", None, False),
+            ("e2", Decimal("1.24"), True),
+            ("e3", Decimal("0"), False),  # a zero is provisional
+        ]
 
 
 def test_the_driver_write_ahead_runs_with_the_engines_durability_pragmas(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -522,6 +522,7 @@ def _sqlite_pragmas(sync: RecordsSync, *, checkpointer: bool) -> Callable[[Any, 
 _INSERT_ORDER = insert(_ORDERS)
 _INSERT_EVENT = insert(_EVENTS)
 _INSERT_FILL = insert(_FILLS)
+_FILL_EXISTS = select(_FILLS.c.id).where(_FILLS.c.exec_id == bindparam("p_exec_id", type_=String()))
 _USED_ORDER_IDS = select(func.coalesce(func.max(_ORDERS.c.ib_order_id), 0))
 # The next broker order id in one statement: max(broker's next id, max(counter, highest recorded id) + 1).
 _RESERVE = (
@@ -778,6 +779,8 @@ class _SqliteWriteAhead:
         self.insert_order = _Prepared(_INSERT_ORDER, dialect, _insert_columns(_ORDERS), shared)
         self.insert_event = _Prepared(_INSERT_EVENT, dialect, _insert_columns(_EVENTS), shared)
         self.change = _Prepared(_CHANGE, dialect, shared=shared)
+        self.insert_fill = _Prepared(_INSERT_FILL, dialect, _insert_columns(_FILLS), shared)
+        self.fill_exists = _Prepared(_FILL_EXISTS, dialect)
         self.dbapi: Any = dialect.loaded_dbapi
         self.lock = threading.Lock()  # one transaction at a time on the one connection
         self._proxy: PoolProxiedConnection = engine.raw_connection()
@@ -791,6 +794,82 @@ class _SqliteWriteAhead:
         with self.lock:
             self.cursor.close()
             self._proxy.close()
+
+
+_T = TypeVar("_T")
+
+# One statement of a driver transaction: its SQL and its driver parameters; with a message, a statement that
+# must change a row (RecordsError with that message when it changes none; the transaction is rolled back).
+_Step = tuple[str, Any] | tuple[str, Any, str]
+
+
+def _change_steps(driver: _SqliteWriteAhead, cid: str, change: OrderChange, now: datetime) -> list[_Step]:
+    """`_write_change` as two prepared statements: the order row updated, one row of history."""
+    update_params = driver.change.params(
+        {
+            "p_cid": cid,
+            "p_status": str(change.status),
+            "p_filled": change.filled,
+            "p_remaining": change.remaining,
+            "p_avg_fill_price": change.avg_fill_price,
+            "p_ts": change.ts,
+            "p_now": now,
+            "p_message": change.message or None,
+            "p_quantity": change.quantity,
+            "p_ib_order_id": change.ib_order_id,
+            "p_perm_id": change.perm_id,
+            "p_limit_price": _price(change.limit_price),
+            "p_stop_price": _price(change.stop_price),
+        }
+    )
+    event_params = driver.insert_event.params(
+        _event_values(
+            cid,
+            change.ts,
+            now,
+            change.status,
+            change.filled,
+            change.remaining,
+            change.avg_fill_price,
+            change.message,
+            change.source,
+        )
+    )
+    missing = f"record_event: no order {cid!r} is recorded (recording {change.status})"
+    return [(driver.change.sql, update_params, missing), (driver.insert_event.sql, event_params)]
+
+
+def _run_on_driver(driver: _SqliteWriteAhead, body: Callable[[Callable[[list[_Step]], Any]], _T]) -> _T:
+    """One transaction on the driver connection: `body(run)` runs statements with `run(steps)` (it returns
+    the cursor of the last); committed when `body` returns, rolled back on any error. Database errors are
+    raised as SQLAlchemy wraps the driver's (DBAPIError naming the statement), as on the Core path."""
+    dbapi = driver.dbapi
+    conn, cur = driver.connection, driver.cursor
+    current: list[Any] = ["BEGIN", ()]
+
+    def run(steps: list[_Step]) -> Any:
+        for step in steps:
+            current[:] = step[:2]
+            cur.execute(step[0], step[1])
+            if len(step) == 3 and cur.rowcount == 0:
+                raise RecordsError(step[2])
+        return cur
+
+    with driver.lock:
+        if conn.in_transaction:  # never expected: a failed rollback of an earlier call
+            conn.rollback()
+        try:
+            cur.execute("BEGIN")
+            result = body(run)
+            current[:] = ["COMMIT", ()]
+            conn.commit()
+        except dbapi.Error as exc:
+            conn.rollback()
+            raise DBAPIError.instance(current[0], current[1], exc, dbapi.Error) from exc
+        except BaseException:
+            conn.rollback()
+            raise
+    return result
 
 
 class _Checkpointer:
@@ -1161,61 +1240,8 @@ class OrderRecords:
             with self.engine.begin() as conn:
                 _write_change(conn, client_order_id, change, now)
             return
-        update_params = driver.change.params(
-            {
-                "p_cid": client_order_id,
-                "p_status": str(change.status),
-                "p_filled": change.filled,
-                "p_remaining": change.remaining,
-                "p_avg_fill_price": change.avg_fill_price,
-                "p_ts": change.ts,
-                "p_now": now,
-                "p_message": change.message or None,
-                "p_quantity": change.quantity,
-                "p_ib_order_id": change.ib_order_id,
-                "p_perm_id": change.perm_id,
-                "p_limit_price": _price(change.limit_price),
-                "p_stop_price": _price(change.stop_price),
-            }
-        )
-        event_params = driver.insert_event.params(
-            _event_values(
-                client_order_id,
-                change.ts,
-                now,
-                change.status,
-                change.filled,
-                change.remaining,
-                change.avg_fill_price,
-                change.message,
-                change.source,
-            )
-        )
-        dbapi = driver.dbapi
-        conn, cur = driver.connection, driver.cursor
-        with driver.lock:
-            if conn.in_transaction:  # never expected: a failed rollback of an earlier call
-                conn.rollback()
-            sql: str = driver.change.sql
-            params: Any = update_params
-            try:
-                cur.execute("BEGIN")
-                cur.execute(sql, params)
-                if cur.rowcount == 0:
-                    conn.rollback()
-                    raise RecordsError(
-                        f"record_event: no order {client_order_id!r} is recorded (recording {change.status})"
-                    )
-                sql, params = driver.insert_event.sql, event_params
-                cur.execute(sql, params)
-                sql, params = "COMMIT", ()
-                conn.commit()
-            except dbapi.Error as exc:
-                conn.rollback()
-                raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
-            except BaseException:
-                conn.rollback()
-                raise
+        steps = _change_steps(driver, client_order_id, change, now)
+        _run_on_driver(driver, lambda run: run(steps))
 
     def record_fill(
         self,
@@ -1241,28 +1267,39 @@ class OrderRecords:
         assert px is not None
         now = _wall_now()
         fee, final = _commission_update(None, False, broker_amount(commission), exec_id)
+        values = {
+            "exec_id": exec_id,
+            "client_order_id": client_order_id,
+            "ib_order_id": ib_order_id,
+            "account": account,
+            "symbol": symbol,
+            "side": str(side),
+            "quantity": quantity,
+            "price": px,
+            "ts": ts,
+            "recorded_at": now,
+            "commission": fee,
+            "commission_final": final,
+            "realized_pnl": broker_amount(realized_pnl),
+            "currency": currency,
+        }
+        driver = self._driver_connection()
+        if driver is not None:  # on a SQLite file: prepared statements on the driver connection (the loop)
+            exists = (driver.fill_exists.sql, driver.fill_exists.params({"p_exec_id": exec_id}))
+            insert_fill = (driver.insert_fill.sql, driver.insert_fill.params(values))
+            after = _change_steps(driver, client_order_id, change, now) if change is not None else []
+
+            def body(run: Callable[[list[_Step]], Any]) -> bool:
+                if run([exists]).fetchone() is not None:
+                    return False
+                run([insert_fill, *after])
+                return True
+
+            return _run_on_driver(driver, body)
         with self.engine.begin() as conn:
             if conn.execute(select(_FILLS.c.id).where(_FILLS.c.exec_id == exec_id)).first() is not None:
                 return False
-            conn.execute(
-                _INSERT_FILL,
-                {
-                    "exec_id": exec_id,
-                    "client_order_id": client_order_id,
-                    "ib_order_id": ib_order_id,
-                    "account": account,
-                    "symbol": symbol,
-                    "side": str(side),
-                    "quantity": quantity,
-                    "price": px,
-                    "ts": ts,
-                    "recorded_at": now,
-                    "commission": fee,
-                    "commission_final": final,
-                    "realized_pnl": broker_amount(realized_pnl),
-                    "currency": currency,
-                },
-            )
+            conn.execute(_INSERT_FILL, values)
             if change is not None:
                 _write_change(conn, client_order_id, change, now)
         return True
