@@ -640,6 +640,21 @@ def _event_values(
     }
 
 
+def _change_event(cid: str, change: OrderChange, now: datetime) -> dict[str, Any]:
+    """The history row of `change` to order `cid`."""
+    return _event_values(
+        cid,
+        change.ts,
+        now,
+        change.status,
+        change.filled,
+        change.remaining,
+        change.avg_fill_price,
+        change.message,
+        change.source,
+    )
+
+
 def _write_change(conn: Connection, cid: str, change: OrderChange, now: datetime) -> Row[Any]:
     """The order row updated to `change` and one row of history, inside the caller's transaction."""
     values: dict[str, Any] = {
@@ -668,17 +683,7 @@ def _write_change(conn: Connection, cid: str, change: OrderChange, now: datetime
         raise RecordsError(f"record_event: no order {cid!r} is recorded (recording {change.status})")
     conn.execute(
         _INSERT_EVENT,
-        _event_values(
-            cid,
-            change.ts,
-            now,
-            change.status,
-            change.filled,
-            change.remaining,
-            change.avg_fill_price,
-            change.message,
-            change.source,
-        ),
+        _change_event(cid, change, now),
     )
     return row
 
@@ -822,19 +827,7 @@ def _change_steps(driver: _SqliteWriteAhead, cid: str, change: OrderChange, now:
             "p_stop_price": _price(change.stop_price),
         }
     )
-    event_params = driver.insert_event.params(
-        _event_values(
-            cid,
-            change.ts,
-            now,
-            change.status,
-            change.filled,
-            change.remaining,
-            change.avg_fill_price,
-            change.message,
-            change.source,
-        )
-    )
+    event_params = driver.insert_event.params(_change_event(cid, change, now))
     missing = f"record_event: no order {cid!r} is recorded (recording {change.status})"
     return [(driver.change.sql, update_params, missing), (driver.insert_event.sql, event_params)]
 
