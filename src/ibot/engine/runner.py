@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.connection import HealthEvent, HealthEventKind
 from ibot.brokers.ib.market_data import Subscription
 from ibot.data.bars import BarAggregator, parse_interval
@@ -207,8 +208,9 @@ class LiveRunner:
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
-        if self._ack_tasks:
-            await asyncio.gather(*self._ack_tasks, return_exceptions=True)
+        if self._ack_tasks:  # acknowledgements waiting on sends: a send that never ends must not hang stop()
+            await asyncio.wait(list(self._ack_tasks), timeout=timeout)
+            await cancel_and_wait(list(self._ack_tasks))
         ctx = self.ctx
         if ctx is None or not self.session.ready:
             return
