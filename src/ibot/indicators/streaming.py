@@ -96,6 +96,14 @@ class _Streaming:
         update: Callable[[float], float] = getattr(self, "update")  # noqa: B009 - ATR's takes three
         return list(map(update, columns[self.source].tolist()))
 
+    def _replay(self, tail: NDArray[np.float64]) -> None:
+        """The state after a batch: a fresh indicator fed the series' last window `tail` (for indicators
+        whose state is that window alone)."""
+        getattr(self, "reset")()  # noqa: B009 - every subclass has one
+        update: Callable[[float], float] = getattr(self, "update")  # noqa: B009
+        for v in tail.tolist():
+            update(v)
+
     def _batch_safe(self) -> bool:
         """`update_bar` is one of ours feeding `update` the bar's `source` (a subclass may feed another)."""
         return getattr(type(self).update_bar, "_reads_source", False) is True
@@ -186,14 +194,8 @@ class SMA(_Streaming):
         window[1:] -= sums[:-n]
         out = np.full(len(x), _NAN)
         out[n - 1 :] = (window.astype(np.float64) / _GRID) / n
-        self._replay(x[-n:])
+        self._replay(x[-n:])  # the sums are exact: its last window gives the same state
         return out.tolist()
-
-    def _replay(self, tail: NDArray[np.float64]) -> None:
-        """The state after the series: the last `period` values fed to a fresh indicator (exact sums)."""
-        self.reset()
-        for v in tail.tolist():
-            self.update(v)
 
     @_reads_source
     def update_bar(self, bar: Bar) -> float:
@@ -385,9 +387,7 @@ class _RollingExtreme(_Streaming):
             return super().batch(columns)
         fn = vectorized.highest if self._SIGN > 0 else vectorized.lowest
         out = fn(x, self.period)
-        self.reset()
-        for v in x[-self.period :].tolist():  # the state after the series: its last window
-            self.update(v)
+        self._replay(x[-self.period :])
         return out.tolist()
 
     @_reads_source

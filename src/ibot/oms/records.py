@@ -24,12 +24,13 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -795,23 +796,57 @@ class _SqliteWriteAhead:
         self.cursor: Any = self.connection.cursor()
         self.cursor.execute("PRAGMA wal_autocheckpoint=0")  # never a checkpoint inside the write-ahead
 
+    @contextmanager
+    def transaction(self) -> Iterator[_DriverTransaction]:
+        """One transaction on the connection: committed when the block ends, rolled back on any error.
+        Database errors are raised as SQLAlchemy wraps the driver's (a DBAPIError subclass naming the
+        statement), as on the Core path."""
+        dbapi, conn = self.dbapi, self.connection
+        with self.lock:
+            if conn.in_transaction:  # never expected: a failed rollback of an earlier call
+                conn.rollback()
+            tx = _DriverTransaction(self.cursor)
+            try:
+                self.cursor.execute("BEGIN")
+                yield tx
+                tx.sql, tx.params = "COMMIT", ()
+                conn.commit()
+            except dbapi.Error as exc:
+                conn.rollback()
+                raise DBAPIError.instance(tx.sql, tx.params, exc, dbapi.Error) from exc
+            except BaseException:
+                conn.rollback()
+                raise
+
     def close(self) -> None:
         with self.lock:
             self.cursor.close()
             self._proxy.close()
 
 
-_T = TypeVar("_T")
+class _DriverTransaction:
+    """The statements of one transaction on the driver connection (`_SqliteWriteAhead.transaction`),
+    remembering the one running so that a database error names it, as SQLAlchemy's do."""
 
-# One statement of a driver transaction: its SQL and its driver parameters; with a message, a statement that
-# must change a row (RecordsError with that message when it changes none; the transaction is rolled back).
-_Step = tuple[str, Any] | tuple[str, Any, str]
+    __slots__ = ("cursor", "params", "sql")
 
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.sql: str = "BEGIN"
+        self.params: Any = ()
 
-def _change_steps(driver: _SqliteWriteAhead, cid: str, change: OrderChange, now: datetime) -> list[_Step]:
-    """`_write_change` as two prepared statements: the order row updated, one row of history."""
-    update_params = driver.change.params(
-        {
+    def execute(self, sql: str, params: Any) -> Any:
+        self.sql, self.params = sql, params
+        return self.cursor.execute(sql, params)
+
+    def executemany(self, sql: str, params: list[Any]) -> None:
+        self.sql, self.params = sql, params
+        self.cursor.executemany(sql, params)
+
+    def change(self, driver: _SqliteWriteAhead, cid: str, change: OrderChange, now: datetime) -> None:
+        """`_write_change` as two prepared statements: the order row updated, one row of history.
+        RecordsError (the transaction is rolled back) when no such order is recorded."""
+        values = {
             "p_cid": cid,
             "p_status": str(change.status),
             "p_filled": change.filled,
@@ -826,43 +861,9 @@ def _change_steps(driver: _SqliteWriteAhead, cid: str, change: OrderChange, now:
             "p_limit_price": _price(change.limit_price),
             "p_stop_price": _price(change.stop_price),
         }
-    )
-    event_params = driver.insert_event.params(_change_event(cid, change, now))
-    missing = f"record_event: no order {cid!r} is recorded (recording {change.status})"
-    return [(driver.change.sql, update_params, missing), (driver.insert_event.sql, event_params)]
-
-
-def _run_on_driver(driver: _SqliteWriteAhead, body: Callable[[Callable[[list[_Step]], Any]], _T]) -> _T:
-    """One transaction on the driver connection: `body(run)` runs statements with `run(steps)` (it returns
-    the cursor of the last); committed when `body` returns, rolled back on any error. Database errors are
-    raised as SQLAlchemy wraps the driver's (DBAPIError naming the statement), as on the Core path."""
-    dbapi = driver.dbapi
-    conn, cur = driver.connection, driver.cursor
-    current: list[Any] = ["BEGIN", ()]
-
-    def run(steps: list[_Step]) -> Any:
-        for step in steps:
-            current[:] = step[:2]
-            cur.execute(step[0], step[1])
-            if len(step) == 3 and cur.rowcount == 0:
-                raise RecordsError(step[2])
-        return cur
-
-    with driver.lock:
-        if conn.in_transaction:  # never expected: a failed rollback of an earlier call
-            conn.rollback()
-        try:
-            cur.execute("BEGIN")
-            result = body(run)
-            current[:] = ["COMMIT", ()]
-            conn.commit()
-        except dbapi.Error as exc:
-            conn.rollback()
-            raise DBAPIError.instance(current[0], current[1], exc, dbapi.Error) from exc
-        except BaseException:
-            conn.rollback()
-            raise
-    return result
+        if self.execute(driver.change.sql, driver.change.params(values)).rowcount == 0:
+            raise RecordsError(f"record_event: no order {cid!r} is recorded (recording {change.status})")
+        self.execute(driver.insert_event.sql, driver.insert_event.params(_change_event(cid, change, now)))
 
 
 class _Checkpointer:
@@ -1090,37 +1091,18 @@ class OrderRecords:
         """`record_submission`'s transaction on the driver's connection; None (nothing written) when there is
         no counter row. Errors are those of the Core path: a refused id raises DuplicateOrderError (or
         RecordsError), other database errors SQLAlchemy's wrapping of the driver's."""
-        dbapi = driver.dbapi
-        conn, cur = driver.connection, driver.cursor
-        with driver.lock:
-            if conn.in_transaction:  # never expected: a failed rollback of the previous call
-                conn.rollback()
-            sql: str = driver.reserve.sql
-            params: Any = driver.reserve.params({"broker_next_id": broker_next_id})
-            try:
-                cur.execute("BEGIN")
-                cur.execute(sql, params)
-                reserved = cur.fetchall()
-                if not reserved:
-                    conn.rollback()
+        try:
+            with driver.transaction() as tx:
+                reserve = driver.reserve.params({"broker_next_id": broker_next_id})
+                reserved = tx.execute(driver.reserve.sql, reserve).fetchall()
+                if not reserved:  # no counter row: nothing was written
                     return None
                 order_id = int(reserved[0][0])
                 cid, order, events = rows(order_id)
-                sql, params = driver.insert_order.sql, driver.insert_order.params(order)
-                cur.execute(sql, params)
-                sql, params = driver.insert_event.sql, [driver.insert_event.params(e) for e in events]
-                cur.executemany(sql, params)
-                sql, params = "COMMIT", ()
-                conn.commit()
-            except dbapi.IntegrityError as exc:
-                conn.rollback()
-                raise self._refused(cid, exc) from None
-            except dbapi.Error as exc:
-                conn.rollback()
-                raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
-            except BaseException:
-                conn.rollback()
-                raise
+                tx.execute(driver.insert_order.sql, driver.insert_order.params(order))
+                tx.executemany(driver.insert_event.sql, [driver.insert_event.params(e) for e in events])
+        except IntegrityError as exc:
+            raise self._refused(cid, exc.orig) from None
         return WriteAhead(order_id, cid)
 
     def record_new(
@@ -1233,8 +1215,8 @@ class OrderRecords:
             with self.engine.begin() as conn:
                 _write_change(conn, client_order_id, change, now)
             return
-        steps = _change_steps(driver, client_order_id, change, now)
-        _run_on_driver(driver, lambda run: run(steps))
+        with driver.transaction() as tx:
+            tx.change(driver, client_order_id, change, now)
 
     def record_fill(
         self,
@@ -1278,17 +1260,14 @@ class OrderRecords:
         }
         driver = self._driver_connection()
         if driver is not None:  # on a SQLite file: prepared statements on the driver connection (the loop)
-            exists = (driver.fill_exists.sql, driver.fill_exists.params({"p_exec_id": exec_id}))
-            insert_fill = (driver.insert_fill.sql, driver.insert_fill.params(values))
-            after = _change_steps(driver, client_order_id, change, now) if change is not None else []
-
-            def body(run: Callable[[list[_Step]], Any]) -> bool:
-                if run([exists]).fetchone() is not None:
+            with driver.transaction() as tx:
+                exists = tx.execute(driver.fill_exists.sql, driver.fill_exists.params({"p_exec_id": exec_id}))
+                if exists.fetchone() is not None:
                     return False
-                run([insert_fill, *after])
-                return True
-
-            return _run_on_driver(driver, body)
+                tx.execute(driver.insert_fill.sql, driver.insert_fill.params(values))
+                if change is not None:
+                    tx.change(driver, client_order_id, change, now)
+            return True
         with self.engine.begin() as conn:
             if conn.execute(select(_FILLS.c.id).where(_FILLS.c.exec_id == exec_id)).first() is not None:
                 return False

@@ -14,8 +14,9 @@ In, every unset spelling real clients send is accepted ("", 2147483647, 1.797...
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -448,27 +449,22 @@ class _Builder:
         self._cls = cls
         self._defaults = {f.name: f.default for f in fs}
 
-    def _check(self, names: Iterable[str]) -> None:
-        unknown = [n for n in names if n not in self._defaults]
-        if unknown:
-            raise TypeError(f"{self._cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
-
     def new(self, values: dict[str, Any]) -> Any:
         """`cls(**values)`."""
-        if not values.keys() <= self._defaults.keys():
-            self._check(values)
-        obj: Any = object.__new__(self._cls)
-        obj.__dict__.update(self._defaults)
-        obj.__dict__.update(values)
-        return obj
+        return self._make(self._defaults, values)
 
     def replace(self, view: Any, changes: dict[str, Any]) -> Any:
         """`dataclasses.replace(view, **changes)`."""
-        if not changes.keys() <= self._defaults.keys():
-            self._check(changes)
+        return self._make(view.__dict__, changes)
+
+    def _make(self, base: dict[str, Any], values: dict[str, Any]) -> Any:
+        """An instance whose fields are `base` updated with `values` (TypeError naming unknown fields)."""
+        if not values.keys() <= self._defaults.keys():
+            unknown = sorted(set(values) - self._defaults.keys())
+            raise TypeError(f"{self._cls.__name__} has no field(s) {', '.join(unknown)}")
         obj: Any = object.__new__(self._cls)
-        obj.__dict__.update(view.__dict__)
-        obj.__dict__.update(changes)
+        obj.__dict__.update(base)
+        obj.__dict__.update(values)
         return obj
 
 
@@ -537,17 +533,13 @@ class PlaceOrder:
 
 def ib_execution_time(ts_ns: int, tz: str = "UTC") -> str:
     """An execution time as TWS writes it, "YYYYMMDD HH:MM:SS <tz name>", from int nanoseconds UTC."""
-    key = (ts_ns // 1_000_000_000, tz)
-    last = _LAST_EXECUTION_TIME[0]
-    if last[0] == key:  # the fills of one market second share it
-        return last[1]
-    moment = datetime.fromtimestamp(key[0], tz=UTC).astimezone(ZoneInfo(tz))
-    text = f"{moment:%Y%m%d %H:%M:%S} {tz}"
-    _LAST_EXECUTION_TIME[0] = (key, text)
-    return text
+    return _execution_time(ts_ns // 1_000_000_000, tz)
 
 
-_LAST_EXECUTION_TIME: list[tuple[tuple[int, str] | None, str]] = [(None, "")]
+@functools.lru_cache(maxsize=64)  # the fills of one market second share it
+def _execution_time(seconds: int, tz: str) -> str:
+    moment = datetime.fromtimestamp(seconds, tz=UTC).astimezone(ZoneInfo(tz))
+    return f"{moment:%Y%m%d %H:%M:%S} {tz}"
 
 
 # ==========================================================================================================

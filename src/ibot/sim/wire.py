@@ -57,16 +57,12 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
 def encode_field(value: Any) -> bytes:
     """One field as the clients' decoders expect it (always NUL-terminated)."""
     encoder = _ENCODERS.get(type(value))
-    if encoder is not None:
-        return encoder(value)
-    if isinstance(value, bool):
-        return b"1\0" if value else b"0\0"
-    if isinstance(value, int):  # an IntEnum, an int subclass
-        return b"%d\0" % value
-    if isinstance(value, float):
-        return _encode_float(value)
-    if isinstance(value, Decimal):
-        return _encode_text(format(value, "f"))
+    if encoder is None:  # a subclass (an IntEnum, a StrEnum...): its nearest base's encoding, else str()
+        encoder = next((_ENCODERS[t] for t in type(value).__mro__ if t in _ENCODERS), _encode_str)
+    return encoder(value)
+
+
+def _encode_str(value: Any) -> bytes:
     return _encode_text(str(value))
 
 
