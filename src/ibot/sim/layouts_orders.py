@@ -754,13 +754,18 @@ def _compile(layout: Sequence[_Item], server_version: int, encoded: bool) -> tup
     return compiled
 
 
-def _emit(layout: Sequence[_Item], view: OpenOrderView, server_version: int) -> list[Any]:
+def _emit(
+    layout: Sequence[_Item], view: OpenOrderView, server_version: int, encoded: bool = False
+) -> list[Any]:
+    """The field values of `layout` for `view`; `encoded`: each as the bytes `wire.frame` would write."""
     out: list[Any] = []
-    for kind, what, converters in _compile(layout, server_version, False):
+    for kind, what, converters in _compile(layout, server_version, encoded):
         if kind == _RUN:
             out += map(call, converters, what(view))
         elif kind == _CONST:
             out.append(what)
+        elif encoded:
+            out += map(encode_field, what(view, server_version))
         else:
             out += what(view, server_version)
     return out
@@ -768,15 +773,7 @@ def _emit(layout: Sequence[_Item], view: OpenOrderView, server_version: int) -> 
 
 def _emit_bytes(layout: Sequence[_Item], view: OpenOrderView, server_version: int) -> bytes:
     """The encoded fields of `_emit(layout, view, server_version)`: the bytes `wire.frame` would write."""
-    parts: list[bytes] = []
-    for kind, what, encoders in _compile(layout, server_version, True):
-        if kind == _RUN:
-            parts += map(call, encoders, what(view))
-        elif kind == _CONST:
-            parts.append(what)
-        else:
-            parts += map(encode_field, what(view, server_version))
-    return b"".join(parts)
+    return b"".join(_emit(layout, view, server_version, encoded=True))
 
 
 # --- blocks shared by OPEN_ORDER and COMPLETED_ORDER -----------------------------------------------------
