@@ -297,6 +297,17 @@ def test_watchdog_does_not_count_market_closed_time() -> None:
     assert dog.check(sunday_open + 60 * NS_PER_SECOND) == ["MESH5:bars5s"]
 
 
+def test_watchdog_counts_from_the_reopening_after_a_holiday_halt() -> None:
+    dog = FeedWatchdog(60 * NS_PER_SECOND)
+    # Presidents' Day 2025 (Monday 17 February): equity index halts 13:00 ET (18:00 UTC), reopens 18:00 ET for
+    # Tuesday, whose session began Sunday evening: silence counts from the reopening, not from Sunday.
+    dog.watch("MESH5:bars5s", datetime_to_ns(datetime(2025, 2, 17, 17, 59, tzinfo=UTC)), CME_GLOBEX)
+    assert dog.check(datetime_to_ns(datetime(2025, 2, 17, 20, 0, tzinfo=UTC))) == []  # halted
+    reopen = datetime_to_ns(datetime(2025, 2, 17, 23, 0, tzinfo=UTC))  # 18:00 EST
+    assert dog.check(reopen + 59 * NS_PER_SECOND) == []
+    assert dog.check(reopen + 60 * NS_PER_SECOND) == ["MESH5:bars5s"]
+
+
 def test_watchdog_forgets_unwatched_feeds() -> None:
     dog = FeedWatchdog(NS_PER_SECOND)
     dog.watch("A", _ns(15, 0))

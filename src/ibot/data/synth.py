@@ -9,7 +9,7 @@ The price model works in log space per bar and is fully vectorized:
 - intraday profile: volume (and, by its square root, volatility) is U-shaped over the US cash session
   09:30-16:00 ET, with a quiet overnight and a small burst at the 18:00 ET Globex open;
 - bars exist only while the session is open (CME Globex: Sunday-Friday 18:00-17:00 ET, no bars in the daily
-  17:00-18:00 ET halt or on weekends; `TradingSession.holidays` are skipped too).
+  17:00-18:00 ET halt or on weekends; the exchange's holidays, holiday halts and early closes are kept).
 
 Prices are integer ticks internally; OHLC are consistent by construction (low <= open, close <= high) and on
 the grid exactly as `Instrument.from_ticks` would give them. Same arguments and seed, same output.
@@ -276,24 +276,31 @@ def _bar_times(
         start_ns = None
         first_day = start
     stamps: list[npt.NDArray[np.int64]] = []
+    anchors: list[npt.NDArray[np.int64]] = []
     local_open_s = session.open_time.hour * 3600 + session.open_time.minute * 60 + session.open_time.second
-    session_len = 0
+    # Volatility scales with the length of a regular session (the clock rule), not a holiday-shortened one.
+    local_close_s = (
+        session.close_time.hour * 3600 + session.close_time.minute * 60 + session.close_time.second
+    )
+    session_len = (local_close_s - local_open_s + (86_400 if session.overnight else 0)) * NS_PER_SECOND
     for day in session.trading_days(first_day, days):
-        opened, closed = session.nominal_open_close(day)
-        session_len = session_len or closed - opened
-        first = -(-opened // step) * step
-        if start_ns is not None and first < start_ns:
-            first = -(-start_ns // step) * step
-        stamps.append(np.arange(first, closed, step, dtype=np.int64))
+        day_stamps: list[npt.NDArray[np.int64]] = []
+        for opened, closed in session.session_segments(day):  # more than one around a holiday halt
+            first = -(-opened // step) * step
+            if start_ns is not None and first < start_ns:
+                first = -(-start_ns // step) * step
+            seg = np.arange(first, closed, step, dtype=np.int64)
+            day_stamps.append(seg)
+            # Each segment opens at the session's local open time: the anchor of its time of day.
+            anchors.append(np.full(len(seg), opened, dtype=np.int64))
+        stamps.append(np.concatenate(day_stamps))
     ts = np.concatenate(stamps) if stamps else np.empty(0, dtype=np.int64)
     counts = np.array([len(s) for s in stamps])
     starts_idx = np.r_[0, np.cumsum(counts)[:-1]]
     session_start = np.zeros(len(ts), dtype=bool)
     session_start[starts_idx[counts > 0]] = True
-    # Local time of day = open time + time since the session opened; the session's own open is the anchor.
-    opens = np.repeat(
-        np.array([session.nominal_open_close(d)[0] for d in session.trading_days(first_day, days)]), counts
-    )
+    # Local time of day = open time + time since the segment opened (DST-proof: each segment is anchored).
+    opens = np.concatenate(anchors) if anchors else np.empty(0, dtype=np.int64)
     tod = (local_open_s + (ts - opens) / NS_PER_SECOND) % 86_400.0
     return ts, session_start, tod, session_len
 

@@ -186,8 +186,9 @@ class _Feed:
 class FeedWatchdog:
     """Marks a feed stale when no data came for `stale_after_ns` of market time while its session was open.
 
-    Silence is counted from the later of the last data and the session's open, so a feed is not stale just
-    because the market was closed (weekend, daily halt). Pure bookkeeping: the caller supplies the times.
+    Silence is counted from the later of the last data and the session's open (or its reopening after a
+    holiday halt), so a feed is not stale just because the market was closed (weekend, daily halt, holiday).
+    Pure bookkeeping: the caller supplies the times.
     """
 
     stale_after_ns: int
@@ -217,9 +218,9 @@ class FeedWatchdog:
         """Feeds that became stale as of `now_ns` (each reported once until data arrives again)."""
         newly: list[str] = []
         for key, feed in self._feeds.items():
-            if feed.stale or not feed.session.is_open(now_ns):
+            opened = None if feed.stale else feed.session.open_since(now_ns)
+            if opened is None:
                 continue
-            opened, _ = feed.session.nominal_open_close(feed.session.session_date(now_ns))
             if now_ns - max(feed.last_ns, opened) >= self.stale_after_ns:
                 feed.stale = True
                 newly.append(key)
