@@ -11,7 +11,7 @@ from sim_helpers import START
 from ibot.model import catalog
 from ibot.model.market import NS_PER_SECOND
 from ibot.sim.faults import OrderFaults
-from ibot.sim.layouts_orders import ContractView, OrderView, PlaceOrder
+from ibot.sim.layouts_orders import ContractView, OpenOrderView, OrderView, PlaceOrder
 from ibot.sim.market import ContractBook, SimMarket, SyntheticSource
 from ibot.sim.orders import Execution, SimBroker, SimOrder
 
@@ -40,6 +40,9 @@ class Recorder:
 
     def account_changed(self) -> None:
         pass
+
+    def what_if(self, client_id: int, view: OpenOrderView) -> None:
+        self.events.append(("what_if", view.order.order_id, view.state))
 
     def kinds(self, order_id: int | None = None) -> list[tuple[Any, ...]]:
         return [e[:3] for e in self.events if order_id is None or e[1] == order_id]

@@ -104,6 +104,24 @@ def test_margin_above_equity_is_201_and_inactive() -> None:
     assert broker.positions()[0][1] == 1
 
 
+def test_what_if_answers_margins_and_commission_and_never_trades() -> None:
+    broker, rec = make_broker()
+    place(broker, 1, "BUY", 1)  # held: 1 long, initial margin 1500
+    advance(broker, 2)
+    place(broker, 2, "SELL", 3, what_if=True)  # would go 2 short: initial margin 1500 -> 3000
+    [(kind, order_id, state)] = [e for e in rec.events if e[1] == 2]
+    assert (kind, order_id, state.status) == ("what_if", 2, "PreSubmitted")
+    assert (state.init_margin_before, state.init_margin_change, state.init_margin_after) == (1500, 1500, 3000)
+    assert state.maint_margin_after == 2 * state.maint_margin_before
+    assert state.commission == Decimal("1.86") and state.commission_currency == "USD"
+    assert state.equity_with_loan_after == state.equity_with_loan_before - 1.86
+    advance(broker, 30)
+    assert broker.order(1, 2) is None and broker.open_orders() == []
+    assert [q for _, q, _ in broker.positions()] == [1] and broker.next_valid_id == 3
+    place(broker, 3, "HOLD", 1, what_if=True)
+    assert rec.errors()[-1] == 321
+
+
 def test_market_order_bigger_than_the_quote_fills_partially_over_seconds() -> None:
     broker, rec = make_broker(cash=Decimal(10_000_000))
     place(broker, 1, "BUY", 300)
@@ -192,6 +210,22 @@ def test_ib_async_market_order_fills_with_commission_report() -> None:
         assert trade.fills[0].commissionReport.commission == 2 * 0.62  # IBKR tiered MES, per side
         assert trade.order.permId > 0 and trade.fills[0].execution.permId == trade.order.permId
         assert [e.status for e in trade.log][:2] == ["PendingSubmit", "Submitted"]
+        ib.disconnect()
+
+    run(body)
+
+
+def test_ib_async_what_if_order_gets_its_margins_and_is_not_placed() -> None:
+    """ib_async (and ib_insync) wait for the what-if OPEN_ORDER whose initMarginChange is set."""
+
+    async def body(server: SimServer) -> None:
+        ib = await connect(server)
+        contract = await qualified_mes(ib)
+        state = await asyncio.wait_for(ib.whatIfOrderAsync(contract, MarketOrder("BUY", 2)), WAIT)
+        assert float(state.initMarginChange) == 3000 and float(state.initMarginAfter) == 3000
+        assert state.commission == 1.24 and state.commissionCurrency == "USD"
+        await asyncio.sleep(0.2)
+        assert ib.openTrades() == [] and server.broker.open_orders() == [] and server.positions() == []
         ib.disconnect()
 
     run(body)

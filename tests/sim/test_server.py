@@ -233,7 +233,14 @@ def handshake(port: int, offer: bytes) -> list[str] | None:
 
 @pytest.mark.parametrize(
     ("offer", "expected"),
-    [(b"v157..176", "176"), (b"v100..226", "178"), (b"v157..178 +PACEAPI", "178"), (b"v100..150", None)],
+    [
+        (b"v157..176", "176"),  # ib_insync 0.9.86
+        (b"v142..163", "163"),  # ib_insync 0.9.70
+        (b"v100..176", "176"),  # nautilus-ibapi 10.19
+        (b"v100..226", "178"),
+        (b"v157..178 +PACEAPI", "178"),
+        (b"v100..150", None),
+    ],
 )
 def test_version_negotiation(offer: bytes, expected: str | None) -> None:
     async def body(server: SimServer) -> None:
@@ -243,6 +250,21 @@ def test_version_negotiation(offer: bytes, expected: str | None) -> None:
         else:
             assert reply is not None and reply[0] == expected
             assert len(reply[1].split()) == 3  # "YYYYMMDD HH:MM:SS tz"
+
+    run(body)
+
+
+def test_a_client_from_before_v100_is_refused_at_once() -> None:
+    """IbPy (PyPI `ib-api`) opens with its bare client version, "62\\0", three bytes, then waits for the
+    server's: the simulator must close at once rather than wait for a fourth byte of "API\\0"."""
+
+    def legacy_connect(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
+            s.sendall(b"62\0")
+            return s.recv(4096)
+
+    async def body(server: SimServer) -> None:
+        assert await asyncio.to_thread(legacy_connect, server.port) == b""
 
     run(body)
 

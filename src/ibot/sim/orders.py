@@ -101,6 +101,8 @@ class BrokerEvents(Protocol):
 
     def account_changed(self) -> None: ...
 
+    def what_if(self, client_id: int, view: OpenOrderView) -> None: ...
+
 
 class _Reject(Exception):
     """An order refused before it exists: answered with an IB error code for its order id."""
@@ -429,6 +431,9 @@ class SimBroker:
     # --- placing ----------------------------------------------------------------------------------------
     def place(self, client_id: int, msg: PlaceOrder) -> None:
         """PLACE_ORDER: a new order, or a modify when the id names a live order of this client."""
+        if msg.order.what_if:
+            self._what_if(client_id, msg)
+            return
         key = (client_id, msg.order_id)
         existing = self._orders.get(key)
         if existing is not None:
@@ -467,6 +472,46 @@ class SimBroker:
             self._held.append(order)
             return
         self._transmit(order)
+
+    def _what_if(self, client_id: int, msg: PlaceOrder) -> None:
+        """A what-if order (IB's margin preview): checked like any order, then answered with one OPEN_ORDER
+        whose state carries the initial / maintenance margin and equity with loan before, their change and
+        after, and the commission a fill would cost. It is never kept, never worked, never filled."""
+        try:
+            order = self._new_order(client_id, msg)
+        except _Reject as r:
+            self.events.order_error(client_id, msg.order_id, r.code, r.text)
+            return
+        self.next_valid_id = max(self.next_valid_id, msg.order_id + 1)
+        inst = order.inst
+        snap = self.snapshot()
+        mark_t = self.mark_ticks(inst)
+        mark = Decimal(mark_t) * inst.tick_size if mark_t is not None else Decimal(0)
+        pos = self._positions.get(inst.con_id)
+        held = pos.quantity if pos is not None else 0
+        after = held + order.side.sign * order.quantity
+        init_change = initial_margin(inst, after, mark) - initial_margin(inst, held, mark)
+        maint_change = maintenance_margin(inst, after, mark) - maintenance_margin(inst, held, mark)
+        fee = self.fees.commission(order.quantity)
+        equity = snap.net_liquidation
+        state = OrderStateView(
+            status="PreSubmitted",
+            init_margin_before=float(snap.init_margin),
+            maint_margin_before=float(snap.maint_margin),
+            equity_with_loan_before=float(equity),
+            init_margin_change=float(init_change),
+            maint_margin_change=float(maint_change),
+            equity_with_loan_change=float(-fee),
+            init_margin_after=float(snap.init_margin + init_change),
+            maint_margin_after=float(snap.maint_margin + maint_change),
+            equity_with_loan_after=float(equity - fee),
+            commission=fee,
+            min_commission=fee,
+            max_commission=fee,
+            commission_currency=self.currency,
+        )
+        log.info("client %d what-if order %d: initial margin change %s", client_id, msg.order_id, init_change)
+        self.events.what_if(client_id, OpenOrderView(order.contract, order_view(order, self.account), state))
 
     def _new_order(self, client_id: int, msg: PlaceOrder) -> SimOrder:
         o = msg.order

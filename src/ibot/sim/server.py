@@ -23,6 +23,7 @@ from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim import account as acct
 from ibot.sim.faults import FARM_MESSAGES, Faults
+from ibot.sim.layouts_orders import OpenOrderView
 from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
 from ibot.sim.orders import Execution, SimBroker, SimOrder
 from ibot.sim.pacing import HistoricalPacing, SimLimits
@@ -249,6 +250,11 @@ class SimServer:
         s = self.session_of(execution.order.client_id)
         if s is not None:
             s.send_commission(execution)
+
+    def what_if(self, client_id: int, view: OpenOrderView) -> None:
+        s = self.session_of(client_id)
+        if s is not None:
+            s.send_what_if(view)
 
     def account_changed(self) -> None:
         """After fills: position updates to reqPositions subscribers now; account values on the next step."""

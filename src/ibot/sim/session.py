@@ -468,6 +468,11 @@ class Session:
             self._write(frame_raw(LO.open_order_payload(open_order_view(order, self.server.account), sv)))
         self._write(frame(LO.encode_order_status(status_view(order), sv)))
 
+    def send_what_if(self, view: LO.OpenOrderView) -> None:
+        """The answer to a what-if order: one OPEN_ORDER (its state carries the margins), no ORDER_STATUS."""
+        if not self.closed:
+            self._write(frame_raw(LO.open_order_payload(view, self.server_version)))
+
     def send_execution(self, req_id: int, execution: Execution) -> None:
         if self.closed:
             return
@@ -551,6 +556,7 @@ class Session:
             self.close()
 
     async def _handshake(self, buf: FrameBuffer) -> bool:
+        opening = b""  # the first bytes: a client older than v100 (IbPy) sends its bare version ("62\0")
         while True:
             prefix = buf.take_raw(len(API_PREFIX))
             if prefix is not None:
@@ -559,6 +565,10 @@ class Session:
             if not data:
                 return False
             buf.feed_raw(data)
+            opening += data
+            if not API_PREFIX.startswith(opening[: len(API_PREFIX)]):  # refused now: it waits for an answer
+                prefix = opening[: len(API_PREFIX)]
+                break
         if prefix != API_PREFIX:
             log.warning("%s: not a TWS API client (opening bytes %r), closing", self.name, prefix)
             self.close()
