@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
 
 TARGET_TICKS_PER_S = 50_000
 TARGET_ROUND_TRIPS_PER_S = 2_000
@@ -137,30 +141,45 @@ async def bench_ticks(port: int, seconds: float, pid: int) -> tuple[float, float
     return n / wall, cpu / wall, sim / wall, len(contracts)
 
 
-async def bench_orders(port: int, n: int, window: int, pid: int) -> tuple[float, float, float, float]:
+@dataclass(frozen=True)
+class ClientRun:
+    """What one client process measured: wall-clock start and end of its orders, its CPU seconds over them,
+    and its round-trip latencies (s)."""
+
+    start: float
+    end: float
+    cpu: float
+    latencies: list[float]
+
+
+def orders_client(port: int, client_id: int, n: int, window: int, go: Any, results: Any) -> None:
+    """Child process: one unmodified ib_async client (default connect, so it also gets the positions and
+    account updates every ib_async session asks for) places `n` 1-lot market orders (buy, sell, buy...),
+    `window` in flight, the next one from the Filled status of one before; waits on the barrier `go` before
+    the first; puts a ClientRun on the queue `results`."""
     from ib_async import IB, Future, MarketOrder
 
-    ib = IB()
-    ib.client.MaxRequests = 0
-    await ib.connectAsync("127.0.0.1", port, 12, timeout=10)
-    [contract] = await ib.qualifyContractsAsync(Future("MES", "202506", "CME"))
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    filled = 0
-    sent = 0
-    started: dict[int, float] = {}
-    latencies: list[float] = []
+    async def run() -> ClientRun:
+        ib = IB()
+        ib.client.MaxRequests = 0  # ib_async's own request throttle off
+        await ib.connectAsync("127.0.0.1", port, client_id, timeout=10)
+        [contract] = await ib.qualifyContractsAsync(Future("MES", "202506", "CME"))
+        done = asyncio.Event()
+        filled = sent = 0
+        started: dict[int, float] = {}
+        latencies: list[float] = []
 
-    def place() -> None:
-        nonlocal sent
-        trade = ib.placeOrder(contract, MarketOrder("BUY" if sent % 2 == 0 else "SELL", 1))
-        started[trade.order.orderId] = time.perf_counter()
-        sent += 1
+        def place() -> None:
+            nonlocal sent
+            trade = ib.placeOrder(contract, MarketOrder("BUY" if sent % 2 == 0 else "SELL", 1))
+            started[trade.order.orderId] = time.perf_counter()
+            sent += 1
 
-    def on_status(trade: object) -> None:
-        nonlocal filled
-        if trade.orderStatus.status == "Filled":  # type: ignore[attr-defined]
-            t0 = started.pop(trade.order.orderId, None)  # type: ignore[attr-defined]
+        def on_status(trade: Any) -> None:
+            nonlocal filled
+            if trade.orderStatus.status != "Filled":
+                return
+            t0 = started.pop(trade.order.orderId, None)
             if t0 is None:
                 return
             latencies.append(time.perf_counter() - t0)
@@ -170,17 +189,129 @@ async def bench_orders(port: int, n: int, window: int, pid: int) -> tuple[float,
             elif sent < n:
                 place()
 
-    ib.orderStatusEvent += on_status
+        ib.orderStatusEvent += on_status
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for _ in range(min(window, n)):
+            place()
+        await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 100))
+        run = ClientRun(wall0, time.perf_counter(), time.process_time() - cpu0, latencies)
+        ib.disconnect()
+        return run
+
+    results.put(asyncio.run(run()))
+
+
+@dataclass(frozen=True)
+class OrdersResult:
+    rate: float  # round trips per second, all clients together
+    client_cpu: list[float]  # each client's CPU share of the wall time
+    sim_cpu: float  # the simulator's CPU share of the wall time
+    median_ms: float
+
+    def per_round_trip_ms(self) -> tuple[float, float]:
+        """(all clients', simulator's) CPU per round trip, ms."""
+        return sum(self.client_cpu) / self.rate * 1000, self.sim_cpu / self.rate * 1000
+
+
+def bench_orders(port: int, n: int, window: int, clients: int, pid: int) -> OrdersResult:
+    """(b) with `clients` ib_async client processes, each `n` orders: round trips per second from the first
+    order sent to the last Filled seen, over all clients (one clock: perf_counter is system-wide)."""
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Barrier(clients + 1), ctx.Queue()
+    procs = [
+        ctx.Process(target=orders_client, args=(port, 12 + i, n, window, go, results)) for i in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        go.wait(timeout=60)
+        sim0 = process_cpu(pid)
+        runs: list[ClientRun] = [results.get(timeout=max(120.0, n / 50)) for _ in procs]
+        sim = process_cpu(pid) - sim0
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    wall = max(r.end for r in runs) - min(r.start for r in runs)
+    latencies = sorted(x for r in runs for x in r.latencies)
+    return OrdersResult(
+        rate=clients * n / wall,
+        client_cpu=[r.cpu / (r.end - r.start) for r in runs],
+        sim_cpu=sim / wall,
+        median_ms=latencies[len(latencies) // 2] * 1000,
+    )
+
+
+def bench_orders_ibapi(port: int, n: int, window: int, pid: int) -> tuple[float, float, float]:
+    """(b) again with IB's own Python client (ibapi): its reader thread decodes into a queue, its `run` loop
+    calls the wrapper, and the next order is placed from the Filled callback, as in the ib_async run."""
+    import threading
+    from decimal import Decimal
+
+    from ibapi.client import EClient
+    from ibapi.contract import Contract
+    from ibapi.order import Order
+    from ibapi.wrapper import EWrapper
+
+    contract = Contract()
+    contract.symbol, contract.secType, contract.exchange, contract.currency = "MES", "FUT", "CME", "USD"
+    contract.lastTradeDateOrContractMonth = "202506"
+
+    class App(EWrapper, EClient):  # type: ignore[misc]
+        def __init__(self) -> None:
+            EClient.__init__(self, self)
+            self.next_id = 0
+            self.sent = self.filled = 0
+            self.ready, self.done = threading.Event(), threading.Event()
+            self.lock = threading.Lock()
+            self.seen: set[int] = set()
+            self.errors: list[str] = []
+
+        def nextValidId(self, orderId: int) -> None:  # noqa: N802, N803 (IB's names)
+            self.next_id = orderId
+            self.ready.set()
+
+        def error(self, reqId: int, *rest: object) -> None:  # noqa: N803
+            self.errors.append(" ".join(map(str, rest)))
+
+        def place(self) -> None:
+            with self.lock:
+                order = Order()
+                order.action, order.orderType = ("BUY" if self.sent % 2 == 0 else "SELL"), "MKT"
+                order.totalQuantity = Decimal(1)
+                self.placeOrder(self.next_id, contract, order)
+                self.next_id += 1
+                self.sent += 1
+
+        def orderStatus(self, orderId: int, status: str, *rest: object) -> None:  # noqa: N802, N803
+            if status != "Filled" or orderId in self.seen:
+                return
+            self.seen.add(orderId)
+            self.filled += 1
+            if self.filled >= n:
+                self.done.set()
+            elif self.sent < n:
+                self.place()
+
+    app = App()
+    app.connect("127.0.0.1", port, 13)
+    reader = threading.Thread(target=app.run, daemon=True)
+    reader.start()
+    if not app.ready.wait(10):
+        raise RuntimeError(f"ibapi: no nextValidId within 10 s (errors: {app.errors})")
     wall0, cpu0, sim0 = time.perf_counter(), time.process_time(), process_cpu(pid)
     for _ in range(min(window, n)):
-        place()
-    await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 100))
+        app.place()
+    finished = app.done.wait(max(60.0, n / 100))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     sim = process_cpu(pid) - sim0
-    del loop
-    latencies.sort()
-    ib.disconnect()
-    return n / wall, cpu / wall, sim / wall, latencies[len(latencies) // 2] * 1000
+    app.disconnect()
+    reader.join(10)
+    if not finished:
+        raise RuntimeError(f"ibapi: {app.filled} of {n} orders filled (errors: {app.errors[:3]})")
+    return n / wall, cpu / wall, sim / wall
 
 
 def verdict(value: float, target: float) -> str:
@@ -199,6 +330,12 @@ def main() -> None:
         "--profile-server",
         metavar="FILE",
         help="cProfile the simulator: (a) into FILE, (b) into FILE.orders (read: python -m pstats FILE)",
+    )
+    p.add_argument(
+        "--clients",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[1, 2],
+        help="ib_async client processes of each (b) run, comma-separated (default 1,2)",
     )
     p.add_argument("--skip-orders", action="store_true", help="run (a) only")
     args = p.parse_args()
@@ -224,18 +361,39 @@ def main() -> None:
     if args.skip_orders:
         return
 
+    print(
+        f"(b) order round trips, place -> Filled seen by the client; 1-lot market orders, {args.window} in "
+        f"flight per client, the simulator's book deep; target {TARGET_ROUND_TRIPS_PER_S:,}/s"
+    )
     profile = args.profile_server and args.profile_server + ".orders"
-    proc, port = start_server(60.0, thin=False, profile=profile)
+    for clients in args.clients:
+        proc, port = start_server(60.0, thin=False, profile=profile if clients == args.clients[-1] else None)
+        try:
+            run = bench_orders(port, args.orders, args.window, clients, proc.pid)
+        finally:
+            stop_server(proc)
+        client_ms, sim_ms = run.per_round_trip_ms()
+        shares = " + ".join(f"{c:.0%}" for c in run.client_cpu)
+        print(
+            f"    ib_async {version('ib_async')} x {clients} client{'s' if clients > 1 else ''}: "
+            f"{run.rate:,.0f}/s -> {verdict(run.rate, TARGET_ROUND_TRIPS_PER_S)}; median latency "
+            f"{run.median_ms:.2f} ms; CPU of wall: client{'s' if clients > 1 else ''} {shares}, simulator "
+            f"{run.sim_cpu:.0%}\n"
+            f"      CPU per round trip: client {client_ms:.2f} ms, simulator {sim_ms:.2f} ms "
+            f"(bound with a core each: one client {1000 / client_ms:,.0f}/s, "
+            f"the simulator {1000 / sim_ms:,.0f}/s)"
+        )
+    proc, port = start_server(60.0, thin=False)
     try:
-        rps, ocpu, osim, median_ms = asyncio.run(bench_orders(port, args.orders, args.window, proc.pid))
+        irps, icpu, isim = bench_orders_ibapi(port, args.orders, args.window, proc.pid)
     finally:
         stop_server(proc)
     print(
-        f"(b) order round trips (place -> Filled seen by the client): {rps:,.0f}/s with {args.window} in "
-        f"flight, median latency {median_ms:.2f} ms (CPU of wall: client {ocpu:.0%}, simulator "
-        f"{osim:.0%}) -> {verdict(rps, TARGET_ROUND_TRIPS_PER_S)} the target {TARGET_ROUND_TRIPS_PER_S:,}/s\n"
-        f"    CPU per round trip: client {ocpu / rps * 1000:.2f} ms, simulator {osim / rps * 1000:.2f} ms "
-        f"(each side's bound with a core to itself: {rps / ocpu:,.0f}/s and {rps / osim:,.0f}/s)"
+        f"    IB's own Python client, ibapi {version('nautilus-ibapi')} x 1 client: {irps:,.0f}/s -> "
+        f"{verdict(irps, TARGET_ROUND_TRIPS_PER_S)}; CPU of wall: client {icpu:.0%}, simulator {isim:.0%}\n"
+        f"      CPU per round trip: client {icpu / irps * 1000:.2f} ms, "
+        f"simulator {isim / irps * 1000:.2f} ms (bound with a core each: the client {irps / icpu:,.0f}/s, "
+        f"the simulator {irps / isim:,.0f}/s)"
     )
 
 

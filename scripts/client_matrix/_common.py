@@ -5,8 +5,6 @@ The scripts run in a client's own venv with this checkout's src/ on PYTHONPATH (
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ibot.sim import versions
+from ibot.sim.background import serve_in_thread
 from ibot.sim.server import SimServer
 
 START = datetime(2025, 3, 5, 15, 0, tzinfo=UTC)  # a Wednesday, 09:00 in Chicago: Globex is open
@@ -32,17 +31,8 @@ def new_server() -> SimServer:
 @contextmanager
 def threaded_server() -> Iterator[SimServer]:
     """A started simulator whose event loop runs in a daemon thread (for blocking clients)."""
-    loop = asyncio.new_event_loop()
-    server = new_server()
-    loop.run_until_complete(server.start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(new_server(), WAIT) as server:
         yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(WAIT)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(WAIT)
 
 
 class Checks:
@@ -81,3 +71,11 @@ class Checks:
 
     def result(self) -> None:
         print(f"RESULT {self.server_version} {self.passed} {self.failed}", flush=True)
+
+    def main(self, checks: Callable[[Checks], None]) -> None:
+        """Run a script's `checks(self)`, a crash counted as one failed check, then print the RESULT line."""
+        try:
+            checks(self)
+        except Exception as e:
+            self.fail("session", f"{type(e).__name__}: {e}")
+        self.result()

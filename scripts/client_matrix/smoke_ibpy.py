@@ -40,9 +40,4 @@ def main(c: Checks) -> None:
 
 
 if __name__ == "__main__":
-    checks = Checks()
-    try:
-        main(checks)
-    except Exception as e:
-        checks.fail("session", f"{type(e).__name__}: {e}")
-    checks.result()
+    Checks().main(main)

@@ -214,9 +214,4 @@ async def scenario(c: Checks, server: Any) -> None:
 
 
 if __name__ == "__main__":
-    checks = Checks()
-    try:
-        asyncio.run(main(checks))
-    except Exception as e:
-        checks.fail("session", f"{type(e).__name__}: {e}")
-    checks.result()
+    Checks().main(lambda checks: asyncio.run(main(checks)))

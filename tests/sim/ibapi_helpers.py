@@ -4,7 +4,6 @@ thread and a simulator served from a background event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from ibapi.order import Order
 from ibapi.wrapper import EWrapper
 from sim_helpers import START, WAIT
 
+from ibot.sim.background import serve_in_thread
 from ibot.sim.server import SimServer
 
 Event = tuple[Any, ...]
@@ -138,18 +138,8 @@ class RecordingApp(EWrapper, EClient):
 def threaded_server(symbols: list[str]) -> Iterator[SimServer]:
     """A started simulator (free port, START, 600x) whose event loop runs in a daemon thread, so a blocking
     client can talk to it from the test's thread; stopped and its loop closed on exit."""
-    loop = asyncio.new_event_loop()
-    server = SimServer(port=0, symbols=symbols, speed=600.0, start=START)
-    loop.run_until_complete(server.start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(SimServer(port=0, symbols=symbols, speed=600.0, start=START), WAIT) as server:
         yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(WAIT)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(WAIT)
-        loop.close()
 
 
 def connected(server: SimServer, client_id: int = 1, *, await_id: bool = True) -> RecordingApp:
