@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -21,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ibot.model import catalog
-from ibot.model.calendar import is_business_day
 from ibot.model.clock import Clock
+from ibot.model.exchange_hours import DayKind, HoursGroup, futures_hours_group, special_day
 from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import NS_PER_SECOND, Bar
 
@@ -45,13 +46,27 @@ class MarketError(ValueError):
 
 # --- trading hours ------------------------------------------------------------------------------------------
 
+_ET = ZoneInfo("America/New_York")  # the holiday schedules' (ibot.model.exchange_hours) time zone
+_ONE_DAY = timedelta(days=1)
+_MAX_RUN = 14  # no run of days without a trade date is longer (weekend + holidays)
+Segments = tuple[tuple[int, int], ...]
+
 
 @dataclass(frozen=True, slots=True)
 class TradingHours:
-    """Session hours of a product class in exchange time; the session of trade date D ends on D.
+    """Session hours of a product class in exchange time, with its exchange's holiday schedule.
 
-    CME Globex (all catalog futures): 17:00 CT the day before to 16:00 CT, Monday..Friday trade dates, the
-    exchange's holidays closed; regular hours 08:30-15:00 CT. US stocks: 04:00-20:00 ET, regular 09:30-16:00.
+    The session of trade date D ends on D; when `open_time` is not before `close_time` it opens the evening
+    before (CME Globex: 17:00 CT the day before to 16:00 CT). Holidays follow `group`'s special days
+    (`ibot.model.exchange_hours`, the one schedule ibot keeps): a CLOSED day has no session; an ABBREVIATED
+    holiday halts early and its trades belong to the next trade date, whose session then has two segments
+    (the holiday's, opened the evening before it, and its own) and no regular hours on the holiday; an
+    EARLY_CLOSE day ends its session and its regular hours at the early close, except that extended hours
+    run on for `early_close_extended` after it (US stocks: regular 09:30-13:00 ET and extended hours to 17:00
+    ET, as IB lists them).
+
+    CME Globex (all catalog futures): regular hours 08:30-15:00 CT. US stocks: 04:00-20:00 ET, regular
+    09:30-16:00, NYSE holidays and early closes.
     """
 
     tz_name: str
@@ -59,70 +74,236 @@ class TradingHours:
     close_time: time
     rth_open: time
     rth_close: time
-    calendar: str = "CME"
+    group: HoursGroup
+    early_close_extended: timedelta = timedelta(0)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.tz_name)
 
+    @property
+    def overnight(self) -> bool:
+        return self.open_time >= self.close_time
+
     def is_trade_date(self, d: date) -> bool:
-        return d.weekday() < 5 and is_business_day(d, self.calendar)
+        """A day whose own session trades: a weekday neither closed nor an abbreviated holiday."""
+        return bool(_segments(self, d, False))
+
+    def segments(self, d: date, rth: bool) -> Segments:
+        """Epoch seconds [open, close) of every stretch that trades for trade date `d` (full or regular
+        hours), in time order; empty when `d` has none (not a trade date, or no regular hours that day)."""
+        return _segments(self, d, rth)
 
     def window(self, d: date, rth: bool) -> tuple[int, int]:
-        """Epoch seconds [open, close) of trade date `d` (full or regular hours)."""
-        tz = self.tz
-        if rth:
-            start = datetime.combine(d, self.rth_open, tz)
-        elif self.open_time >= self.close_time:
-            start = datetime.combine(d - timedelta(days=1), self.open_time, tz)
-        else:
-            start = datetime.combine(d, self.open_time, tz)
-        end = datetime.combine(d, self.rth_close if rth else self.close_time, tz)
-        return int(start.timestamp()), int(end.timestamp())
+        """Epoch seconds (first open, last close) of trade date `d` (full or regular hours)."""
+        segs = _segments(self, d, rth)
+        if not segs:
+            raise MarketError(f"no {'regular ' if rth else ''}session on {d.isoformat()}")
+        return segs[0][0], segs[-1][1]
 
     def windows(self, start_s: int, end_s: int, rth: bool) -> list[tuple[date, int, int]]:
-        """(trade date, open, close) of each session overlapping [start_s, end_s), in time order."""
-        tz = self.tz
-        first = datetime.fromtimestamp(start_s, tz).date()
-        last = datetime.fromtimestamp(end_s, tz).date() + timedelta(days=1)
-        out = []
-        d = first
-        while d <= last:
-            if self.is_trade_date(d):
-                a, b = self.window(d, rth)
-                if a < end_s and b > start_s:
-                    out.append((d, a, b))
-            d += timedelta(days=1)
-        return out
+        """(trade date, first open, last close) of each trade date whose hours overlap [start_s, end_s), in
+        time order (a trade date with two segments counts from its first open, gap included)."""
+        table = _table(self, start_s, end_s, rth)
+        lo = int(np.searchsorted(table.day_closes, start_s, side="right"))
+        hi = int(np.searchsorted(table.day_opens, end_s, side="left"))
+        return [
+            (date.fromordinal(day), a, b)
+            for day, a, b in zip(
+                table.days[lo:hi].tolist(),
+                table.day_opens[lo:hi].tolist(),
+                table.day_closes[lo:hi].tolist(),
+                strict=True,
+            )
+        ]
 
     def mask(self, start_s: int, end_s: int, rth: bool) -> BoolArray:
-        """One bool per second of [start_s, end_s): inside a session."""
-        m = np.zeros(end_s - start_s, dtype=np.bool_)
-        for _, a, b in self.windows(start_s, end_s, rth):
+        """One bool per second of [start_s, end_s): inside a session segment (out of holiday halts, after
+        early closes and between sessions it is False). A binary search over the cached segment table, then
+        one slice per segment."""
+        m = np.zeros(max(end_s - start_s, 0), dtype=np.bool_)
+        if end_s <= start_s:
+            return m
+        table = _table(self, start_s, end_s, rth)
+        lo = int(np.searchsorted(table.closes, start_s, side="right"))
+        hi = int(np.searchsorted(table.opens, end_s, side="left"))
+        for a, b in zip(table.opens[lo:hi].tolist(), table.closes[lo:hi].tolist(), strict=True):
             m[max(a, start_s) - start_s : min(b, end_s) - start_s] = True
         return m
 
     def describe(self, start: date, days: int, rth: bool) -> str:
-        """IB's tradingHours/liquidHours text: ``20250102:1700-20250103:1600;20250104:CLOSED;...``."""
+        """IB's tradingHours (rth False) / liquidHours (rth True) text for the calendar days from `start`:
+        ``20251126:1700-20251127:1200;20251127:1700-20251128:1215;20251129:CLOSED;...``.
+
+        Each segment is written ``YYYYMMDD:HHMM-YYYYMMDD:HHMM`` in the exchange's time zone, dated by its
+        open; a trade date with two segments (an abbreviated holiday session before its own) writes two. The
+        trade dates listed are those of the days, and any later one whose full session opens on one of them
+        (Monday's Globex session opens on Sunday); the same trade dates are listed in both texts. A day with
+        nothing listed on it is ``YYYYMMDD:CLOSED``: in tradingHours a day that is not a trade date and that
+        no segment opens on (a Saturday, Good Friday; not Christmas Day, on whose evening Globex reopens), in
+        liquidHours any day without regular hours (weekends, holidays, an abbreviated holiday, a trade date
+        closing before its regular open). IB's own texts key segments the same way, e.g. a stock's
+        ``20241128:CLOSED;20241129:0400-20241129:1700`` and a Globex ``20240720:CLOSED;20240721:1700-...``.
+        """
         tz = self.tz
-        parts = []
-        for i in range(days):
-            d = start + timedelta(days=i)
-            if not self.is_trade_date(d):
-                parts.append(f"{d:%Y%m%d}:CLOSED")
-                continue
-            a, b = self.window(d, rth)
-            sa, sb = datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz)
-            parts.append(f"{sa:%Y%m%d:%H%M}-{sb:%Y%m%d:%H%M}")
-        return ";".join(parts)
+        days_listed = [start + timedelta(days=i) for i in range(days)]
+        first, last = days_listed[0], days_listed[-1]
+        trade_dates: list[date] = []
+        d = first
+        while d <= last + timedelta(days=_MAX_RUN):
+            segs = _segments(self, d, False)
+            if segs and (d <= last or datetime.fromtimestamp(segs[0][0], tz).date() <= last):
+                trade_dates.append(d)
+            d += _ONE_DAY
+        entries: list[tuple[date, int, str]] = []
+        for d in trade_dates:
+            segs = _segments(self, d, rth)
+            if rth and not segs and first <= d <= last:
+                entries.append((d, 0, f"{d:%Y%m%d}:CLOSED"))
+            for a, b in segs:
+                sa, sb = datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz)
+                entries.append((sa.date(), a, f"{sa:%Y%m%d:%H%M}-{sb:%Y%m%d:%H%M}"))
+        opened_on = {e[0] for e in entries}
+        listed = set(trade_dates)
+        for d in days_listed:
+            if d not in listed and d not in opened_on:
+                entries.append((d, 0, f"{d:%Y%m%d}:CLOSED"))
+        entries.sort(key=lambda e: (e[0], e[1]))
+        return ";".join(e[2] for e in entries)
 
 
-GLOBEX_HOURS = TradingHours("US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0))
-US_STOCK_HOURS = TradingHours("US/Eastern", time(4, 0), time(20, 0), time(9, 30), time(16, 0))
+def _at(d: date, t: time, tz: ZoneInfo) -> int:
+    return int(datetime.combine(d, t, tz).timestamp())
+
+
+@lru_cache(maxsize=65_536)
+def _segments(hours: TradingHours, d: date, rth: bool) -> Segments:
+    """The segments of trade date `d` (see `TradingHours.segments`), from `hours.group`'s special days."""
+    if not _trades(hours, d):
+        return ()
+    tz = hours.tz
+    special = special_day(hours.group, d)
+    early = special.close if special is not None and special.close is not None else None
+    if rth:
+        a, b = _at(d, hours.rth_open, tz), _at(d, hours.rth_close, tz)
+        if early is not None:
+            b = min(b, _at(d, early, _ET))
+        return ((a, b),) if a < b else ()
+    close = _at(d, hours.close_time, tz)
+    if early is not None:
+        close = min(close, _at(d, early, _ET) + int(hours.early_close_extended.total_seconds()))
+    segs = [(_open(hours, d), close)]
+    back = d - _ONE_DAY
+    for _ in range(_MAX_RUN):  # the abbreviated holiday sessions just before `d` trade for it
+        if _trades(hours, back):
+            break
+        before = special_day(hours.group, back)
+        if back.weekday() < 5 and before is not None and before.kind is DayKind.ABBREVIATED:
+            assert before.close is not None
+            segs.insert(0, (_open(hours, back), _at(back, before.close, _ET)))
+        back -= _ONE_DAY
+    return tuple(segs)
+
+
+def _open(hours: TradingHours, d: date) -> int:
+    """When the session of calendar day `d` opens by the clock (the evening before, for Globex)."""
+    return _at(d - _ONE_DAY if hours.overnight else d, hours.open_time, hours.tz)
+
+
+def _trades(hours: TradingHours, d: date) -> bool:
+    if d.weekday() >= 5:
+        return False
+    special = special_day(hours.group, d)
+    return special is None or special.kind is DayKind.EARLY_CLOSE
+
+
+class _SegmentTable(NamedTuple):
+    """Every segment (opens, closes) and every trade date's span (days as ordinals, day_opens, day_closes)
+    of a run of years, in time order, as epoch-second arrays."""
+
+    opens: IntArray
+    closes: IntArray
+    days: IntArray
+    day_opens: IntArray
+    day_closes: IntArray
+
+
+@lru_cache(maxsize=1024)
+def _year_table(hours: TradingHours, year: int, rth: bool) -> _SegmentTable:
+    """The segments of the trade dates of `year` (a trade date's first segment may open the year before)."""
+    opens: list[int] = []
+    closes: list[int] = []
+    days: list[int] = []
+    day_opens: list[int] = []
+    day_closes: list[int] = []
+    d, end = date(year, 1, 1), date(year + 1, 1, 1)
+    while d < end:
+        segs = _segments(hours, d, rth)
+        if segs:
+            opens.extend(a for a, _ in segs)
+            closes.extend(b for _, b in segs)
+            days.append(d.toordinal())
+            day_opens.append(segs[0][0])
+            day_closes.append(segs[-1][1])
+        d += _ONE_DAY
+    arrays = [np.array(x, dtype=np.int64) for x in (opens, closes, days, day_opens, day_closes)]
+    for a in arrays:
+        a.flags.writeable = False
+    return _SegmentTable(*arrays)
+
+
+@lru_cache(maxsize=256)
+def _years_table(hours: TradingHours, first: int, last: int, rth: bool) -> _SegmentTable:
+    if first == last:
+        return _year_table(hours, first, rth)
+    tables = [_year_table(hours, y, rth) for y in range(first, last + 1)]
+    arrays = [np.concatenate([t[i] for t in tables]) for i in range(5)]
+    for a in arrays:
+        a.flags.writeable = False
+    return _SegmentTable(*arrays)
+
+
+def _table(hours: TradingHours, start_s: int, end_s: int, rth: bool) -> _SegmentTable:
+    """The segment table covering every trade date that can overlap [start_s, end_s): trade dates are on or
+    after the (local) day of any second of their session, and open at most `_MAX_RUN` days before."""
+    first = (datetime.fromtimestamp(start_s, UTC) - _ONE_DAY).year
+    last = (datetime.fromtimestamp(max(end_s, start_s), UTC) + timedelta(days=_MAX_RUN + 1)).year
+    return _years_table(hours, first, last, rth)
+
+
+GLOBEX_EQUITY_INDEX_HOURS = TradingHours(
+    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_EQUITY_INDEX
+)
+GLOBEX_ENERGY_HOURS = TradingHours(
+    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_ENERGY
+)
+GLOBEX_METALS_HOURS = TradingHours(
+    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_METALS
+)
+GLOBEX_CRYPTO_HOURS = TradingHours(
+    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_CRYPTO
+)
+GLOBEX_HOURS = GLOBEX_EQUITY_INDEX_HOURS  # most catalog futures are equity index products
+US_STOCK_HOURS = TradingHours(
+    "US/Eastern", time(4, 0), time(20, 0), time(9, 30), time(16, 0), HoursGroup.NYSE, timedelta(hours=4)
+)
+_GLOBEX_HOURS_BY_GROUP = {
+    hours.group: hours
+    for hours in (GLOBEX_EQUITY_INDEX_HOURS, GLOBEX_ENERGY_HOURS, GLOBEX_METALS_HOURS, GLOBEX_CRYPTO_HOURS)
+}
 
 
 def hours_for(inst: Instrument) -> TradingHours:
-    return US_STOCK_HOURS if inst.sec_type is SecType.STK else GLOBEX_HOURS
+    """The hours of an instrument: US stock hours, or Globex hours with its product group's holidays (NYMEX
+    energy, COMEX metals, CME crypto, CME/CBOT equity index)."""
+    if inst.sec_type is SecType.STK:
+        return US_STOCK_HOURS
+    return _globex_hours(inst.exchange, inst.trading_class or inst.symbol)
+
+
+@lru_cache(maxsize=256)
+def _globex_hours(exchange: str, symbol: str) -> TradingHours:
+    return _GLOBEX_HOURS_BY_GROUP[futures_hours_group(exchange, symbol)]
 
 
 # --- price sources ------------------------------------------------------------------------------------------
@@ -378,8 +559,9 @@ _RECENT = 64  # seconds of quotes a tape keeps for the other subscribers of the 
 
 
 class _Tape:
-    """One instrument's current session, folded up to `next_s` (exclusive): running high, low and volume,
-    and the quotes of its latest seconds."""
+    """One instrument's current trade date, folded up to `next_s` (exclusive): running high, low and volume
+    over its seconds in session (a holiday halt between two segments of one trade date folds nothing), and
+    the quotes of its latest seconds."""
 
     __slots__ = (
         "close",
@@ -411,9 +593,13 @@ class _Tape:
         """Fold the seconds up to `first`, then append the quotes of [first, last] (all in this session)."""
         if first > self.next_s:
             p, v = source.seconds(inst, self.next_s, first)
-            self.high = max(self.high, int(p.max()))
-            self.low = min(self.low, int(p.min()))
-            self.volume += int(v.sum())
+            inside = self.mask[self.next_s - self.open_s : first - self.open_s]
+            if not inside.all():  # a holiday halt (or a replay gap) trades nothing
+                p, v = p[inside], v[inside]
+            if len(p):
+                self.high = max(self.high, int(p.max()))
+                self.low = min(self.low, int(p.min()))
+                self.volume += int(v.sum())
             self.recent_first, self.recent = first, []
         prices, volumes = source.seconds(inst, first, last + 1)
         mask = self.mask[first - self.open_s : last + 1 - self.open_s].tolist()
@@ -424,12 +610,12 @@ class _Tape:
         for sec, p, v, inside in zip(
             range(first, last + 1), prices.tolist(), volumes.tolist(), mask, strict=True
         ):
-            high = max(high, p)
-            low = min(low, p)
-            volume += v
             if not inside:
                 made.append(None)
                 continue
+            high = max(high, p)
+            low = min(low, p)
+            volume += v
             h = crc32(f"{symbol}|{sec}".encode())  # = _stable_hash(symbol, sec): sizes are per second
             made.append(
                 QuoteTicks(sec, p, 1 + h % 37, 1 + (h >> 8) % 37, max(v, 1), volume, high, low, o, c, v > 0)
@@ -519,9 +705,10 @@ class SimMarket:
         return out
 
     def _session_at(self, hours: TradingHours, second: int) -> tuple[date | None, int, int]:
-        """(trade date, open, close) of the session holding `second`, or (None, second, next open) between
-        sessions; the latest answer per trading-hours class is kept (the clock asks about the same session
-        thousands of times)."""
+        """(trade date, first open, last close) of the trade date whose hours span `second` (a holiday halt
+        between its segments included: the tape's session mask gives those seconds no quote), or (None,
+        second, next open) between trade dates; the latest answer per trading-hours class is kept (the clock
+        asks about the same session thousands of times)."""
         known = self._windows.get(hours)
         if known is not None and known[1] <= second < known[2]:
             return known

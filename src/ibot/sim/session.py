@@ -930,7 +930,7 @@ class Session:
 
     def _details(self, inst: Instrument) -> dict[str, Any]:
         hours = hours_for(inst)
-        today = self.server.market.asof()
+        today = datetime.fromtimestamp(int(self.server.market.now_s), hours.tz).date()  # the exchange's day
         fut = inst.sec_type is SecType.FUT
         tz = hours.tz_name
         last = f"{inst.expiry:%Y%m%d}" if fut and inst.expiry else ""
