@@ -95,15 +95,16 @@ CME_EQUITY_2026 = {
 
 
 def _energy(equity: dict[date, tuple[DayKind, time | None]]) -> dict[date, tuple[DayKind, time | None]]:
-    """NYMEX/COMEX on Globex, from the equity figures: holiday halt 13:30 CT, early close 12:45 CT, no July 3
-    early close, no Good Friday session and normal hours on the Carter day of mourning."""
+    """NYMEX/COMEX on Globex, from the equity figures: holiday halt 13:30 CT (Thanksgiving Day 12:00 CT, as
+    every group), early close 12:45 CT, no July 3 early close, no Good Friday session and normal hours on the
+    Carter day of mourning."""
     out: dict[date, tuple[DayKind, time | None]] = {}
     for d, (kind, close) in equity.items():
         if d in (date(2025, 1, 9),) or (kind is EARLY and d.month == 7):
             continue
         if d == date(2026, 4, 3):
             out[d] = (CLOSED, None)
-        elif kind is ABBREVIATED:
+        elif kind is ABBREVIATED and not (d.month == 11 and d.weekday() == 3):
             out[d] = (ABBREVIATED, time(14, 30))
         elif kind is EARLY:
             out[d] = (EARLY, time(13, 45))
@@ -142,6 +143,8 @@ def test_cme_crypto_trades_its_whole_holiday_session_for_the_next_trade_date() -
     assert crypto[date(2026, 1, 19)] == (ABBREVIATED, time(17))
     assert crypto[date(2026, 4, 3)] == (CLOSED, None)
     assert crypto[date(2026, 11, 27)] == (EARLY, time(13, 45))
+    # ForexLive, CME's Thanksgiving 2024 hours: cryptocurrency "Trading halted at 12:00 PM CT" on the day.
+    assert schedule(HoursGroup.CME_CRYPTO, 2024)[date(2024, 11, 28)] == (ABBREVIATED, time(13))
     assert date(2025, 1, 9) not in schedule(HoursGroup.CME_CRYPTO, 2025)  # normal hours on the mourning day
     assert CME_GLOBEX_CRYPTO.session_segments(date(2026, 1, 20)) == (
         (et(2026, 1, 18, 18), et(2026, 1, 19, 17)),

@@ -119,6 +119,10 @@ _EXCEPTIONS: dict[HoursGroup, dict[date, tuple[DayKind, time | None, str]]] = {
 
 # CME holidays with no Globex trading; the others are abbreviated sessions.
 _CME_CLOSED_NAMES = ("New Year's Day", "Good Friday", "Christmas Day")
+# Thanksgiving Day halts every CME Globex group at 12:00 CT (13:00 ET), energy, metals and crypto included:
+# ForexLive, "CME adjusted trading hours for various products during Thanksgiving holiday 2024" (equity,
+# cryptocurrency, interest rate, NYMEX & COMEX products: "Trading halted at 12:00 PM CT").
+_THANKSGIVING_HALT = time(13, 0)
 
 
 def _day_after_thanksgiving(year: int) -> date:
@@ -150,6 +154,8 @@ def _cme_days(group: HoursGroup, year: int) -> dict[date, SpecialDay]:
     for d, name in official.items():
         if name.startswith(_CME_CLOSED_NAMES):
             out[d] = SpecialDay(d, DayKind.CLOSED, None, name)
+        elif name == "Thanksgiving Day":
+            out[d] = SpecialDay(d, DayKind.ABBREVIATED, min(halt, _THANKSGIVING_HALT), name)
         else:
             out[d] = SpecialDay(d, DayKind.ABBREVIATED, halt, name)
     for d, name in _early_closes(year, official):
