@@ -200,6 +200,13 @@ def test_price_band_refuses_a_limit_with_no_last_price_but_not_a_market_order() 
         (datetime(2024, 11, 5, 22, 30, tzinfo=UTC), False),  # Tuesday 17:30 New York: the daily halt
         (datetime(2024, 11, 5, 23, 0, tzinfo=UTC), True),  # 18:00 New York: Wednesday's session opened
         (datetime(2024, 11, 9, 15, 0, tzinfo=UTC), False),  # Saturday
+        # the exchange's holiday schedule (MES: CME equity index hours)
+        (datetime(2024, 12, 25, 15, 0, tzinfo=UTC), False),  # Christmas Day 10:00 New York: no session
+        (datetime(2024, 12, 25, 23, 30, tzinfo=UTC), True),  # Christmas evening 18:30: Globex reopened
+        (datetime(2026, 1, 19, 17, 0, tzinfo=UTC), True),  # MLK Day 12:00 New York: abbreviated session
+        (datetime(2026, 1, 19, 18, 30, tzinfo=UTC), False),  # MLK Day 13:30: halted since 13:00 (12:00 CT)
+        (datetime(2024, 11, 29, 18, 10, tzinfo=UTC), True),  # day after Thanksgiving 13:10, before 13:15
+        (datetime(2024, 11, 29, 18, 20, tzinfo=UTC), False),  # 13:20: the 13:15 (12:15 CT) early close
     ],
 )
 def test_trading_hours_use_the_data_clock(when: datetime, open_: bool) -> None:
