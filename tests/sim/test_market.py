@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from ibot.model import catalog
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
@@ -106,6 +108,25 @@ def test_contract_book_matches_by_month_local_symbol_and_con_id() -> None:
     assert book.match(ContractQuery(symbol="SPY", sec_type="STK", exchange="SMART"), asof) == [
         catalog.get_instrument("SPY")
     ]
+
+
+@pytest.mark.parametrize(
+    ("last_trade", "found"),
+    [
+        ("20250620", True),
+        ("20250620 08:30 US/Central", True),  # CONTRACT_DATA's own form, sent back unsplit by @stoqey/ib
+        ("20250620 08:30", True),
+        ("202506 ", True),
+        ("20250621", False),
+        ("June 2025", False),  # an unreadable expiry matched every month before: now none (error 200)
+        ("2025", False),
+        ("2025062", False),
+    ],
+)
+def test_contract_book_matches_an_expiry_by_its_leading_date(last_trade: str, found: bool) -> None:
+    book = ContractBook(["MES"])
+    got = book.match(ContractQuery(symbol="MES", sec_type="FUT", last_trade=last_trade), START.date())
+    assert got == ([MES] if found else [])
 
 
 # --- streamed quotes: the incremental session tape agrees with the session computed from its open ----------

@@ -47,6 +47,24 @@ def test_ibapi_contract_details(server: SimServer) -> None:
     app.disconnect()
 
 
+def test_ibapi_contract_details_by_expiry_with_time_or_unreadable(server: SimServer) -> None:
+    """CONTRACT_DATA's expiry as sent ("20250620 08:30 US/Central", which @stoqey/ib does not split and so
+    sends back whole) names that month; an unreadable expiry is an unknown contract, not every month."""
+    app = connected(server)
+    app.wait_for("nextValidId")
+    echoed = mes_june()
+    echoed.lastTradeDateOrContractMonth = "20250620 08:30 US/Central"
+    app.reqContractDetails(12, echoed)
+    app.wait_for("contractDetailsEnd")
+    assert [cd.contract.localSymbol for _, _, cd in app.of("contractDetails")] == ["MESM5"]
+    garbled = mes_june()
+    garbled.lastTradeDateOrContractMonth = "June 2025"
+    app.reqContractDetails(13, garbled)
+    refused = [e for e in app.wait_until("error", lambda e: e[2] == 200) if e[2] == 200]
+    assert [e[1] for e in refused] == [13] and len(app.of("contractDetails")) == 1
+    app.disconnect()
+
+
 def test_ibapi_ticks_arrive(server: SimServer) -> None:
     app = connected(server)
     app.wait_for("nextValidId")

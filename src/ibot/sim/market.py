@@ -954,12 +954,8 @@ class ContractBook:
             wanted_local = q.local_symbol.upper().replace(" ", "")
             if wanted_local and wanted_local not in (inst.local_symbol.replace(" ", ""), inst.symbol):
                 continue
-            if q.last_trade and inst.sec_type is SecType.FUT:
-                lt = q.last_trade.strip()
-                if len(lt) == 6 and lt != inst.contract_month:
-                    continue
-                if len(lt) == 8 and (inst.expiry is None or lt != f"{inst.expiry:%Y%m%d}"):
-                    continue
+            if q.last_trade and inst.sec_type is SecType.FUT and not _expiry_matches(q.last_trade, inst):
+                continue
             if q.exchange and q.exchange.upper() not in (
                 "SMART",
                 inst.exchange,
@@ -978,6 +974,21 @@ class ContractBook:
                 continue
             out.append(inst)
         return out
+
+
+def _expiry_matches(last_trade: str, inst: Instrument) -> bool:
+    """A client's lastTradeDateOrContractMonth against a listed month: YYYYMM is the contract month, YYYYMMDD
+    the last trading day. A date followed by a time (and zone) is matched by its date: that is the form
+    CONTRACT_DATA carries ("20250620 08:30 US/Central"), and a client that does not split it (@stoqey/ib)
+    sends it back whole. Anything else matches nothing (unknown contract, error 200), never every month."""
+    token = next(iter(last_trade.replace("-", " ").split()), "")
+    if not token.isdigit():
+        return False
+    if len(token) == 6:
+        return token == inst.contract_month
+    if len(token) == 8:
+        return inst.expiry is not None and token == f"{inst.expiry:%Y%m%d}"
+    return False
 
 
 def _num(text: str) -> float | None:
