@@ -185,6 +185,26 @@ HISTORICAL_DATA_UPDATE = _layout(
     "volume",
 )
 HEAD_TIMESTAMP = _layout(Outgoing.HEAD_TIMESTAMP, "reqId", "headTimestamp")
+# reqHistoricalTicks: one message per request, every tick in it, then `done`. MIDPOINT ticks carry an unused
+# field where the others carry their attribute mask (written 0).
+HISTORICAL_TICKS = _layout(
+    Outgoing.HISTORICAL_TICKS,
+    "reqId",
+    Group("ticks", (F("time"), F("unused", value=0), F("price"), F("size"))),
+    "done",
+)
+HISTORICAL_TICKS_BID_ASK = _layout(
+    Outgoing.HISTORICAL_TICKS_BID_ASK,
+    "reqId",
+    Group("ticks", (F("time"), F("mask"), F("priceBid"), F("priceAsk"), F("sizeBid"), F("sizeAsk"))),
+    "done",
+)
+HISTORICAL_TICKS_LAST = _layout(
+    Outgoing.HISTORICAL_TICKS_LAST,
+    "reqId",
+    Group("ticks", (F("time"), F("mask"), F("price"), F("size"), F("exchange"), F("specialConditions"))),
+    "done",
+)
 MARKET_DEPTH = _layout(
     Outgoing.MARKET_DEPTH, _version(1), "reqId", "position", "operation", "side", "price", "size"
 )
@@ -277,6 +297,13 @@ MKT_DEPTH_EXCHANGES = _layout(
     ),
 )
 SECURITY_DEFINITION_OPTION_PARAMETER_END = _layout(Outgoing.SECURITY_DEFINITION_OPTION_PARAMETER_END, "reqId")
+SMART_COMPONENTS = _layout(
+    Outgoing.SMART_COMPONENTS,
+    "reqId",
+    Group("components", (F("bitNumber"), F("exchange"), F("exchangeLetter"))),
+)
+NEWS_PROVIDERS = _layout(Outgoing.NEWS_PROVIDERS, Group("providers", (F("code"), F("name"))))
+SCANNER_PARAMETERS = _layout(Outgoing.SCANNER_PARAMETERS, _version(1), "xml")
 
 # --- account and positions -------------------------------------------------------------------------
 POSITION_DATA = _layout(
@@ -292,7 +319,24 @@ POSITION_DATA = _layout(
     "avgCost",
 )
 POSITION_END = _layout(Outgoing.POSITION_END, _version(1))
+POSITION_MULTI = _layout(
+    Outgoing.POSITION_MULTI,
+    _version(1),
+    "reqId",
+    "account",
+    *_CONTRACT,
+    "exchange",
+    "currency",
+    "localSymbol",
+    "tradingClass",
+    "position",
+    "avgCost",
+    "modelCode",
+)
 POSITION_MULTI_END = _layout(Outgoing.POSITION_MULTI_END, _version(1), "reqId")
+SOFT_DOLLAR_TIERS = _layout(
+    Outgoing.SOFT_DOLLAR_TIERS, "reqId", Group("tiers", (F("name"), F("value"), F("displayName")))
+)
 ACCT_VALUE = _layout(Outgoing.ACCT_VALUE, _version(2), "key", "value", "currency", "accountName")
 PORTFOLIO_VALUE = _layout(
     Outgoing.PORTFOLIO_VALUE,

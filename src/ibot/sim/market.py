@@ -630,6 +630,29 @@ class _Tape:
 
 
 WHAT_TO_SHOW = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK")
+TICK_KINDS = ("TRADES", "BID_ASK", "MIDPOINT")  # reqHistoricalTicks' whatToShow
+_TICK_SESSIONS = 14  # sessions a historical-ticks request looks through for one that has ticks
+
+
+def book_sizes(symbol: str, second: int) -> tuple[int, int]:
+    """Bid and ask size at `second`: the ones the streaming quotes carry (`_Tape.run` inlines this)."""
+    h = zlib.crc32(f"{symbol}|{second}".encode())
+    return 1 + h % 37, 1 + (h >> 8) % 37
+
+
+class HistoricalTickRow(NamedTuple):
+    """One historical tick (reqHistoricalTicks), from the same one-second path as quotes and bars: the bid is
+    the second's price, the ask one tick above, a trade prints at the bid with the second's volume;
+    `ask_past_high` when the ask is above the session's high so far (the bid never falls below its low)."""
+
+    second: int
+    bid: float
+    ask: float
+    mid: float
+    size: int
+    bid_size: int
+    ask_size: int
+    ask_past_high: bool
 
 
 class SimMarket:
@@ -762,6 +785,102 @@ class SimMarket:
             for pos in range(rows):
                 size = 1 + _stable_hash(inst.symbol, second, side, pos) % 60
                 out.append((side, pos, inst.from_ticks(top + sign * pos), size))
+        return out
+
+    def historical_ticks(
+        self,
+        inst: Instrument,
+        what: str,
+        anchor_s: int,
+        forward: bool,
+        count: int,
+        rth: bool,
+        ignore_size: bool,
+    ) -> list[HistoricalTickRow]:
+        """reqHistoricalTicks: up to `count` ticks from `anchor_s` on (forward) or up to it (inclusive), in
+        time order, from one session only (IB: "data will not be returned from multiple trading sessions in a
+        single request"): the one holding the anchor, else the next (previous) that has ticks. TRADES: each
+        second that printed; BID_ASK: each second the quote changed (its price only, with `ignore_size`);
+        MIDPOINT: each second the midpoint changed; a session's first second is always a quote tick. Only
+        seconds in session (a holiday halt has none) and not after the clock."""
+        if what not in TICK_KINDS:
+            raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(TICK_KINDS)}")
+        hours = hours_for(inst)
+        now = int(self.now_s)
+        head = self.head_second(inst)
+        if forward:
+            wins = hours.windows(anchor_s, anchor_s + _TICK_SESSIONS * DAY, rth)
+        else:
+            wins = hours.windows(anchor_s - _TICK_SESSIONS * DAY, anchor_s + 1, rth)[::-1]
+        for _, a, b in wins[:_TICK_SESSIONS]:
+            a, b = max(a, head), min(b, now + 1)
+            if b <= a or (forward and anchor_s >= b) or (not forward and anchor_s < a):
+                if forward and a > now:
+                    break
+                continue
+            rows = self._session_ticks(inst, what, a, b, anchor_s, forward, count, rth, ignore_size)
+            if rows:
+                return rows
+        return []
+
+    def _session_ticks(
+        self,
+        inst: Instrument,
+        what: str,
+        a: int,
+        b: int,
+        anchor_s: int,
+        forward: bool,
+        count: int,
+        rth: bool,
+        ignore_size: bool,
+    ) -> list[HistoricalTickRow]:
+        prices, volume = self.source.seconds(inst, a, b)
+        inside = np.flatnonzero(self.source.session_mask(inst, a, b, rth))
+        if not len(inside):
+            return []
+        p, vol, secs = prices[inside], volume[inside], inside + a
+        if what == "TRADES":
+            ticks = vol > 0
+        else:
+            ticks = np.ones(len(p), dtype=np.bool_)
+            ticks[1:] = p[1:] != p[:-1]
+        high = np.maximum.accumulate(p)
+        if forward:
+            order = range(int(np.searchsorted(secs, anchor_s, side="left")), len(p))
+        else:
+            order = range(int(np.searchsorted(secs, anchor_s, side="right")) - 1, -1, -1)
+        sizes_wanted = what != "MIDPOINT"
+        sized = what == "BID_ASK" and not ignore_size  # a size change is a quote tick too
+        symbol = inst.symbol
+        picked: list[int] = []
+        for k in order:
+            if not ticks[k] and not (
+                sized and k and book_sizes(symbol, int(secs[k])) != book_sizes(symbol, int(secs[k - 1]))
+            ):
+                continue
+            picked.append(k)
+            if len(picked) >= count:
+                break
+        picked.sort()
+        half = float(inst.tick_size) / 2
+        ft = inst.from_ticks
+        out = []
+        for k in picked:
+            second, ticks_k = int(secs[k]), int(p[k])
+            bid_size, ask_size = book_sizes(symbol, second) if sizes_wanted else (0, 0)
+            out.append(
+                HistoricalTickRow(
+                    second=second,
+                    bid=ft(ticks_k),
+                    ask=ft(ticks_k + 1),
+                    mid=ft(ticks_k) + half,
+                    size=int(vol[k]) if what == "TRADES" else 0,
+                    bid_size=bid_size,
+                    ask_size=ask_size,
+                    ask_past_high=ticks_k + 1 > int(high[k]),
+                )
+            )
         return out
 
     # --- bars --------------------------------------------------------------------------------------------

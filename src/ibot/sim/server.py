@@ -267,6 +267,9 @@ class SimServer:
             if s.positions_subscribed:
                 for inst, qty, avg_cost in rows:
                     s.send_position(inst, qty, avg_cost)
+            for req_id in sorted(s.positions_multi):
+                for inst, qty, avg_cost in rows:
+                    s.send_position_multi(req_id, inst, qty, avg_cost)
 
     def _push_account(self, new_second: bool) -> None:
         """Account values and portfolio (reqAccountUpdates) as TWS sends them: at once after a fill changed a

@@ -23,11 +23,27 @@ from ibot.sim import account as acct
 from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
 from ibot.sim import layouts_orders as LO  # noqa: N812
 from ibot.sim import versions as v
-from ibot.sim.market import BarRow, ContractQuery, MarketError, QuoteTicks, hours_for
+from ibot.sim.market import (
+    TICK_KINDS,
+    BarRow,
+    ContractQuery,
+    HistoricalTickRow,
+    MarketError,
+    QuoteTicks,
+    hours_for,
+)
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
 from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
 from ibot.sim.pacing import MessageRate
 from ibot.sim.reference import MarketRules, depth_exchanges, matching_symbols
+from ibot.sim.requests import (
+    REQUESTS,
+    UNKNOWN_MESSAGE_CODE,
+    UNSERVED_CODE,
+    request_id,
+    unknown_text,
+    unserved_text,
+)
 from ibot.sim.wire import (
     API_PREFIX,
     UNSET_DOUBLE,
@@ -260,6 +276,9 @@ _MARKET_RULES = MarketRules.of_catalog()  # CONTRACT_DATA's marketRuleIds and MA
 _ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _MAX_BARS = 100_000
+_MAX_HISTORICAL_TICKS = 1000  # IB: numberOfTicks, "max currently 1000 per request"
+# reqScannerParameters: the document of an installation without scanner: no instruments, locations or scans.
+_EMPTY_SCANNER_PARAMETERS = '<?xml version="1.0" encoding="UTF-8"?>\n<ScanParameterResponse/>'
 ACCOUNT_UPDATE_INTERVAL_S = 180  # account values and portfolio without a position change: every 3 minutes
 _MAX_STREAMED_SECONDS = 10  # a fast clock streams at most the last 10 seconds of each step
 
@@ -346,6 +365,7 @@ class Session:
         self.market_data_type = 1
         self.subs: dict[int, Subscription] = {}
         self.positions_subscribed = False
+        self.positions_multi: set[int] = set()  # reqPositionsMulti ids that stream position updates
         self.account_subscribed = False
         self.auto_open_orders = False
         self.pnl_subs: dict[int, int | None] = {}  # reqId -> conId (None: the whole account)
@@ -373,7 +393,7 @@ class Session:
             Incoming.REQ_POSITIONS: self._req_positions,
             Incoming.CANCEL_POSITIONS: self._cancel_positions,
             Incoming.REQ_POSITIONS_MULTI: self._req_positions_multi,
-            Incoming.CANCEL_POSITIONS_MULTI: _ignore,
+            Incoming.CANCEL_POSITIONS_MULTI: self._cancel_positions_multi,
             Incoming.REQ_OPEN_ORDERS: self._req_open_orders,
             Incoming.REQ_ALL_OPEN_ORDERS: self._req_all_open_orders,
             Incoming.REQ_AUTO_OPEN_ORDERS: self._req_auto_open_orders,
@@ -407,6 +427,11 @@ class Session:
             Incoming.REQ_SEC_DEF_OPT_PARAMS: self._req_sec_def_opt_params,
             Incoming.REQ_FAMILY_CODES: self._req_family_codes,
             Incoming.REQ_USER_INFO: self._req_user_info,
+            Incoming.REQ_HISTORICAL_TICKS: self._req_historical_ticks,
+            Incoming.REQ_SOFT_DOLLAR_TIERS: self._req_soft_dollar_tiers,
+            Incoming.REQ_SMART_COMPONENTS: self._req_smart_components,
+            Incoming.REQ_NEWS_PROVIDERS: self._req_news_providers,
+            Incoming.REQ_SCANNER_PARAMETERS: self._req_scanner_parameters,
             LOCKSTEP_ACK: self._lockstep_ack,
         }
 
@@ -610,11 +635,19 @@ class Session:
             return
         handler = self.handlers.get(msg_id)
         name = _INCOMING_NAMES.get(msg_id) or f"message {msg_id}"
-        if handler is None:
-            log.info("%s: message %s is not simulated; ignored", self.name, name)
-            return
         if not self.started and msg_id != Incoming.START_API:
             log.info("%s: %s before START_API; ignored", self.name, name)
+            return
+        shape = REQUESTS.get(msg_id)
+        if msg_id != LOCKSTEP_ACK and (shape is None or not shape.exists(self.server_version)):
+            log.info("%s: message %s is not in server version %d", self.name, name, self.server_version)
+            self.error(NO_ID, UNKNOWN_MESSAGE_CODE, unknown_text(msg_id, self.server_version))
+            return
+        if handler is None:
+            assert shape is not None
+            req_id = request_id(shape, fields)
+            log.info("%s: %s is not simulated; answered with an error on id %s", self.name, name, req_id)
+            self.error(NO_ID if req_id is None else req_id, UNSERVED_CODE, unserved_text(msg_id, shape))
             return
         reader = Fields(fields, name)
         try:
@@ -756,8 +789,40 @@ class Session:
         self.positions_subscribed = False
 
     def _req_positions_multi(self, f: Fields) -> None:
+        """POSITION_MULTI per position of the account (the one account, model "": a model code names none of
+        them), then the end; the request then streams position changes until cancelPositionsMulti."""
         f.skip()
-        self.send(L.POSITION_MULTI_END, reqId=f.integer("reqId"))
+        req_id = f.integer("reqId")
+        account, model = f.text().strip(), f.text().strip()
+        mine = account in ("", self.server.account) and not model
+        log.info("%s reqPositionsMulti reqId=%d account=%r model=%r", self.name, req_id, account, model)
+        if mine:
+            for inst, qty, avg_cost in self.server.positions():
+                self.send_position_multi(req_id, inst, qty, avg_cost)
+            self.positions_multi.add(req_id)
+        self.send(L.POSITION_MULTI_END, reqId=req_id)
+
+    def _cancel_positions_multi(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.integer("reqId")
+        log.info("%s cancelPositionsMulti reqId=%d", self.name, req_id)
+        self.positions_multi.discard(req_id)
+
+    def send_position_multi(self, req_id: int, inst: Instrument, qty: int, avg_cost: float) -> None:
+        """POSITION_MULTI: the figures of POSITION_DATA, for one reqPositionsMulti."""
+        self.send(
+            L.POSITION_MULTI,
+            reqId=req_id,
+            account=self.server.account,
+            **_contract_values(inst),
+            exchange=inst.exchange,
+            currency=inst.currency,
+            localSymbol=inst.local_symbol or inst.symbol,
+            tradingClass=inst.trading_class,
+            position=qty,
+            avgCost=avg_cost,
+            modelCode="",
+        )
 
     def _req_account_updates(self, f: Fields) -> None:
         f.skip()
@@ -1060,17 +1125,30 @@ class Session:
         self.send(L.FAMILY_CODES, familyCodes=[{"accountID": self.server.account, "familyCodeStr": ""}])
 
     def _req_user_info(self, f: Fields) -> None:
-        req_id = f.integer("reqId")
-        if self.server_version < v.MIN_SERVER_VER_USER_INFO:
-            log.info(
-                "%s reqUserInfo reqId=%d: not in server version %d; ignored",
-                self.name,
-                req_id,
-                self.server_version,
-            )
-            return
+        req_id = f.integer("reqId")  # below MIN_SERVER_VER_USER_INFO the message does not exist (REQUESTS)
         log.info("%s reqUserInfo reqId=%d", self.name, req_id)
         self.send(L.USER_INFO, reqId=req_id, whiteBrandingId="")
+
+    # The simulator has no soft-dollar tiers, news providers or scanner: each of these asks for a list, and
+    # the honest answer is an empty one.
+    def _req_soft_dollar_tiers(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        log.info("%s reqSoftDollarTiers reqId=%d: none", self.name, req_id)
+        self.send(L.SOFT_DOLLAR_TIERS, reqId=req_id, tiers=[])
+
+    def _req_smart_components(self, f: Fields) -> None:
+        req_id = f.integer("reqId")
+        exchange = f.text()
+        log.info("%s reqSmartComponents %r reqId=%d: none", self.name, exchange, req_id)
+        self.send(L.SMART_COMPONENTS, reqId=req_id, components=[])
+
+    def _req_news_providers(self, f: Fields) -> None:
+        log.info("%s reqNewsProviders: none", self.name)
+        self.send(L.NEWS_PROVIDERS, providers=[])
+
+    def _req_scanner_parameters(self, f: Fields) -> None:
+        log.info("%s reqScannerParameters: no scan types", self.name)
+        self.send(L.SCANNER_PARAMETERS, xml=_EMPTY_SCANNER_PARAMETERS)
 
     def resolve(self, req_id: int, q: ContractQuery) -> Instrument:
         """Exactly one contract for a data request: IB answers 200 when none or several match."""
@@ -1333,6 +1411,75 @@ class Session:
             L.HEAD_TIMESTAMP, reqId=req_id, headTimestamp=self._date(head, hours_for(inst).tz, format_date)
         )
 
+    def _req_historical_ticks(self, f: Fields) -> None:
+        """reqHistoricalTicks: one HISTORICAL_TICKS_LAST (TRADES), _BID_ASK or HISTORICAL_TICKS (MIDPOINT)
+        with every tick and done = true; counted in the historical pacing like reqHistoricalData."""
+        req_id = f.integer("reqId")
+        q = f.contract()
+        include_expired = f.flag("includeExpired")
+        start_text, end_text = f.text().strip(), f.text().strip()
+        count = f.integer("numberOfTicks")
+        what = f.text().strip().upper()
+        rth = f.flag("useRth")
+        ignore_size = f.flag("ignoreSize")
+        if f.more():
+            f.skip()  # miscOptions: IB defines none
+        if bool(start_text) == bool(end_text):
+            raise _req_error(
+                req_id,
+                321,
+                "Error validating request.-'startDateTime' : cause - exactly one of startDateTime and "
+                f"endDateTime must be set (got {start_text!r} and {end_text!r})",
+            )
+        if not 0 < count <= _MAX_HISTORICAL_TICKS:
+            raise _req_error(
+                req_id,
+                321,
+                f"Error validating request.-'numberOfTicks' : cause - {count} is not between 1 and "
+                f"{_MAX_HISTORICAL_TICKS}",
+            )
+        if what not in TICK_KINDS:
+            raise _req_error(
+                req_id,
+                321,
+                f"Error validating request.-'whatToShow' : cause - {what!r} is not one of "
+                f"{', '.join(TICK_KINDS)}",
+            )
+        inst = self.resolve(req_id, replace(q, include_expired=include_expired))
+        anchor = parse_end(start_text or end_text, hours_for(inst).tz, int(self.server.market.now_s))
+        log.info(
+            "%s reqHistoricalTicks %s %s %s=%s n=%d reqId=%d",
+            self.name,
+            inst.key,
+            what,
+            "start" if start_text else "end",
+            start_text or end_text,
+            count,
+            req_id,
+        )
+        request_key = ("ticks", inst.con_id, start_text, end_text, count, what, rth, ignore_size)
+        loop_now = asyncio.get_running_loop().time()
+        reason = self.server.pacing.check(request_key, (inst.con_id, what), loop_now)
+        if reason:
+            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{reason}")
+        try:
+            rows = self.server.market.historical_ticks(
+                inst, what, anchor, bool(start_text), count, rth, ignore_size
+            )
+        except MarketError as e:
+            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{e}") from None
+        if what == "TRADES":
+            self.send(
+                L.HISTORICAL_TICKS_LAST, reqId=req_id, ticks=[_last_tick(t, inst) for t in rows], done=True
+            )
+        elif what == "BID_ASK":
+            self.send(
+                L.HISTORICAL_TICKS_BID_ASK, reqId=req_id, ticks=[_bid_ask_tick(t) for t in rows], done=True
+            )
+        else:
+            ticks = [{"time": t.second, "price": t.mid, "size": 0} for t in rows]
+            self.send(L.HISTORICAL_TICKS, reqId=req_id, ticks=ticks, done=True)
+
     # --- the clock pump -------------------------------------------------------------------------------------
     def on_clock(self, old_s: int, new_s: int, wall: float) -> None:
         """Stream what happened on the market between whole seconds old_s and new_s (inclusive of new_s),
@@ -1512,6 +1659,31 @@ class Session:
 
 def _ignore(f: Fields) -> None:
     return None
+
+
+def _last_tick(t: HistoricalTickRow, inst: Instrument) -> dict[str, Any]:
+    """A trade as HISTORICAL_TICKS_LAST carries it: tickAttribLast mask 0 (not past limit, reported)."""
+    return {
+        "time": t.second,
+        "mask": 0,
+        "price": t.bid,
+        "size": t.size,
+        "exchange": inst.exchange,
+        "specialConditions": "",
+    }
+
+
+def _bid_ask_tick(t: HistoricalTickRow) -> dict[str, Any]:
+    """A quote as HISTORICAL_TICKS_BID_ASK carries it: tickAttribBidAsk mask bit 1 askPastHigh (bit 2,
+    bidPastLow, never: the bid is the path's price, never below the session's low)."""
+    return {
+        "time": t.second,
+        "mask": 1 if t.ask_past_high else 0,
+        "priceBid": t.bid,
+        "priceAsk": t.ask,
+        "sizeBid": t.bid_size,
+        "sizeAsk": t.ask_size,
+    }
 
 
 def _req_error(req_id: int, code: int, text: str) -> RequestError:

@@ -21,6 +21,9 @@ MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS = 170  # PLACE_ORDER (conditional), OPEN/C
 MIN_SERVER_VER_FA_PROFILE_DESUPPORT = 177  # PLACE_ORDER, OPEN_ORDER, COMPLETED_ORDER: faProfile dropped
 MIN_SERVER_VER_PENDING_PRICE_REVISION = 178  # EXECUTION_DATA: pendingPriceRevision
 
+# --- requests that exist only from a version (sim/requests.py) ----------------------------------------
+MIN_SERVER_VER_WSHE_CALENDAR = 161  # REQ_WSH_META_DATA .. CANCEL_WSH_EVENT_DATA exist from here
+
 # --- gates used by session, market data, contract and account messages ----------------------------------
 # Below 163 nothing else changes in the messages the simulator speaks: everything older is always on.
 MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT = 163  # CONTRACT_DATA: sizeMinTick (163 only)
