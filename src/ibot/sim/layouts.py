@@ -306,33 +306,11 @@ NEWS_PROVIDERS = _layout(Outgoing.NEWS_PROVIDERS, Group("providers", (F("code"),
 SCANNER_PARAMETERS = _layout(Outgoing.SCANNER_PARAMETERS, _version(1), "xml")
 
 # --- account and positions -------------------------------------------------------------------------
-POSITION_DATA = _layout(
-    Outgoing.POSITION_DATA,
-    _version(3),
-    "account",
-    *_CONTRACT,
-    "exchange",
-    "currency",
-    "localSymbol",
-    "tradingClass",
-    "position",
-    "avgCost",
-)
+# A position as POSITION_DATA and POSITION_MULTI both write it, after the account.
+_POSITION = (*_CONTRACT, "exchange", "currency", "localSymbol", "tradingClass", "position", "avgCost")
+POSITION_DATA = _layout(Outgoing.POSITION_DATA, _version(3), "account", *_POSITION)
 POSITION_END = _layout(Outgoing.POSITION_END, _version(1))
-POSITION_MULTI = _layout(
-    Outgoing.POSITION_MULTI,
-    _version(1),
-    "reqId",
-    "account",
-    *_CONTRACT,
-    "exchange",
-    "currency",
-    "localSymbol",
-    "tradingClass",
-    "position",
-    "avgCost",
-    "modelCode",
-)
+POSITION_MULTI = _layout(Outgoing.POSITION_MULTI, _version(1), "reqId", "account", *_POSITION, "modelCode")
 POSITION_MULTI_END = _layout(Outgoing.POSITION_MULTI_END, _version(1), "reqId")
 SOFT_DOLLAR_TIERS = _layout(
     Outgoing.SOFT_DOLLAR_TIERS, "reqId", Group("tiers", (F("name"), F("value"), F("displayName")))
