@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -35,24 +37,41 @@ def limits() -> RiskLimits:
     return RiskLimits(max_position=5, max_order_size=5, max_orders_per_day=None, max_trades_per_day=None)
 
 
-async def trade_session(url: str, market_seconds: float) -> tuple[Rig, LiveRunner]:
-    server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, seed=11)
-    await server.start()
+@asynccontextmanager
+async def sim_session(
+    url: str, *, keep_records: bool = False, settings: dict[str, Any] | None = None, **server: Any
+) -> AsyncIterator[tuple[SimServer, OrderRecords, TradingSession]]:
+    """A started simulator (MES, SPEED, START; `server` overrides), migrated records at `url` and a trading
+    session on them, not started (`settings` override `sim_settings`). On exit the session and the simulator
+    stop and, unless `keep_records`, the records close."""
+    sim = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, **server)
+    await sim.start()
     records = OrderRecords(url)
     records.migrate()
     session = TradingSession(
-        sim_settings(server), records, limits(), symbols=("MES",), market_clock=sim_clock(server)
+        sim_settings(sim, **(settings or {})),
+        records,
+        limits(),
+        symbols=("MES",),
+        market_clock=sim_clock(sim),
     )
-    rig = Rig(server, records, session)
-    runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
     try:
+        yield sim, records, session
+    finally:
+        await session.stop()
+        await sim.stop()
+        if not keep_records:
+            records.close()
+
+
+async def trade_session(url: str, market_seconds: float) -> tuple[Rig, LiveRunner]:
+    async with sim_session(url, keep_records=True, seed=11) as (server, records, session):
+        rig = Rig(server, records, session)
+        runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
         await runner.start()
         await asyncio.wait_for(runner.run_for(market_seconds), 20)
         await runner.stop(flatten=True)
         await rig.consistent()
-    finally:
-        await session.stop()
-        await server.stop()
     return rig, runner
 
 
@@ -92,15 +111,8 @@ def test_orders_while_the_session_is_not_ready_are_refused_with_a_log_line_and_n
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
-        server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START)
-        await server.start()
-        records = OrderRecords(sqlite_url)
-        records.migrate()
-        session = TradingSession(
-            sim_settings(server), records, limits(), symbols=("MES",), market_clock=sim_clock(server)
-        )
-        strategy = OneOrderOnFirstBar()
-        try:
+        async with sim_session(sqlite_url) as (_server, records, session):
+            strategy = OneOrderOnFirstBar()
             await session.start()
             ctx = LiveContext(session, session.instrument("MES"), strategy)
             strategy.start(ctx)
@@ -115,10 +127,6 @@ def test_orders_while_the_session_is_not_ready_are_refused_with_a_log_line_and_n
             assert rec is not None and rec.strategy == "one_order"
             await asyncio.wait_for(_filled(session, sent), WAIT)
             assert ctx.position == 1
-        finally:
-            await session.stop()
-            await server.stop()
-            records.close()
 
     with caplog.at_level(logging.INFO, logger="ibot.engine"):
         asyncio.run(main())
@@ -135,19 +143,12 @@ async def _filled(session: TradingSession, cid: str) -> None:
 
 def test_a_stale_feed_during_trading_hours_pauses_the_strategy_until_data_returns(sqlite_url: str) -> None:
     async def main() -> None:
-        server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, seed=11)
-        await server.start()
-        records = OrderRecords(sqlite_url)
-        records.migrate()
-        session = TradingSession(
-            sim_settings(server, stale_after_seconds=120.0),
+        async with sim_session(sqlite_url, settings={"stale_after_seconds": 120.0}, seed=11) as (
+            server,
             records,
-            limits(),
-            symbols=("MES",),
-            market_clock=sim_clock(server),
-        )
-        runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
-        try:
+            session,
+        ):
+            runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
             await runner.start()
             rig = Rig(server, records, session)
             await rig.until(lambda: runner.stats.bars >= 2, "two bars traded")
@@ -159,10 +160,6 @@ def test_a_stale_feed_during_trading_hours_pauses_the_strategy_until_data_return
             await rig.until(lambda: not runner.stats.paused_reasons, "the strategy resumed")
             await rig.until(lambda: runner.stats.bars > traded, "a bar traded after the data came back")
             await runner.stop(flatten=True)
-        finally:
-            await session.stop()
-            await server.stop()
-            records.close()
 
     asyncio.run(main())
 
@@ -179,15 +176,8 @@ def test_while_a_runner_trades_the_survivors_of_a_collection_leave_the_full_coll
         return sum(id(n) in old for n in nodes)
 
     async def main() -> None:
-        server = SimServer(port=0, symbols=["MES"], speed=SPEED, start=START, seed=11)
-        await server.start()
-        records = OrderRecords(sqlite_url)
-        records.migrate()
-        session = TradingSession(
-            sim_settings(server), records, limits(), symbols=("MES",), market_clock=sim_clock(server)
-        )
-        runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
-        try:
+        async with sim_session(sqlite_url, seed=11) as (_server, _records, session):
+            runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
             await runner.start()
             kept = [Node() for _ in range(500)]  # what a session keeps: orders, trades, fills
             frozen = gc.get_freeze_count()
@@ -200,10 +190,6 @@ def test_while_a_runner_trades_the_survivors_of_a_collection_leave_the_full_coll
             gc.collect(1)
             gc.collect(1)
             assert in_old_generation(after) == len(after)  # stopped: the collector works as before
-        finally:
-            await session.stop()
-            await server.stop()
-            records.close()
 
     asyncio.run(main())
 

@@ -158,12 +158,13 @@ def _cme_days(group: HoursGroup, year: int) -> dict[date, SpecialDay]:
             out[d] = SpecialDay(d, DayKind.ABBREVIATED, min(halt, _THANKSGIVING_HALT), name)
         else:
             out[d] = SpecialDay(d, DayKind.ABBREVIATED, halt, name)
+    closes = {
+        "Independence Day eve": july3,
+        "Day after Thanksgiving": after_thanksgiving,
+        "Christmas Eve": christmas_eve,
+    }
     for d, name in _early_closes(year, official):
-        close = {
-            "Independence Day eve": july3,
-            "Day after Thanksgiving": after_thanksgiving,
-            "Christmas Eve": christmas_eve,
-        }[name]
+        close = closes[name]
         if close is not None:
             out[d] = SpecialDay(d, DayKind.EARLY_CLOSE, close, name)
     return out
