@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from oms_helpers import MES, MINUTE, MNQ, T0
 from pydantic import ValidationError
 
@@ -138,6 +140,107 @@ def test_daily_loss_limit_trips_the_kill_switch_on_unrealized_loss() -> None:
     rm.check(sell(1), MES)  # reducing is allowed while halted
     rm.reset_kill_switch()
     rm.check(buy(1), MES)
+
+
+def halted_at(position: int) -> RiskManager:
+    """Every limit off, the kill switch tripped, holding `position`."""
+    rm = risk()
+    if position:
+        rm.on_fill(MES, Side.BUY if position > 0 else Side.SELL, abs(position), 5000.0)
+    rm.trip("test: daily loss")
+    return rm
+
+
+def test_kill_switch_refuses_an_order_that_would_reverse_the_position() -> None:
+    """Issue 13, finding 12: long 2, halted, SELL 3 and SELL 4 were accepted and left a short."""
+    rm = halted_at(2)
+    for qty, short in ((3, -1), (4, -2)):
+        err = refused(rm, sell(qty))
+        assert (err.limit, err.value, err.allowed) == ("kill_switch", short, 0)
+        assert f"on position 2 would cross flat to {short} (over by {-short})" in str(err)
+    rm.check(sell(2), MES)  # exactly to flat
+    rm.check(sell(1), MES)
+
+
+def test_kill_switch_counts_working_orders_on_the_same_side() -> None:
+    """Two SELL 2 on a long 2 cannot cross between them: the second sees the first working."""
+    rm = halted_at(2)
+    rm.check(sell(2), MES)
+    err = refused(rm, sell(2), working_same_side=2)
+    assert (err.limit, err.value, err.allowed) == ("kill_switch", -2, 0)
+    assert "with 2 working" in str(err)
+    rm.check(sell(1), MES, working_same_side=1)
+    short = halted_at(-3)
+    short.check(buy(1), MES, working_same_side=2)
+    assert refused(short, buy(2), working_same_side=2).value == 1
+
+
+@pytest.mark.parametrize("position", [0, 2, -2])
+def test_kill_switch_refuses_every_opening_order(position: int) -> None:
+    rm = halted_at(position)
+    side = buy if position >= 0 else sell
+    err = refused(rm, side(1))
+    assert (err.limit, err.value, err.allowed) == (
+        "kill_switch",
+        position + (1 if position >= 0 else -1),
+        position,
+    )
+    assert "would open or add to it" in str(err)
+    if position == 0:
+        assert refused(rm, sell(1)).limit == "kill_switch"
+
+
+@given(
+    position=st.integers(-6, 6),
+    is_buy=st.booleans(),
+    quantity=st.integers(1, 8),
+    working=st.integers(0, 6),
+)
+def test_kill_switch_passes_exactly_the_orders_toward_flat_without_crossing(
+    position: int, is_buy: bool, quantity: int, working: int
+) -> None:
+    rm = halted_at(position)
+    side = Side.BUY if is_buy else Side.SELL
+    request = OrderRequest("MES", side, quantity)
+    toward_flat = side.sign * position < 0 and quantity + working <= abs(position)
+    projected = position + side.sign * (quantity + working)
+    if toward_flat:
+        rm.check(request, MES, working_same_side=working)
+        assert projected * position >= 0 and abs(projected) < abs(position)
+    else:
+        err = refused(rm, request, working_same_side=working)
+        assert (err.limit, err.value) == ("kill_switch", projected)
+
+
+@given(
+    position=st.integers(-5, 5).filter(bool),
+    steps=st.lists(
+        st.tuples(st.sampled_from(["order", "fill"]), st.booleans(), st.integers(1, 4)), max_size=25
+    ),
+)
+def test_kill_switch_never_lets_orders_and_fills_together_cross_flat(
+    position: int, steps: list[tuple[str, bool, int]]
+) -> None:
+    """Whatever is sent and filled while halted, the position and everything still working stay on the
+    position's side of flat (or at flat)."""
+    rm = halted_at(position)
+    working = {Side.BUY: 0, Side.SELL: 0}
+    for action, is_buy, n in steps:
+        side = Side.BUY if is_buy else Side.SELL
+        if action == "order":
+            try:
+                rm.check(OrderRequest("MES", side, n), MES, working_same_side=working[side])
+            except RiskLimitExceeded as exc:
+                assert exc.limit == "kill_switch"
+            else:
+                working[side] += n
+        elif (filled := min(n, working[side])) > 0:
+            rm.on_fill(MES, side, filled, 5000.0)
+            working[side] -= filled
+        now = rm.position(MES)
+        assert now * position >= 0
+        assert (now + working[Side.BUY] - working[Side.SELL]) * position >= 0
+        assert abs(now) <= abs(position)
 
 
 def test_daily_loss_counts_realized_pnl_and_fees() -> None:

@@ -3,8 +3,8 @@
 Limits come from config (`RiskLimits`); time is the data's clock (the trading day and the session check
 use event time, never the wall clock). Every refusal is a `RiskLimitExceeded` naming the limit, the value
 the order would reach, the allowed value and by how much it is over. A daily loss beyond the limit trips the
-kill switch: new orders that open or add to a position are refused until it is reset, and the order manager
-cancels everything and flattens.
+kill switch: until it is reset only orders that bring a position toward flat without crossing it pass (working
+orders on the same side counted), and the order manager cancels everything and flattens.
 """
 
 from __future__ import annotations
@@ -287,14 +287,8 @@ class RiskManager:
                     f"trading_hours: {where} at {ns_to_datetime(ts).isoformat()} is outside the "
                     f"{session.name} session (next open {ns_to_datetime(session.next_open(ts)).isoformat()})",
                 )
-        if self.kill_switch is not None and opening:
-            raise RiskLimitExceeded(
-                "kill_switch",
-                after,
-                position,
-                f"kill_switch: {where} would open or add to a position while trading is halted "
-                f"({self.kill_switch.reason}); only orders that reduce the position are allowed",
-            )
+        if self.kill_switch is not None:
+            self._check_halted(request, position, working_same_side, where)
         if lim.max_order_size is not None and request.quantity > lim.max_order_size:
             raise RiskLimitExceeded(
                 "max_order_size",
@@ -338,6 +332,29 @@ class RiskManager:
                 f"{lim.max_trades_per_day} (over by {n - lim.max_trades_per_day})",
             )
         self._check_band(request, instrument, where)
+
+    def _check_halted(self, request: OrderRequest, position: int, working_same_side: int, where: str) -> None:
+        """While the kill switch is tripped, an order may only bring the position toward flat, never past it.
+
+        The order and the contracts already working on its side count together (as if all filled), so two
+        SELL 2 on a long 2 cannot cross to short between them; any order on a flat position would open one.
+        """
+        projected = position + request.side.sign * (request.quantity + working_same_side)
+        if request.side.sign * position < 0 and projected * position >= 0:
+            return  # against the position, and not past flat
+        working = f" with {working_same_side} working" if working_same_side else ""
+        if position != 0 and projected * position < 0:
+            why, allowed, over = f"would cross flat to {projected}", 0, abs(projected)
+        else:
+            why, allowed, over = f"would open or add to it ({projected})", position, abs(projected - position)
+        reason = self.kill_switch.reason if self.kill_switch is not None else "halted"
+        raise RiskLimitExceeded(
+            "kill_switch",
+            projected,
+            allowed,
+            f"kill_switch: {where}{working} on position {position} {why} (over by {over}) while trading is "
+            f"halted ({reason}); only orders that bring the position toward flat without crossing it pass",
+        )
 
     def _check_sane(self, request: OrderRequest, instrument: Instrument, where: str) -> None:
         qty = request.quantity
