@@ -117,6 +117,23 @@ class TradingHours:
             )
         ]
 
+    def state_at(self, second: int) -> tuple[bool, int]:
+        """(True, close of the segment trading at `second`) or (False, the next segment's open) in full hours:
+        when a subscription or an order meets a closed market, the simulator says until when (a weekend, a
+        holiday, the daily halt, an abbreviated holiday's halt). Epoch seconds; a segment is [open, close)."""
+        table = _table(self, second, second + (_MAX_RUN + 1) * DAY, False)
+        i = int(np.searchsorted(table.closes, second, side="right"))  # the first segment closing after it
+        if i >= len(table.opens):  # beyond the table (it covers _MAX_RUN days ahead): never in practice
+            return False, second + (_MAX_RUN + 1) * DAY
+        a, b = int(table.opens[i]), int(table.closes[i])
+        return (True, b) if a <= second else (False, a)
+
+    def last_close(self, second: int) -> int | None:
+        """The close of the latest segment that ended at or before `second` (within `_MAX_RUN` days)."""
+        table = _table(self, second - (_MAX_RUN + 1) * DAY, second + 1, False)
+        i = int(np.searchsorted(table.closes, second, side="right")) - 1
+        return int(table.closes[i]) if i >= 0 else None
+
     def mask(self, start_s: int, end_s: int, rth: bool) -> BoolArray:
         """One bool per second of [start_s, end_s): inside a session segment (out of holiday halts, after
         early closes and between sessions it is False). A binary search over the cached segment table, then
@@ -686,6 +703,19 @@ class SimMarket:
     def is_open(self, inst: Instrument, second: int) -> bool:
         return bool(self.source.session_mask(inst, second, second + 1, False)[0])
 
+    def closed_until(self, inst: Instrument, second: int) -> int | None:
+        """None while the exchange's hours trade `inst` at `second`; else the second it opens again."""
+        is_open, boundary = hours_for(inst).state_at(second)
+        return None if is_open else boundary
+
+    def last_session_quote(self, inst: Instrument, second: int) -> QuoteTicks | None:
+        """The quote of the last second of the latest segment that closed at or before `second`: what a
+        closed market shows (last price, that session's high, low, open and volume), or None without data."""
+        close_s = hours_for(inst).last_close(second)
+        if close_s is None:
+            return None
+        return self.quote_ticks(inst, close_s - 1, close_s - 1)[0]
+
     def quote(self, inst: Instrument, second: int) -> Quote | None:
         """Top of book at `second`, or None outside the session (no market)."""
         t = self.quote_ticks(inst, second, second)[0]
@@ -1028,7 +1058,11 @@ class ContractQuery:
 
 
 class ContractBook:
-    """The contracts the simulator knows: the catalog's products and stocks, with their listed months."""
+    """The contracts the simulator knows: the catalog's products and stocks, with their listed months.
+
+    `symbols` are the products the server lists (its start-up line, symbol search, depth venues); contract
+    details, market data and orders are served for every catalog product whatever the list says, as TWS
+    serves any contract: a product's market starts on its first request."""
 
     def __init__(self, symbols: Sequence[str] | None = None) -> None:
         known = catalog.symbols()
@@ -1037,8 +1071,10 @@ class ContractBook:
         if unknown:
             raise MarketError(f"unknown symbols {', '.join(unknown)}; the catalog has {', '.join(known)}")
         self.symbols = wanted
+        self._all = [catalog.get_instrument(s) for s in known]
 
     def products(self) -> list[Instrument]:
+        """The listed products."""
         return [catalog.get_instrument(s) for s in self.symbols]
 
     def months(self, symbol: str, asof: date, include_expired: bool, n: int = 8) -> list[Instrument]:
@@ -1053,7 +1089,7 @@ class ContractBook:
         """Every known contract the query describes (IB's contract-details semantics: all matches)."""
         sec = q.sec_type.upper()
         candidates: list[Instrument] = []
-        for product in self.products():
+        for product in self._all:
             if q.symbol and q.symbol.upper() not in (product.symbol, product.trading_class):
                 continue
             if q.trading_class and q.trading_class.upper() != (product.trading_class or product.symbol):

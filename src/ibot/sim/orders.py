@@ -43,6 +43,7 @@ from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import NS_PER_SECOND
 from ibot.model.orders import Fill, OrderRequest, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from ibot.sim.account import AccountSnapshot, PositionSnapshot, initial_margin, maintenance_margin, money
+from ibot.sim.closed import ORDER_MESSAGE, order_held_text, until_text
 from ibot.sim.faults import OrderFaults
 from ibot.sim.layouts_orders import (
     ORDER_VIEWS,
@@ -297,6 +298,9 @@ class SimBroker:
         self._orders: dict[tuple[int, int], SimOrder] = {}
         self._by_perm: dict[int, SimOrder] = {}
         self._held: list[SimOrder] = []  # transmit=False orders waiting for their group's transmit
+        self._parked: list[
+            SimOrder
+        ] = []  # transmitted while their market was closed: PreSubmitted till it opens
         self._live: dict[int, SimOrder] = {}  # permId -> transmitted order not yet done
         self._quote_cache: dict[int, tuple[int, Quote | None]] = {}  # con_id -> (second, quote)
         self.executions: list[Execution] = []
@@ -325,6 +329,10 @@ class SimBroker:
     def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
         """Live orders (transmitted, not done) of one client, or of all clients when None."""
         return [o for o in self._live.values() if client_id is None or o.client_id == client_id]
+
+    def order_count(self) -> int:
+        """Every order placed (of every client), whatever became of it."""
+        return len(self._orders)
 
     def completed_orders(self) -> list[SimOrder]:
         done = [o for o in self._orders.values() if o.is_done]
@@ -655,6 +663,49 @@ class SimBroker:
                 order.transmitted = True
                 self._make_inactive(order, shortfall)
                 return
+        if not self.match_bars:
+            opens = self.market.closed_until(order.inst, int(self.market.now_s))
+            if opens is not None or (order.parent is not None and order.parent in self._parked):
+                self._park(order, opens)
+                return
+        self._to_engine(order)
+
+    def _park(self, order: SimOrder, opens: int | None) -> None:
+        """The market is closed: accept the order and hold it PreSubmitted until the open, with TWS's
+        warning 399 first (see `ibot.sim.closed`). A bracket child parks with its parent."""
+        order.transmitted = True
+        order.status = "PreSubmitted"
+        self._live[order.perm_id] = order
+        self._parked.append(order)
+        if opens is not None:
+            text = order_held_text(order.side.value, order.quantity, order.inst, opens)
+            log.info(
+                "client %d order %d: %s market closed; held PreSubmitted until %s",
+                order.client_id,
+                order.order_id,
+                order.inst.key,
+                until_text(order.inst, opens),
+            )
+            self.events.order_error(order.client_id, order.order_id, ORDER_MESSAGE, text)
+        self.events.order_status(order, True)
+        order.announce = False
+
+    def _release_parked(self, second: int) -> None:
+        """Orders parked on a closed market go to the engine once it opens (in the order they came)."""
+        for order in list(self._parked):
+            if order.is_done or order.status == "PendingCancel":
+                self._parked.remove(order)
+            elif self.market.closed_until(order.inst, second) is None:
+                self._parked.remove(order)
+                log.info(
+                    "client %d order %d: %s market open; order working",
+                    order.client_id,
+                    order.order_id,
+                    order.inst.key,
+                )
+                self._to_engine(order)
+
+    def _to_engine(self, order: SimOrder) -> None:
         engine = self._engine(order.inst)
         self._refresh_quote(engine, order.inst)
         ts = self._order_ts(order.inst)
@@ -764,6 +815,11 @@ class SimBroker:
         if self.match_bars:
             self._match_replayed_bars(old_s, new_s)
             return
+        self._feed_working(old_s, new_s)
+        if self._parked:  # after the feed: they meet the market from the second the clock is at
+            self._release_parked(new_s)
+
+    def _feed_working(self, old_s: int, new_s: int) -> None:
         for con_id, engine in self._engines.items():
             if not engine.working:
                 continue
@@ -824,6 +880,10 @@ class SimBroker:
         order.view = o
         order.quantity, order.limit_price, order.stop_price = qty, limit, stop
         order.announce = True
+        if order in self._parked:  # still waiting for the open: the new terms are what will work
+            self.events.order_status(order, True)
+            order.announce = False
+            return
         if not order.transmitted:
             if o.transmit:
                 order.transmit = True
@@ -885,6 +945,11 @@ class SimBroker:
             return
         order.status = "PendingCancel"
         self.events.order_status(order, True)
+        if order in self._parked:  # never reached the exchange: cancelled at once
+            self._parked.remove(order)
+            self._finish(order, "Cancelled")
+            self._cancelled(order, "")
+            return
         engine = self._engine(order.inst)
         if self.faults.take_late_cancel():
             log.info("fault: cancel of order %d arrives too late; it fills", order.order_id)

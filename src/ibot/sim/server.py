@@ -22,6 +22,7 @@ from ibot.exchange.fees import IB_MICRO_FUTURES, FeeModel
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim import account as acct
+from ibot.sim.closed import status_summary, utc_time
 from ibot.sim.faults import FARM_MESSAGES, Faults
 from ibot.sim.layouts_orders import OpenOrderView
 from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
@@ -110,6 +111,7 @@ class SimServer:
         self._pump_task: asyncio.Task[None] | None = None
         self._running = False
         self._conn_no = 0
+        self.clients_served = 0  # connections that got through START_API
         self._tasks: set[asyncio.Task[object]] = set()
 
     # --- life cycle -----------------------------------------------------------------------------------------
@@ -126,11 +128,26 @@ class SimServer:
         self._running = True
         self._pump_task = asyncio.create_task(self._pump(), name="ibot-sim-clock")
         log.info(
-            "TWS simulator listening on %s:%d (speed %s, symbols %s)",
+            "TWS simulator listening on %s:%d (speed %s, symbols %s); %s",
             self.host,
             self.port,
             self.market.speed or "max",
             ",".join(self.book.symbols),
+            self.market_status(),
+        )
+
+    def market_status(self) -> str:
+        """``market time 2026-12-05 14:03:23 UTC (Sat): MES, MNQ closed until 2026-12-06 23:00:00 UTC``."""
+        now = int(self.market.now_s)
+        return f"market time {utc_time(now)}: {status_summary(self.book.products(), now)}"
+
+    def summary(self) -> str:
+        """One line for the end of a run: the market time, the clients served, the orders and fills."""
+        orders = self.broker.order_count()
+        return (
+            f"market time {utc_time(int(self.market.now_s))}; {self.clients_served} client"
+            f"{'' if self.clients_served == 1 else 's'} served; {orders} order{'' if orders == 1 else 's'}, "
+            f"{len(self.broker.executions)} fill{'' if len(self.broker.executions) == 1 else 's'}"
         )
 
     async def stop(self) -> None:
@@ -194,6 +211,7 @@ class SimServer:
         if holder is not None and not holder.closed:
             return False
         self._clients[client_id] = session
+        self.clients_served += 1
         return True
 
     def forget(self, session: Session) -> None:

@@ -23,6 +23,7 @@ from ibot.sim import account as acct
 from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
 from ibot.sim import layouts_orders as LO  # noqa: N812
 from ibot.sim import versions as v
+from ibot.sim.closed import until_text
 from ibot.sim.market import (
     TICK_KINDS,
     BarRow,
@@ -176,6 +177,8 @@ class MarketDataSub:
     delayed: bool
     sent: dict[int, int] = field(default_factory=dict)  # tick type -> value last sent (prices in ticks)
     frames: TickFrames | None = None  # built on the first quote, for the session's server version
+    closed: bool = False  # subscribed while the market was closed, and it has not opened since
+    frozen: bool = False  # ... and answered as frozen data (market data type 2 / 4) until it opens
 
 
 @dataclass(slots=True)
@@ -1183,7 +1186,12 @@ class Session:
         log.info("%s reqMktData %s reqId=%d%s", self.name, inst.key, req_id, " snapshot" if snapshot else "")
         self._check_new_sub(req_id)
         delayed = self.market_data_type in (3, 4)
-        self.send(L.MARKET_DATA_TYPE, reqId=req_id, marketDataType=3 if delayed else 1)
+        now = int(self.server.market.now_s)
+        sub = MarketDataSub(req_id, inst, delayed)
+        sub.closed = self._log_if_closed(req_id, inst, "reqMktData", now)
+        sub.frozen = sub.closed and self.market_data_type in (2, 4)
+        kind = (4 if delayed else 2) if sub.frozen else (3 if delayed else 1)
+        self.send(L.MARKET_DATA_TYPE, reqId=req_id, marketDataType=kind)
         self.send(
             L.TICK_REQ_PARAMS,
             reqId=req_id,
@@ -1191,9 +1199,10 @@ class Session:
             bboExchange="",
             snapshotPermissions=3,
         )
-        sub = MarketDataSub(req_id, inst, delayed)
-        if self.server.data_flowing(self):
-            self._stream_quote(sub, int(self.server.market.now_s))
+        if sub.closed:
+            self._send_closed_quote(sub, now)
+        elif self.server.data_flowing(self):
+            self._stream_quote(sub, now)
         if snapshot:
             self.send(L.TICK_SNAPSHOT_END, reqId=req_id)
         else:
@@ -1211,9 +1220,74 @@ class Session:
         out = bytearray()
         for q in self.server.market.quote_ticks(sub.inst, first, new_s):
             if q is not None:
+                if sub.closed:
+                    self._market_opened(sub)
                 self._send_quote(sub, frames, q, out)
         if out:
             self._write(out)
+
+    def _log_if_closed(self, req_id: int, inst: Instrument, what: str, now: int) -> bool:
+        """Log, per subscription, that its market is closed and until when; True when it is."""
+        opens = self.server.market.closed_until(inst, now)
+        if opens is None:
+            return False
+        log.info(
+            "%s %s %s reqId=%d: market closed until %s",
+            self.name,
+            what,
+            inst.key,
+            req_id,
+            until_text(inst, opens),
+        )
+        return True
+
+    def _send_closed_quote(self, sub: MarketDataSub, now: int) -> None:
+        """A closed market as TWS shows it (see `ibot.sim.closed`): the last session's last price, close,
+        high, low, open and volume; bid and ask -1 with size 0 (ib_async: nan), or, for frozen data (type
+        2 / 4), the last bid and ask with their sizes. Live quotes follow when the market opens."""
+        q = self.server.market.last_session_quote(sub.inst, now)
+        if q is None:
+            return
+        frames = sub.frames
+        if frames is None:
+            frames = sub.frames = TickFrames(sub, self.server_version)
+        out = bytearray()
+        sent = sub.sent
+        sent[_LAST] = q.bid
+        frames.price(out, _LAST, q.bid, q.last_size, 0)
+        frames.size(out, _LAST_SIZE, q.last_size)
+        sent[_VOLUME] = q.volume
+        frames.size(out, _VOLUME, q.volume)
+        for tick, ticks in ((_HIGH, q.high), (_LOW, q.low), (_CLOSE, q.bid), (_OPEN, q.open)):
+            sent[tick] = ticks
+            frames.price(out, tick, ticks, 0, 0)
+        if sub.frozen:
+            for tick, size_tick, ticks, size in (
+                (_BID, _BID_SIZE, q.bid, q.bid_size),
+                (_ASK, _ASK_SIZE, q.bid + 1, q.ask_size),
+            ):
+                sent[tick], sent[size_tick] = ticks, size
+                frames.price(out, tick, ticks, size, 0)
+                frames.size(out, size_tick, size)
+        self._write(out)
+        if not sub.frozen:  # no quote on a closed market: -1 (the sent record forces a resend at the open)
+            for tick in (_BID, _ASK):
+                sent[tick] = -1
+                self.send(
+                    L.TICK_PRICE,
+                    reqId=sub.req_id,
+                    tickType=int(DELAYED_TWIN[tick]) if sub.delayed else int(tick),
+                    price=-1.0,
+                    size=0,
+                    attrMask=0,
+                )
+
+    def _market_opened(self, sub: MarketDataSub) -> None:
+        sub.closed = False
+        log.info("%s reqMktData %s reqId=%d: market open; live quotes", self.name, sub.inst.key, sub.req_id)
+        if sub.frozen:
+            sub.frozen = False
+            self.send(L.MARKET_DATA_TYPE, reqId=sub.req_id, marketDataType=3 if sub.delayed else 1)
 
     @staticmethod
     def _send_quote(sub: MarketDataSub, frames: TickFrames, q: QuoteTicks, out: bytearray) -> None:
@@ -1254,6 +1328,7 @@ class Session:
         inst = self.resolve(req_id, q)
         log.info("%s reqTickByTickData %s %s reqId=%d", self.name, inst.key, kind, req_id)
         self._check_new_sub(req_id)
+        self._log_if_closed(req_id, inst, "reqTickByTickData", int(self.server.market.now_s))
         self.subs[req_id] = TickByTickSub(req_id, inst, kind, int(self.server.market.now_s))
 
     def _req_real_time_bars(self, f: Fields) -> None:
@@ -1267,6 +1342,7 @@ class Session:
         log.info("%s reqRealTimeBars %s %s reqId=%d", self.name, inst.key, what, req_id)
         self._check_new_sub(req_id)
         now = int(self.server.market.now_s)
+        self._log_if_closed(req_id, inst, "reqRealTimeBars", now)
         self.subs[req_id] = RealTimeBarSub(req_id, inst, what, rth, now - now % 5)
 
     def _req_mkt_depth(self, f: Fields) -> None:
@@ -1278,6 +1354,7 @@ class Session:
         inst = self.resolve(req_id, q)
         log.info("%s reqMktDepth %s rows=%d reqId=%d", self.name, inst.key, rows, req_id)
         self._check_new_sub(req_id)
+        self._log_if_closed(req_id, inst, "reqMktDepth", int(self.server.market.now_s))
         sub = DepthSub(req_id, inst, rows, smart)
         self.subs[req_id] = sub
         if self.server.data_flowing(self):
@@ -1361,6 +1438,7 @@ class Session:
         )
         if keep:
             sub = HistoricalSub(req_id, inst, bar_s, unit, what, rth, format_date, start_s)
+            self._log_if_closed(req_id, inst, "reqHistoricalData keepUpToDate", int(self.server.market.now_s))
             if bars:
                 sub.last_bar = tuple(self._bar_values(bars[-1], tz, format_date, bool(unit)).values())
             self.subs[req_id] = sub
@@ -1569,6 +1647,9 @@ class Session:
             sub.next_start += 5
             rows = market.bars(sub.inst, a, a + 5, 5, sub.what, sub.rth)
             if not rows:
+                opens = market.closed_until(sub.inst, a)
+                if opens is not None:  # closed: no bars until the open (a weekend is 10,000 of them)
+                    sub.next_start = max(sub.next_start, min(opens - opens % 5, now - now % 5))
                 continue
             b = rows[0]
             self.send(
