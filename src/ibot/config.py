@@ -48,3 +48,47 @@ def load_settings(path: Path | None = None) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"config key {where!r}: {first['msg']}") from None
+
+
+class PathError(IbotError, ValueError):
+    """A directory option that names a file, a missing directory, or a place that cannot be written."""
+
+
+def ensure_directory(path: Path, what: str) -> Path:
+    """`path` as a writable directory, created (with its parents) if missing; `what` names it in errors
+    (e.g. "--out"). Refuses a file where a directory is needed, and a place the OS will not create."""
+    check_directory_target(path, what)
+    if path.exists():
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PathError(f"{what} {path} cannot be created: {exc.strerror or exc}") from None
+    return path
+
+
+def check_directory_target(path: Path, what: str) -> None:
+    """Refuse, without creating anything, a `path` that cannot become a writable directory: a file, a file
+    among its parents, or a parent the user cannot write to."""
+    if path.exists():
+        if not path.is_dir():
+            raise PathError(f"{what} {path} is a file, not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PathError(f"{what} {path} is not writable")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PathError(f"{what} {path} cannot be created: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PathError(f"{what} {path} cannot be created: {ancestor} is not writable")
+
+
+def existing_directory(path: Path, what: str) -> Path:
+    """`path` if it is an existing directory (a reading command creates nothing); else one sentence."""
+    if not path.exists():
+        raise PathError(f"{what} {path} does not exist")
+    if not path.is_dir():
+        raise PathError(f"{what} {path} is a file, not a directory")
+    return path

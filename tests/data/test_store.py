@@ -12,7 +12,7 @@ import pytest
 
 from ibot.data import store as store_module
 from ibot.data.bars import BarFrame, InvalidBarsError
-from ibot.data.store import BarStore, MissingBarsError
+from ibot.data.store import BarStore, MissingBarsError, OverlapError
 from ibot.model import Bar, BarDataError, ParameterError, datetime_to_ns
 
 MIN = 60_000_000_000
@@ -168,7 +168,81 @@ def test_a_file_that_is_not_parquet_is_reported_by_path(tmp_path: Path) -> None:
     path = store.path("MES", "1min")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not parquet at all")
-    with pytest.raises(BarDataError, match=r"1min\.parquet is not a"):
+    with pytest.raises(BarDataError, match=r"1min\.parquet is damaged or not a bar file"):
         store.read("MES", "1min")
-    with pytest.raises(BarDataError, match="is not a readable Parquet file"):
-        store.list()
+    [entry] = store.list()
+    assert entry.path == path and entry.rows == 0
+    assert entry.problem is not None and "Parquet" in entry.problem
+
+
+def _damage_middle(path: Path) -> None:
+    """Overwrite 16 bytes in the middle of `path` (the data pages; the footer stays readable)."""
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.seek(size // 2)
+        handle.write(bytes(range(16)))
+
+
+def test_one_unreadable_file_is_named_and_the_other_series_still_list_and_read(tmp_path: Path) -> None:
+    store = BarStore(tmp_path)
+    store.write("MES", "1min", make_bars(0, 50))
+    store.write("MNQ", "1min", make_bars(0, 40))
+    store.path("MES", "1min").write_bytes(b"PAR1 truncated")
+    entries = {e.symbol: e for e in store.list()}
+    assert entries["MES"].problem is not None and entries["MES"].rows == 0
+    assert entries["MNQ"].problem is None and entries["MNQ"].rows == 40
+    assert len(store.read("MNQ", "1min")) == 40
+    with pytest.raises(BarDataError, match=r"bars/MES/1min\.parquet"):
+        store.read("MES", "1min")
+
+
+def test_a_file_damaged_in_the_middle_fails_verification_and_reading_by_name(tmp_path: Path) -> None:
+    store = BarStore(tmp_path)
+    store.write("MES", "1min", BarFrame.from_bars(make_bars(0, 20_000)))
+    path = store.path("MES", "1min")
+    _damage_middle(path)
+    [quick] = store.list(verify=False)
+    assert quick.problem is None and quick.rows == 20_000  # the footer alone cannot tell
+    [checked] = store.list(verify=True)
+    assert checked.problem is not None
+    with pytest.raises(BarDataError, match=r"1min\.parquet is damaged"):
+        store.read("MES", "1min")
+
+
+def test_verification_passes_a_whole_file(tmp_path: Path) -> None:
+    store = BarStore(tmp_path)
+    store.write("MES", "1min", make_bars(0, 500))
+    [entry] = store.list(verify=True)
+    assert entry.problem is None
+
+
+def test_write_range_refuses_stored_bars_inside_the_range_and_writes_nothing(tmp_path: Path) -> None:
+    store = BarStore(tmp_path)
+    store.write("MES", "1min", make_bars(0, 10))
+    before = store.path("MES", "1min").read_bytes()
+    with pytest.raises(OverlapError, match=r"already holds 5 MES 1min bars from 2024-03-05 14:35:00 UTC to "
+                       r"2024-03-05 14:39:00 UTC.*--replace"):  # fmt: skip
+        store.write_range("MES", "1min", make_bars(5, 10), replace=False)
+    assert store.path("MES", "1min").read_bytes() == before
+
+
+def test_write_range_with_replace_counts_replaced_and_added_and_drops_the_old_bars_of_the_range(
+    tmp_path: Path,
+) -> None:
+    store = BarStore(tmp_path)
+    store.write("MES", "1min", make_bars(0, 10))
+    # the new series covers minutes 4..12 but has no bar at minute 6: the old minute-6 bar must not survive
+    new = [b for b in make_bars(4, 9, close_offset=0.25) if b.ts != T0 + 6 * MIN]
+    report = store.write_range("MES", "1min", new, replace=True)
+    assert (report.replaced, report.added, report.rows) == (6, 2, 12)
+    back = store.read("MES", "1min")
+    assert T0 + 6 * MIN not in back.ts.tolist()
+    assert back.close.tolist()[4] == new[0].close
+    assert len(back) == 12
+
+
+def test_write_range_after_the_stored_bars_adds_them_all(tmp_path: Path) -> None:
+    store = BarStore(tmp_path)
+    store.write("MES", "1min", make_bars(0, 10))
+    report = store.write_range("MES", "1min", make_bars(10, 5), replace=False)
+    assert (report.replaced, report.added, report.rows) == (0, 5, 15)

@@ -96,6 +96,14 @@ def bar_size_name(interval: timedelta | str | int) -> str:
     return f"{seconds}s"
 
 
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"  # the one way the CLI shows a time: always UTC, always labelled
+
+
+def format_time(ts: int) -> str:
+    """A time (ns UTC) as ibot's CLI shows it everywhere: `2025-03-05 14:30:00 UTC`."""
+    return ns_to_datetime(ts).strftime(TIME_FORMAT)
+
+
 def _when(ts: int) -> str:
     """A timestamp for messages: ISO UTC time and the raw ns."""
     try:

@@ -5,6 +5,11 @@ unique ts. Writes validate first (bad bars never reach disk), merge with what is
 newer write wins), and replace the file atomically (temp file + fsync + rename), so a crash leaves either the
 old file or the new one, never half a file (a killed writer may leave a hidden `.<name>.*.tmp` beside it,
 which reads and `list()` ignore). One writer per file is assumed (the process that collects bars).
+
+Every data page carries a CRC32 checksum, verified on every read, so a file damaged in the middle fails to
+read (naming the file) instead of yielding wrong prices. `list()` never fails on one bad file: the entry
+carries its `problem`, and the other series are listed; `list(verify=True)` reads every file fully to find
+damage the footer does not show. `write_range` refuses to overwrite stored bars unless told to.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ibot.data.bars import BarFrame, bar_size_name, validate_bars
+from ibot.data.bars import BarFrame, bar_size_name, format_time, validate_bars
 from ibot.model.errors import BarDataError, IbotError, ParameterError
 from ibot.model.market import Bar, datetime_to_ns
 
@@ -40,6 +45,19 @@ class MissingBarsError(IbotError, LookupError):
     """No stored bars for a symbol and bar size."""
 
 
+class OverlapError(IbotError, ValueError):
+    """A write that would replace stored bars without being asked to."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """What a write did: bars added, stored bars replaced (same range, older data), rows in the file after."""
+
+    added: int
+    replaced: int
+    rows: int
+
+
 @dataclass(frozen=True, slots=True)
 class StoreEntry:
     """One stored series, as `BarStore.list()` reports it (read from file metadata only)."""
@@ -51,6 +69,7 @@ class StoreEntry:
     last_ts: int | None
     file_bytes: int
     path: Path
+    problem: str | None = None  # why the file is unreadable (None: readable; verified with list(verify=True))
 
 
 class BarStore:
@@ -82,6 +101,31 @@ class BarStore:
         self._write_atomic(target, merged)
         return len(merged)
 
+    def write_range(
+        self, symbol: str, bar_size: str, bars: BarFrame | Sequence[Bar], *, replace: bool
+    ) -> WriteReport:
+        """Store `bars` as the whole content of their time range [first ts, last ts].
+
+        Stored bars inside that range are the overlap: without `replace` they make this an OverlapError naming
+        the stored range and the file (nothing written); with `replace` they are removed and `bars` take their
+        place (no mix of two series inside one range). Raises InvalidBarsError on bad bars."""
+        target = self.path(symbol, bar_size)
+        new = validate_bars(bars, what=f"bars for {symbol} {bar_size_name(bar_size)}")
+        old = self._read_file(target) if target.exists() else BarFrame.empty()
+        inside = (old.ts >= new.ts[0]) & (old.ts <= new.ts[-1])
+        replaced = int(inside.sum())
+        if replaced and not replace:
+            first, last = old.ts[inside][0], old.ts[inside][-1]
+            raise OverlapError(
+                f"{target} already holds {replaced:,} {symbol} {bar_size_name(bar_size)} bars from "
+                f"{format_time(int(first))} to {format_time(int(last))} inside the range to write; "
+                "pass --replace to replace them"
+            )
+        kept = BarFrame(*(getattr(old, n)[~inside] for n in _COLUMNS))
+        merged = _merge(kept, new)
+        self._write_atomic(target, merged)
+        return WriteReport(added=len(new) - replaced, replaced=replaced, rows=len(merged))
+
     @staticmethod
     def _write_atomic(target: Path, frame: BarFrame) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +137,9 @@ class BarStore:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
-                pq.write_table(table, handle, row_group_size=_ROW_GROUP, compression="zstd")
+                pq.write_table(
+                    table, handle, row_group_size=_ROW_GROUP, compression="zstd", write_page_checksum=True
+                )
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
@@ -131,15 +177,21 @@ class BarStore:
         if end is not None:
             filters.append(("ts", "<", end))
         try:
-            table = pq.read_table(path, columns=list(_COLUMNS), filters=filters or None)
+            table = pq.read_table(
+                path, columns=list(_COLUMNS), filters=filters or None, page_checksum_verification=True
+            )
         except (pa.ArrowInvalid, KeyError, OSError) as exc:
-            raise BarDataError(f"{path} is not a bar file with columns {', '.join(_COLUMNS)}: {exc}") from exc
+            raise BarDataError(f"{path} is damaged or not a bar file ({', '.join(_COLUMNS)}): {exc}") from exc
         columns = [table.column(name).to_numpy() for name in _COLUMNS]
         return BarFrame(*columns)
 
     # Catalogue ----------------------------------------------------------------------------------------------
-    def list(self) -> list[StoreEntry]:
-        """Every stored series with its row count, first/last ts and file size, sorted by symbol, bar size."""
+    def list(self, verify: bool = False) -> list[StoreEntry]:
+        """Every stored series with its row count, first/last ts and file size, sorted by symbol, bar size.
+
+        Reads footers only, unless `verify`: then every file is read fully (page checksums, bar rules). A file
+        that fails is listed with its `problem` (rows 0 if even its footer is unreadable); never raises for
+        one bad file."""
         base = self.root / "bars"
         entries: list[StoreEntry] = []
         if not base.exists():
@@ -148,7 +200,10 @@ class BarStore:
             try:
                 meta = pq.ParquetFile(path).metadata
             except (pa.ArrowInvalid, OSError) as exc:
-                raise BarDataError(f"{path} is not a readable Parquet file: {exc}") from exc
+                entries.append(
+                    StoreEntry(path.parent.name, path.stem, 0, None, None, _size(path), path, _why(exc))
+                )
+                continue
             first_ts = last_ts = None
             if meta.num_rows:
                 ts_col = meta.schema.names.index("ts")
@@ -163,11 +218,22 @@ class BarStore:
                     rows=meta.num_rows,
                     first_ts=first_ts,
                     last_ts=last_ts,
-                    file_bytes=path.stat().st_size,
+                    file_bytes=_size(path),
                     path=path,
+                    problem=self.verify_file(path) if verify else None,
                 )
             )
         return entries
+
+    def verify_file(self, path: Path) -> str | None:
+        """Why `path` is not a good bar file (damaged page, wrong columns, broken bar rules), else None."""
+        try:
+            frame = self._read_file(path)
+            if len(frame):
+                validate_bars(frame, what=str(path))
+        except (BarDataError, pa.ArrowInvalid, OSError) as exc:
+            return _why(exc)
+        return None
 
 
 def _merge(old: BarFrame, new: BarFrame) -> BarFrame:
@@ -182,6 +248,19 @@ def _merge(old: BarFrame, new: BarFrame) -> BarFrame:
     keep_last = np.r_[ts_sorted[1:] != ts_sorted[:-1], True]
     rows = order[keep_last]
     return BarFrame(*(np.concatenate([getattr(old, n), getattr(new, n)])[rows] for n in _COLUMNS))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one short line for a listing."""
+    text = " ".join(str(exc).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def _as_ns(value: datetime | int | None) -> int | None:

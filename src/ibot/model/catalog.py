@@ -464,6 +464,10 @@ def contracts_table(
     roll_rules: Mapping[str, RollRule] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for ``ibot contracts``: the next `months` live months of each futures symbol as of `asof`."""
+    if not MIN_YEAR <= asof.year <= MAX_YEAR:
+        raise ParameterError(
+            f"as-of date {asof.isoformat()} is outside the years the catalog covers ({MIN_YEAR}..{MAX_YEAR})"
+        )
     wanted = [_norm(s) for s in symbols] if symbols is not None else list(_FUTURES_BY_SYMBOL)
     rules = {_norm(k): v for k, v in (roll_rules or {}).items()}
     rows: list[dict[str, Any]] = []
