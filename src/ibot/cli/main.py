@@ -223,22 +223,37 @@ def strategies(as_json: JsonOpt = False) -> None:
 @app.command()
 @friendly_errors
 def sim(
-    port: Annotated[int, typer.Option(help="TCP port (TWS paper default 7497).")] = 7497,
+    port: Annotated[int, typer.Option(help="TCP port (TWS paper default 7497; 0 = any free port).")] = 7497,
     host: Annotated[str, typer.Option(help="Address to bind; loopback by default.")] = "127.0.0.1",
-    symbols: Annotated[str, typer.Option(help="Comma-separated catalog symbols.")] = "MES,MNQ",
+    symbols: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbols",
+            "-s",
+            help="Catalog symbols the start-up line lists: MES,MNQ or -s MES -s MNQ [default: MES,MNQ]. "
+            "Every catalog contract is served either way.",
+        ),
+    ] = None,
     speed: Annotated[
         float, typer.Option(help="Market clock speed: 1 = real time, 60 = a minute a second.")
     ] = 1.0,
     max_speed: Annotated[
         bool, typer.Option("--max-speed", help="Advance the market as fast as the clients read.")
     ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Market time to start at, ISO 8601: 2026-12-07T14:30 (no zone = UTC) or "
+            "2026-12-07T08:30-06:00 [default: now]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 0,
     replay: Annotated[
         bool,
         typer.Option("--replay", help="Replay the bar store's 1-min bars, not a synthetic market."),
     ] = False,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Bar store for --replay (default from config).")
+        Path | None, typer.Option(metavar="DIR", help="Bar store for --replay (default from config).")
     ] = None,
     no_limits: Annotated[
         bool, typer.Option("--no-limits", help="Switch off the 50 msg/s limit and historical pacing.")
@@ -250,29 +265,34 @@ def sim(
         ),
     ] = None,
 ) -> None:
-    """Run the TWS-protocol simulator: an offline IB that any IB API client can connect to."""
+    """Run the TWS-protocol simulator: an offline IB that any IB API client can connect to. The start-up
+    line gives the market time and whether each market is open or closed (and until when); Ctrl-C or
+    SIGTERM closes every client's connection and prints a final line (exit 0); a second Ctrl-C exits
+    at once."""
+    from ibot.sim.launch import build, check_numbers, parse_start, parse_symbols, serve
     from ibot.sim.pacing import SimLimits
     from ibot.sim.script import parse_fault
-    from ibot.sim.server import run
 
-    names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-    for spec in fault or []:
-        parse_fault(spec)  # refuse a bad script before binding the port
+    names = parse_symbols(symbols or ["MES,MNQ"])
+    check_numbers(port, speed)
+    start_at = parse_start(start) if start is not None else None
+    script = [parse_fault(spec) for spec in fault or []]  # refuse a bad script before binding the port
     bars = None
     if replay:
         from ibot.workflows import load_replay
 
         bars = load_replay(names, data_dir)
-    run(
+    server = build(
         host=host,
         port=port,
         symbols=names,
         speed=None if max_speed else speed,
         seed=seed,
         limits=SimLimits.off() if no_limits else None,
-        faults=fault or [],
+        start=start_at,
         replay=bars,
     )
+    serve(server, script)
 
 
 # --- live ------------------------------------------------------------------------------------------------
