@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from ibot.config import load_settings
-from ibot.data.bars import bar_size_name, resample_bars
+from ibot.config import ensure_directory, existing_directory, load_settings
+from ibot.data.bars import TIME_FORMAT, bar_size_name, format_time, parse_interval, resample_bars
 from ibot.data.store import BarStore
 from ibot.data.synth import synth_bars
 from ibot.model import catalog
@@ -24,41 +24,83 @@ from ibot.strategy.params import parse_assignments
 SOURCE_BAR = "1min"
 
 
-def _store(data_dir: Path | None) -> BarStore:
-    return BarStore(data_dir or load_settings().data_dir)
+def _store(data_dir: Path | None, *, create: bool) -> BarStore:
+    """The bar store at `data_dir` (the `--data-dir` option) or the configured data directory.
+
+    `create` (a command that writes): the directory is made if missing; otherwise (a command that reads) a
+    missing `--data-dir` is an error, and nothing is created. A file where a directory belongs is an error."""
+    root = data_dir or load_settings().data_dir
+    what = "--data-dir" if data_dir is not None else "data directory (IBOT_DATA_DIR, ibot.toml)"
+    if create:
+        ensure_directory(root, what)
+    elif data_dir is not None or root.exists():
+        existing_directory(root, what)
+    return BarStore(root)
+
+
+def _check_synth_years(start: date, days: int) -> None:
+    """Synthetic sessions follow the exchanges' holiday calendars; refuse a range they do not cover."""
+    from ibot.model.calendar import MAX_YEAR, MIN_YEAR
+
+    # `days` trading sessions span at most ~7/5 as many calendar days, plus the holidays between them.
+    end = start.toordinal() + days * 7 // 5 + 21
+    if start.year < MIN_YEAR or end > date(MAX_YEAR, 12, 31).toordinal():
+        raise ParameterError(
+            f"--start {start.isoformat()} with --days {days}: synthetic sessions follow the exchange "
+            f"calendars, which cover {MIN_YEAR}-01-01..{MAX_YEAR}-12-31"
+        )
 
 
 def synth_to_store(
-    symbol: str, days: int, bar: str, start: date, seed: int, data_dir: Path | None, progress: bool = False
+    symbol: str,
+    days: int,
+    bar: str,
+    start: date,
+    seed: int,
+    data_dir: Path | None,
+    progress: bool = False,
+    replace: bool = False,
 ) -> dict[str, Any]:
-    """Generate `days` sessions of seeded synthetic bars for `symbol` and append them to the store."""
+    """Generate `days` trading sessions of seeded synthetic bars for `symbol` from `start` into the store.
+
+    Stored bars inside the generated range are never overwritten silently: without `replace` that is an
+    OverlapError naming the stored range; with it they are replaced, and the summary counts them."""
     inst = catalog.get_instrument(symbol)
-    store = _store(data_dir)
+    _check_synth_years(start, days)
+    store = _store(data_dir, create=True)
     with Progress(transient=True, disable=not progress) as bar_progress:
         task = bar_progress.add_task(f"synthesizing {inst.symbol}", total=None)
         frame = synth_bars(
             inst, datetime(start.year, start.month, start.day, tzinfo=UTC), days, bar, seed=seed
         )
-        rows = store.write(inst.symbol, bar, frame)
+        report = store.write_range(inst.symbol, bar, frame, replace=replace)
         bar_progress.update(task, completed=1, total=1)
     return {
         "symbol": inst.symbol,
         "bar": bar_size_name(bar),
+        "sessions": days,
+        "first": format_time(int(frame.ts[0])),
+        "last": format_time(int(frame.ts[-1])),
         "generated": len(frame),
-        "rows": rows,
+        "added": report.added,
+        "replaced": report.replaced,
+        "rows": report.rows,
         "path": str(store.path(inst.symbol, bar)),
     }
 
 
-def list_store(data_dir: Path | None) -> list[dict[str, Any]]:
-    """One row per stored series."""
+def list_store(data_dir: Path | None, verify: bool = True) -> list[dict[str, Any]]:
+    """One row per stored series; with `verify` every file is read fully and a damaged one is marked (its
+    `status` says why). A missing `--data-dir` is an error; nothing is created."""
     rows = []
-    for e in _store(data_dir).list():
+    for e in _store(data_dir, create=False).list(verify=verify):
         d = asdict(e)
-        d["first"] = ns_to_datetime(e.first_ts).isoformat() if e.first_ts is not None else None
-        d["last"] = ns_to_datetime(e.last_ts).isoformat() if e.last_ts is not None else None
+        d["first"] = format_time(e.first_ts) if e.first_ts is not None else None
+        d["last"] = format_time(e.last_ts) if e.last_ts is not None else None
         d.pop("first_ts", None)
         d.pop("last_ts", None)
+        d.pop("problem", None)
+        d["status"] = f"BAD: {e.problem}" if e.problem else ("verified" if verify else "ok")
         d["path"] = str(e.path)
         rows.append(d)
     return rows
@@ -76,6 +118,28 @@ def _commission(text: str | None) -> Any:
     if not value.is_finite() or value < 0:
         raise ParameterError(f"--commission {text!r} must be a finite amount >= 0")
     return FeeModel(broker=value, exchange=Decimal(0), regulatory=Decimal(0))
+
+
+def _source_bar(store: BarStore, symbol: str, interval: str) -> str | None:
+    """The stored bar size to build `interval` bars from: 1min when stored, else the largest stored size that
+    divides `interval` (bars are only ever built up from smaller ones); None when nothing is stored.
+
+    Refuses (ParameterError) when bars are stored but none can make `interval`: a finer bar, or one that is
+    not a multiple of the stored size, is never passed off as what was asked for."""
+    folder = store.path(symbol, SOURCE_BAR).parent
+    stored = sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    if not stored:
+        return None
+    if SOURCE_BAR in stored and parse_interval(interval) % parse_interval(SOURCE_BAR) == 0:
+        return SOURCE_BAR
+    want = parse_interval(interval)
+    usable = [size for size in stored if want % parse_interval(size) == 0]
+    if not usable:
+        raise ParameterError(
+            f"--bar {interval}: {symbol} has only {', '.join(stored)} bars stored in {store.root}, and a bar "
+            "is only built from smaller bars that divide it; use a multiple of the stored size"
+        )
+    return max(usable, key=parse_interval)
 
 
 def run_backtest(
@@ -103,20 +167,22 @@ def run_backtest(
     strat = strategy_cls(**parse_assignments(params, owner=strategy))
     interval = bar_size_name(bar)
     fees = _commission(commission)
-    store = _store(data_dir)
-    entries = {(e.symbol, e.bar_size) for e in store.list()}
-    if (inst.symbol, SOURCE_BAR) not in entries:
+    out = ensure_directory(
+        out_dir or load_settings().out_dir / "backtest", "--out" if out_dir else "output directory"
+    )
+    store = _store(data_dir, create=True)
+    source = _source_bar(store, inst.symbol, interval)
+    if source is None:
         if progress:
             console.print(
                 f"no stored bars for {inst.symbol}: generating {days} sessions of synthetic 1-min bars"
             )
         synth_to_store(inst.symbol, days, SOURCE_BAR, date(2025, 1, 6), seed, store.root, progress)
-    frame = store.read(inst.symbol, SOURCE_BAR)
-    if interval != SOURCE_BAR:
+        source = SOURCE_BAR
+    frame = store.read(inst.symbol, source)
+    if interval != source:
         frame = resample_bars(frame, interval)
     result = Backtester(inst, strat, frame, fees=fees, slippage_ticks=slippage_ticks).run(progress=progress)
-    out = out_dir or load_settings().out_dir / "backtest"
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"{inst.symbol}_{interval}_{strategy}"
     files = {
         "trades_csv": str(result.write_trades_csv(out / f"{stem}_trades.csv")),
@@ -141,15 +207,12 @@ def run_backtest(
 SIM_START = datetime(2025, 3, 5, 14, 30, tzinfo=UTC)
 
 
-def records_url(db: str | None) -> str:
-    """The records database: `db` as given, else the SQLite file in the data directory."""
-    from ibot.oms.records import default_url
+def records_url(db: str | None, create: bool = True) -> str:
+    """The records database: `db` checked (a URL of a known back end), else the SQLite file in the data
+    directory. `create=False` (a reading command): a missing SQLite file is an error. Creates nothing."""
+    from ibot.oms.database import records_url as checked_url
 
-    if db:
-        return db
-    data_dir = load_settings().data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return default_url(data_dir)
+    return checked_url(db, create=create)
 
 
 def run_live(
@@ -356,7 +419,7 @@ def orders_summary(records: Any, since_ts: int | None = None) -> dict[str, Any]:
 def _order_row(o: Any) -> dict[str, Any]:
     price = o.limit_price if o.limit_price is not None else o.stop_price
     return {
-        "created": ns_to_datetime(o.created_ts).strftime("%Y-%m-%d %H:%M:%S") if o.created_ts else "",
+        "created": format_time(o.created_ts) if o.created_ts else "",
         "client_order_id": o.client_order_id,
         "ib_id": o.ib_order_id,
         "strategy": o.strategy,
@@ -372,9 +435,14 @@ def _order_row(o: Any) -> dict[str, Any]:
     }
 
 
+def _parse_time(text: str) -> datetime:
+    """A time as `_order_row` / `_fill_row` show it (`format_time`), back to an aware datetime."""
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
 def _fill_row(f: Any) -> dict[str, Any]:
     return {
-        "time": ns_to_datetime(f.ts).strftime("%Y-%m-%d %H:%M:%S"),
+        "time": format_time(f.ts),
         "exec_id": f.exec_id,
         "client_order_id": f.client_order_id,
         "symbol": f.symbol,
@@ -388,11 +456,10 @@ def _fill_row(f: Any) -> dict[str, Any]:
 
 def list_orders(db: str | None) -> dict[str, Any]:
     """Every order record and fill of the records database, with the P&L they add up to."""
-    from ibot.oms.records import OrderRecords
+    from ibot.oms.database import open_records
 
-    records = OrderRecords(records_url(db))
+    records = open_records(records_url(db, create=False), create=False)
     try:
-        records.migrate()
         return orders_summary(records)
     finally:
         records.close()
@@ -442,7 +509,7 @@ def write_live_chart(summary: dict[str, Any], path: Path) -> Path:
     fills = summary["fills"]
     mult = float(catalog.get_instrument(summary["symbol"]).multiplier) if bars else 1.0
     for side, color, marker in (("BUY", "#1a9850", "^"), ("SELL", "#d73027", "v")):
-        pts = [(datetime.strptime(f["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC), float(f["price"]))
+        pts = [(_parse_time(f["time"]), float(f["price"]))
                for f in fills if f["side"] == side]  # fmt: skip
         if pts:
             ax_p.scatter(*zip(*pts, strict=True), color=color, marker=marker, s=40, zorder=3, label=side)
@@ -459,10 +526,7 @@ def write_live_chart(summary: dict[str, Any], path: Path) -> Path:
     step = (bars[1][0] - bars[0][0]) if len(bars) > 1 else 0
     for b in bars:
         end = ns_to_datetime(b[0] + step)
-        while (
-            k < len(ordered)
-            and datetime.strptime(ordered[k]["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) < end
-        ):
+        while k < len(ordered) and _parse_time(ordered[k]["time"]) < end:
             f = ordered[k]
             sign = 1 if f["side"] == "BUY" else -1
             cash -= sign * f["qty"] * float(f["price"]) * mult
@@ -482,7 +546,7 @@ def write_live_chart(summary: dict[str, Any], path: Path) -> Path:
 
 def load_replay(symbols: list[str], data_dir: Path | None) -> dict[str, list[Bar]]:
     """The stored 1-min bars of each symbol for the simulator to replay (MissingBarsError names a gap)."""
-    store = _store(data_dir)
+    store = _store(data_dir, create=False)
     out: dict[str, list[Bar]] = {}
     for name in symbols:
         inst = catalog.get_instrument(name)

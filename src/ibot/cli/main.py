@@ -11,27 +11,119 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError  # Typer 0.29 vendors Click as typer._click
 
 from ibot.model.errors import IbotError
 
-app = typer.Typer(
+# -h and --help everywhere (Click passes a context's settings down to every subcommand).
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+class IbotApp(typer.Typer):
+    """The `ibot` command as a program: a usage error (unknown option, bad value) is one line on stderr and
+    exit 2, like every other error, instead of Click's boxed usage text. Tests that drive `app` through
+    Typer's CliRunner go through Click directly and are unaffected."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", False)
+        try:
+            code = super().__call__(*args, **kwargs)
+        except NoArgsIsHelpError as exc:
+            typer.echo(exc.format_message(), err=True)
+            sys.exit(2)
+        except typer.TyperException as exc:
+            print_error(_usage_sentence(exc))
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_sentence(exc: typer.TyperException) -> str:
+    """Click's message on one line, with the command it concerns and where to find its help."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f"{ctx.command_path}: {message} (see `{ctx.command_path} -h`)"
+    return message
+
+
+def _no_type_tag(self: Any, ctx: Any) -> str | None:
+    """Help shows an option's metavar when it declares one (`--db URL`), never a `<bool>`/`<int>` type tag."""
+    return self.metavar
+
+
+# Typer renders every option's Python type as a tag (`--json <bool>`); ibot's help says it in words instead.
+typer.core.TyperOption.display_type_rich = _no_type_tag  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _no_type_tag  # type: ignore[method-assign]
+
+app = IbotApp(
     name="ibot",
     help="Futures-first automated trading for Interactive Brokers: data, backtests, simulator, live.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
-data_app = typer.Typer(help="The Parquet bar store: generate, list.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="The Parquet bar store: generate, list.", no_args_is_help=True, context_settings=CONTEXT_SETTINGS
+)
 app.add_typer(data_app, name="data")
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_error(sentence: str) -> None:
+    """One line on stderr: `error: <sentence>` (never wrapped, never read as Rich markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(sentence.split()))}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            shown = version("ibot")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install metadata
+            shown = "unknown (not installed)"
+        typer.echo(f"ibot {shown}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the ibot version and exit."),
+    ] = False,
+) -> None:
+    """Futures-first automated trading for Interactive Brokers: data, backtests, simulator, live."""
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+def _out_dir_option(value: Path | None) -> Path | None:
+    """Refuse at parse time an output directory that cannot be made (a file on its path, no write access)."""
+    from ibot.config import PathError, check_directory_target
+
+    if value is not None:
+        try:
+            check_directory_target(value, "")
+        except PathError as exc:
+            raise typer.BadParameter(str(exc).strip()) from None
+    return value
+
+
+DataDirOpt = Annotated[Path | None, typer.Option(metavar="DIR", help="Data directory (default from config).")]
 
 
 def friendly_errors(func: F) -> F:
@@ -42,7 +134,11 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except IbotError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            print_error(str(exc))
+            raise typer.Exit(2) from None
+        except OSError as exc:  # a path the OS refused that no check above foresaw: still one sentence
+            where = f" ({exc.filename})" if exc.filename else ""
+            print_error(f"{exc.strerror or exc}{where}")
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -68,16 +164,28 @@ def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None
 @app.command()
 @friendly_errors
 def contracts(
-    asof: Annotated[str | None, typer.Option(help="As-of date YYYY-MM-DD (default: today).")] = None,
+    asof: Annotated[
+        str | None, typer.Option(metavar="DATE", help="As-of date YYYY-MM-DD (default: today).")
+    ] = None,
     months: Annotated[int, typer.Option(min=1, max=24, help="Contracts per product.")] = 3,
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", "-s", help="Only these products.")] = None,
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbol", "-s", metavar="SYMBOLS", help="Only these products: -s MES,MNQ or -s MES -s MNQ."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Each product's next contracts: local symbol, last trade date and roll date, as of a date."""
-    from ibot.model.catalog import contracts_table
+    from ibot.model.catalog import MAX_YEAR, MIN_YEAR, contracts_table
 
     day = _parse_date(asof, "--asof") if asof else date.today()
-    rows = contracts_table(day, months, [s.upper() for s in symbol] if symbol else None)
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise typer.BadParameter(
+            f"{day.isoformat()} is outside the years the contract catalog covers ({MIN_YEAR}..{MAX_YEAR})",
+            param_hint="--asof",
+        )
+    rows = contracts_table(day, months, split_symbols(symbol) or None)
     if as_json:
         print_json({"asof": day.isoformat(), "contracts": rows})
         return
@@ -91,6 +199,13 @@ def contracts(
         "is_front",
     ]
     console.print(rows_table(f"Futures contracts as of {day.isoformat()}", rows, cols))
+
+
+def split_symbols(values: list[str] | None) -> list[str]:
+    """Symbols from a repeatable option, each value comma-separated too: `-s MES,MNQ -s MCL` -> 3 symbols
+    (upper case, blanks dropped, first occurrence kept)."""
+    names = [part.strip().upper() for value in values or [] for part in value.split(",")]
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def _parse_date(text: str, option: str) -> date:
@@ -107,14 +222,28 @@ def _parse_date(text: str, option: str) -> date:
 @friendly_errors
 def data_synth(
     symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog symbol, e.g. MES.")] = "MES",
-    days: Annotated[int, typer.Option(min=1, max=20000, help="Calendar days to generate.")] = 30,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20000,
+            help="Trading sessions to generate (weekends and exchange holidays have none).",
+        ),
+    ] = 30,
     bar: Annotated[str, typer.Option(help="Bar size, e.g. 1min, 5min.")] = "1min",
-    start: Annotated[str, typer.Option(help="First day YYYY-MM-DD.")] = "2025-01-06",
+    start: Annotated[
+        str, typer.Option(metavar="DATE", help="First trading day YYYY-MM-DD (a later one if it has none).")
+    ] = "2025-01-06",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same market.")] = 7,
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default from config).")] = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace stored bars inside the generated range (refused otherwise)."),
+    ] = False,
+    data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate a seeded synthetic market and append it to the bar store."""
+    """Generate a seeded synthetic market and add it to the bar store. Stored bars inside the generated
+    range are refused unless `--replace` (then the count replaced is reported)."""
     from ibot.workflows import synth_to_store
 
     summary = synth_to_store(
@@ -125,26 +254,37 @@ def data_synth(
         seed=seed,
         data_dir=data_dir,
         progress=not as_json,
+        replace=replace,
     )
     if as_json:
         print_json(summary)
     else:
         console.print(
-            f"[green]wrote[/] {summary['rows']:,} {summary['bar']} bars of {summary['symbol']} "
-            f"to {summary['path']}"
+            f"[green]wrote[/] {summary['generated']:,} {summary['bar']} bars of {summary['symbol']}, "
+            f"{summary['sessions']} trading sessions from {summary['first']} to {summary['last']} "
+            f"({summary['added']:,} added, {summary['replaced']:,} replaced); "
+            f"the file holds {summary['rows']:,} bars: {summary['path']}"
         )
 
 
 @data_app.command("list")
 @friendly_errors
 def data_list(
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default from config).")] = None,
+    data_dir: DataDirOpt = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Read every file fully (checksums, bar rules) and mark a damaged one; "
+            "--no-verify reads file footers only.",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """What the bar store holds: symbol, bar size, rows, first and last bar."""
+    """What the bar store holds: symbol, bar size, rows, first and last bar, and whether each file reads."""
     from ibot.workflows import list_store
 
-    rows = list_store(data_dir)
+    rows = list_store(data_dir, verify=verify)
     if as_json:
         print_json(rows)
     elif not rows:
@@ -167,8 +307,11 @@ def backtest(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market when the store has none.")] = 7,
     slippage: Annotated[int, typer.Option(min=0, help="Market-order slippage in ticks.")] = 1,
     commission: Annotated[str | None, typer.Option(help="Commission per contract per side (USD).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default from config).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write trades and charts.")] = None,
+    data_dir: DataDirOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", callback=_out_dir_option, help="Where to write trades and charts."),
+    ] = None,
     chart: Annotated[bool, typer.Option(help="Write the equity + price chart (HTML and PNG).")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -306,7 +449,10 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter k=v.")] = None,
     bar: Annotated[str, typer.Option(help="Bar size the strategy sees (a multiple of 5s).")] = "5min",
     db: Annotated[
-        str | None, typer.Option(help="Records database URL (default: SQLite file in the data directory).")
+        str | None,
+        typer.Option(
+            metavar="URL", help="Records database URL (default: SQLite file in the data directory)."
+        ),
     ] = None,
     sim: Annotated[
         bool, typer.Option("--sim", help="Trade against the TWS simulator started in this process.")
@@ -351,7 +497,10 @@ def run(
 @friendly_errors
 def orders(
     db: Annotated[
-        str | None, typer.Option(help="Records database URL (default: SQLite file in the data directory).")
+        str | None,
+        typer.Option(
+            metavar="URL", help="Records database URL (default: SQLite file in the data directory)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -374,9 +523,12 @@ DEMO_SESSION_SECONDS = 6.5 * 3600  # the RTH session, 08:30-15:00 Chicago
 @app.command()
 @friendly_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Where to write the report, trades and charts.")] = Path(
-        "out/demo"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", callback=_out_dir_option, help="Where to write the report, trades and charts."
+        ),
+    ] = Path("out/demo"),
     backtest: Annotated[
         bool, typer.Option("--backtest", help="The earlier demo: a 90-day backtest instead of a live run.")
     ] = False,
