@@ -24,6 +24,7 @@ from ibot.oms import records as records_module
 from ibot.oms.records import (
     Base,
     DuplicateOrderError,
+    FillConflictError,
     OrderChange,
     OrderRecords,
     RecordsError,
@@ -46,12 +47,11 @@ def test_migration_creates_the_schema_on_an_empty_database(db_url: str) -> None:
         assert rec.schema_revision() is None
         assert not {"orders", "order_events", "fills"} & set(inspect(rec.engine).get_table_names())
         rec.migrate()
-        assert rec.schema_revision() == "0001"
-        assert {"orders", "order_events", "fills", "oms_counters", "alembic_version"} <= set(
-            inspect(rec.engine).get_table_names()
-        )
+        assert rec.schema_revision() == "0002"
+        tables = {"orders", "order_events", "fills", "fill_conflicts", "oms_counters", "alembic_version"}
+        assert tables <= set(inspect(rec.engine).get_table_names())
         rec.migrate()  # upgrading again is a no-op
-        assert rec.schema_revision() == "0001"
+        assert rec.schema_revision() == "0002"
         # the migration builds exactly what the models describe
         with rec.engine.connect() as conn:
             diff = compare_metadata(
@@ -506,7 +506,7 @@ def every_row(url: str) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
                 tuple((type(v).__name__, v) for v in row)
                 for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
             ]
-            for table in ("orders", "order_events", "oms_counters", "fills")
+            for table in ("orders", "order_events", "oms_counters", "fills", "fill_conflicts")
         }
     finally:
         conn.close()
@@ -637,8 +637,11 @@ def test_a_fill_written_on_the_driver_connection_writes_exactly_the_rows_the_cor
             change = OrderChange(status, filled, 4 - filled, None, T0 + i * SECOND, f"exec {i}", "broker")
             for rec in (core, raw):
                 assert rec.record_fill("a1", ts=T0 + i * SECOND, symbol="MESH5", change=change, **fill)
-                # the same exec id again: nothing written, on either path
-                assert not rec.record_fill("a1", ts=T0, symbol="MESH5", change=change, **fill)
+                # the same execution again: nothing written, on either path
+                assert not rec.record_fill("a1", ts=T0 + i * SECOND, symbol="MESH5", change=change, **fill)
+                # the same exec id with another time: kept aside, the same row on either path
+                with pytest.raises(FillConflictError, match="time"):
+                    rec.record_fill("a1", ts=T0 - SECOND, symbol="MESH5", change=change, **fill)
         unknown = OrderChange(S.FILLED, 1, 0, None, T0, "", "broker")
         for rec in (core, raw):  # a fill of an order never recorded: the same error, nothing written
             with pytest.raises(IntegrityError, match="FOREIGN KEY"):
@@ -648,7 +651,8 @@ def test_a_fill_written_on_the_driver_connection_writes_exactly_the_rows_the_cor
                 )  # fmt: skip
         assert core._driver is None and raw._driver is not None
         core_rows, raw_rows = every_row(core.url), every_row(raw.url)
-        assert [len(core_rows[t]) for t in ("orders", "order_events", "fills")] == [1, 2 + len(FILLS), 3]
+        tables = ("orders", "order_events", "fills", "fill_conflicts")
+        assert [len(core_rows[t]) for t in tables] == [1, 2 + len(FILLS), 3, 3]
         assert raw_rows == core_rows
         assert [(f.exec_id, f.commission, f.commission_final) for f in raw.executions()] == [
             ("e1", None, False),

@@ -338,12 +338,15 @@ class TradingSession:
     # --- BrokerListener: every IB event passes here on its way to the OMS -----------------------------------
     def on_broker_event(self, event: BrokerEvent) -> None:
         self.clock.advance(event.ts)
+        integrity = len(self.om.integrity_errors)
         try:
             self.om.on_broker_event(event)
         except Exception as exc:  # e.g. the records database refused a write: say so loudly, keep the link
             log.exception("processing %s failed", type(event).__name__)
             self._error(f"processing {type(event).__name__} failed: {type(exc).__name__}: {exc}")
             return
+        for text in self.om.integrity_errors[integrity:]:  # an exec id naming two executions: degraded
+            self._error(text)
         if isinstance(event, BrokerError) and event.code not in _NOTICES:
             where = f" (order id {event.order_id})" if event.order_id is not None else ""
             self._error(f"IB error {event.code}{where}: {event.message}")
@@ -452,7 +455,7 @@ class TradingSession:
         self._link.reconciled_generation = generation
         self._link.reconciliations += 1
         self.last_report = report
-        summary = "clean" if report.clean else _describe_report(report)
+        summary = _describe_report(report)
         log.info("session reconciled with IB: %s", summary)
         self._emit(SessionEventKind.RECONCILED, summary, report)
         health = self.connection.health
@@ -489,6 +492,8 @@ class TradingSession:
         out += [f"stale feed {key}" for key in sorted(h.stale_feeds)]
         if self._state is SessionState.RECONCILING:
             out.append("reconciling")
+        if self.om.integrity_errors:
+            out.append(f"records integrity: {len(self.om.integrity_errors)} execution(s) kept aside")
         return tuple(out)
 
     def _feed_state(self, h: ConnectionHealth) -> str:
@@ -556,19 +561,5 @@ class TradingSession:
 
 
 def _describe_report(r: ReconcileReport) -> str:
-    parts: list[str] = []
-    if r.adopted_fills:
-        parts.append(f"adopted fills {','.join(r.adopted_fills)}")
-    if r.closed_orders:
-        parts.append(f"closed {','.join(r.closed_orders)}")
-    if r.status_changes:
-        parts.append("status " + ",".join(f"{c}={s}" for c, s in r.status_changes))
-    if r.unknown_executions:
-        parts.append(f"unknown executions {','.join(r.unknown_executions)}")
-    if r.unknown_open_orders:
-        parts.append(f"unknown open orders {','.join(map(str, r.unknown_open_orders))}")
-    if r.position_differences:
-        parts.append(
-            "positions " + ",".join(f"{k} ours {a} IB {b}" for k, (a, b) in r.position_differences.items())
-        )
-    return "; ".join(parts)
+    """The reconciliation in one line: "clean", or what differed and how it is explained."""
+    return r.describe()

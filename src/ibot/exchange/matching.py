@@ -39,7 +39,11 @@ see, and the rest is cancelled. GTC orders stay until filled or cancelled.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
+import os
+import secrets
+import time as time_module
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -71,6 +75,7 @@ __all__ = [
     "MatchingEngine",
     "OrderRejected",
     "UnknownOrderError",
+    "unique_exec_ids",
 ]
 
 _MKT, _LMT, _STP, _STP_LMT = 0, 1, 2, 3
@@ -215,6 +220,17 @@ class _Order:
         return self.qty - self.filled
 
 
+def unique_exec_ids(key: int) -> tuple[str, int]:
+    """An execution-id prefix and sequence start for one engine whose executions must never repeat an id
+    across runs and processes, as IB's never do (the records keep an execution by its id): the prefix is 8
+    hex digits hashed from the wall clock, the process id, 64 random bits and `key` (the instrument's conId),
+    the sequence starts at a random point below 2**28 (so it stays 8 hex digits). Two engines share an id
+    only if both 32-bit prefixes and their sequence ranges collide."""
+    seed = f"{time_module.time_ns()}-{os.getpid()}-{secrets.randbits(64)}-{key}".encode()
+    digest = hashlib.blake2b(seed, digest_size=8).digest()
+    return digest[:4].hex(), int.from_bytes(digest[4:], "big") & 0x0FFF_FFFF
+
+
 class MatchingEngine:
     """Matches one instrument's orders against bars, quotes or trades; see the module doc for the rules."""
 
@@ -226,7 +242,11 @@ class MatchingEngine:
         fees: FeeModel | None = None,
         day_end: Callable[[int], int] | None = None,
         exec_prefix: str = "0000e0d5",
+        exec_start: int = 0,
     ) -> None:
+        """`exec_prefix` and `exec_start`: the execution ids are ``{exec_prefix}.{n:08x}.01.01`` for
+        n = exec_start + 1, + 2, ... (IB's shape); a venue whose fills are recorded gives each engine its own
+        (`unique_exec_ids`), the backtester keeps the fixed default."""
         self.instrument = instrument
         self.listener = listener
         self.rules = rules or FillRules()
@@ -240,7 +260,7 @@ class MatchingEngine:
         self._orders: dict[str, _Order] = {}  # live and held orders, by id
         self.working: list[_Order] = []  # on the book, in arrival order; empty -> nothing to match
         self._seq = 0
-        self._exec_n = 0
+        self._exec_n = exec_start
         self._ts = 0
         self._exec_prefix = exec_prefix
         # Liquidity source now: "bar" (one budget), "quote" (per side), "trade" (its size), None (no data).

@@ -10,8 +10,15 @@ What it promises:
   max(broker's next valid id, last used + 1), since IB's nextValidId can go backwards after a gateway restart.
 - Every status change and execution goes through the state machine (`ibot.oms.states`), is written to the
   records, then reaches the strategy callbacks (OrderUpdate, Fill).
+- An execution is counted once by its exec id. The same exec id again with the same content (order, side,
+  quantity, price, time) is a redelivery (IB re-sends executions after a reconnect): nothing happens. With
+  other content it is an integrity error: logged as an error, listed in `integrity_errors` (the session shows
+  it as degraded), kept aside in the records' `fill_conflicts`, never counted or merged; its commission report
+  goes to that row too. A commission report changes only the fill of its own execution.
 - `reconcile` after a (re)connect adopts executions missed while disconnected (each exec id once), closes
-  orders the broker no longer has, and reports every difference, positions included.
+  orders the broker no longer has, compares the position ALL recorded fills add up to (every run) with the
+  broker's, names what explains a difference (IB's executions we could not count) or says that nothing does,
+  says when the broker has no memory of the recorded orders (a fresh simulator), and reports every difference.
 - The kill switch (daily loss limit, or `kill()`) cancels everything and flattens with market orders.
 """
 
@@ -20,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
 from ibot.model.catalog import resolve
 from ibot.model.clock import Clock
@@ -45,6 +53,7 @@ from ibot.oms.broker import (
 )
 from ibot.oms.records import (
     DuplicateOrderError,
+    FillConflictError,
     OrderChange,
     OrderRecord,
     OrderRecords,
@@ -118,9 +127,18 @@ class ReconcileReport:
     unknown_executions: list[str] = field(default_factory=list)  # exec ids of orders we never placed
     unknown_open_orders: list[int] = field(default_factory=list)  # broker order ids we never placed
     position_differences: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (ours, broker's)
+    conflicting_executions: list[str] = field(default_factory=list)  # exec ids kept aside (integrity errors)
+    # key -> what explains a position difference (IB's executions we could not count), or that nothing does
+    position_explanations: dict[str, str] = field(default_factory=dict)
+    # key -> the position every recorded fill adds up to (all runs), where it or the broker's is not zero
+    recorded_positions: dict[str, int] = field(default_factory=dict)
+    # why the broker looks like one with no memory of the recorded orders (a fresh simulator), or ""
+    fresh_broker: str = ""
 
     @property
     def clean(self) -> bool:
+        """Nothing differed (a note that the broker has no memory of flat, finished orders is not a
+        difference)."""
         return not (
             self.adopted_fills
             or self.closed_orders
@@ -128,10 +146,37 @@ class ReconcileReport:
             or self.unknown_executions
             or self.unknown_open_orders
             or self.position_differences
+            or self.conflicting_executions
         )
+
+    def describe(self) -> str:
+        """One line: "clean", or every difference and how it is explained, and the fresh-broker note."""
+        parts: list[str] = []
+        if self.adopted_fills:
+            parts.append(f"adopted fills {','.join(self.adopted_fills)}")
+        if self.closed_orders:
+            parts.append(f"closed {','.join(self.closed_orders)}")
+        if self.status_changes:
+            parts.append("status " + ",".join(f"{c}={s}" for c, s in self.status_changes))
+        if self.unknown_executions:
+            parts.append(f"unknown executions {','.join(self.unknown_executions)}")
+        if self.conflicting_executions:
+            parts.append(f"conflicting executions kept aside {','.join(self.conflicting_executions)}")
+        if self.unknown_open_orders:
+            parts.append(f"unknown open orders {','.join(map(str, self.unknown_open_orders))}")
+        for key, (ours, broker) in self.position_differences.items():
+            why = self.position_explanations.get(key, "")
+            parts.append(f"position {key} recorded {ours:+d} IB {broker:+d}" + (f" ({why})" if why else ""))
+        if self.fresh_broker:
+            parts.append(self.fresh_broker)
+        if self.clean:
+            parts.insert(0, "clean")
+        return "; ".join(parts)
 
 
 UpdateCallback = Callable[[OrderUpdate], None]
+# What became of one execution the broker reported (`OrderManager._apply_execution`).
+ExecutionOutcome = Literal["counted", "duplicate", "conflict", "unknown"]
 FillCallback = Callable[[Fill], None]
 
 
@@ -166,6 +211,8 @@ class OrderManager:
         self._in_flight: set[str] = set()
         self._unannounced: dict[str, tuple[int, str]] = {}  # PendingSubmit recorded, callbacks not yet called
         self._pending_commissions: dict[str, BrokerCommission] = {}
+        self._conflicted: set[str] = set()  # exec ids kept aside this session (integrity errors)
+        self.integrity_errors: list[str] = []  # one line per integrity error, for the session's status
         self._on_update: list[UpdateCallback] = []
         self._on_fill: list[FillCallback] = []
         self._tasks: set[asyncio.Task[object]] = set()
@@ -238,14 +285,18 @@ class OrderManager:
             rec.parent_client_order_id,
             rec.oca_group,
         )
+        m = ManagedOrder(request, inst, self._recorded_state(rec), rec.ib_order_id, rec.perm_id, rec.strategy)
+        self._register(m)
+        return m
+
+    def _recorded_state(self, rec: OrderRecord) -> OrderState:
+        """An order's state as the records hold it: its recorded executions and status."""
         state = OrderState(rec.client_order_id, rec.quantity, OrderStatus.CREATED, rec.created_ts)
         for f in self.records.fills(rec.client_order_id):
             state.apply_fill(f.exec_id, f.quantity, f.price, f.ts)
         state.status = rec.status  # as recorded, whatever the fills say
         state.message = rec.last_message
-        m = ManagedOrder(request, inst, state, rec.ib_order_id, rec.perm_id, rec.strategy)
-        self._register(m)
-        return m
+        return state
 
     def _register(self, m: ManagedOrder) -> None:
         self._orders[m.client_order_id] = m
@@ -499,7 +550,7 @@ class OrderManager:
     def on_broker_event(self, event: BrokerEvent) -> None:
         """Everything the broker reports comes in here (called on the event loop)."""
         if isinstance(event, BrokerExecution):
-            if not self._apply_execution(event, "broker") and not self._known_execution(event.exec_id):
+            if self._on_execution(event, "broker") == "unknown":
                 log.error("execution %s for unknown order id %s: not adopted", event.exec_id, event.order_id)
         elif isinstance(event, BrokerStatus):
             self._on_status(event)
@@ -566,32 +617,70 @@ class OrderManager:
             self.records.fill(exec_id) is not None
         )
 
-    def _apply_execution(self, ex: BrokerExecution, source: str) -> bool:
-        """Count an execution once (by exec id): state, records, risk, callbacks; False if unknown/seen."""
+    def _on_execution(self, ex: BrokerExecution, source: str) -> ExecutionOutcome:
+        """Count an execution (`_apply_execution`), or say why not: "unknown" when it is of no order of ours
+        and its exec id is recorded by none (the caller reports it)."""
         m = self._find(ex.order_id, ex.perm_id, ex.client_order_id)
+        if m is not None:
+            return self._apply_execution(ex, source, m)
+        if ex.exec_id in self._conflicted:
+            return "conflict"  # kept aside already: reported once
+        recorded = self.records.fill(ex.exec_id)
+        if recorded is None:
+            return "unknown"
+        order = f"order id {ex.order_id}" + (f" ({ex.client_order_id})" if ex.client_order_id else "")
+        self._integrity_error(
+            ex, None, [f"order {recorded.client_order_id} recorded, unknown {order} now"], source
+        )
+        return "conflict"
+
+    def _apply_execution(
+        self, ex: BrokerExecution, source: str, m: ManagedOrder | None = None
+    ) -> ExecutionOutcome:
+        """Count an execution once by exec id: state, records, risk, callbacks ("counted").
+
+        "duplicate": counted before with the same content (a redelivery), nothing happens; "conflict": its
+        exec id was counted or recorded with other content (an integrity error: kept aside, never counted);
+        "unknown": no order of ours (`m` None and none found)."""
+        m = m or self._find(ex.order_id, ex.perm_id, ex.client_order_id)
         if m is None:
-            return False
-        if m.state.apply_fill(ex.exec_id, ex.quantity, ex.price, ex.ts) is Applied.DUPLICATE:
-            return False
+            return "unknown"
+        if ex.exec_id in self._conflicted:
+            return "conflict"  # kept aside already: reported once
+        seen = self._counted_differences(m, ex)
+        if seen is not None:
+            if not seen:
+                return "duplicate"
+            self._integrity_error(ex, m, seen, source)
+            return "conflict"
+        m.state.apply_fill(ex.exec_id, ex.quantity, ex.price, ex.ts)
         if ex.perm_id and m.perm_id != ex.perm_id:  # e.g. filled while we were away: recorded just below
             m.perm_id = ex.perm_id
             self._by_perm_id[ex.perm_id] = m.client_order_id
         commission = broker_amount(ex.commission)
         message = f"execution {ex.exec_id}: {ex.side} {ex.quantity} @ {ex.price}"
-        recorded = self.records.record_fill(
-            m.client_order_id,
-            exec_id=ex.exec_id,
-            ts=ex.ts,
-            side=ex.side,
-            quantity=ex.quantity,
-            price=ex.price,
-            symbol=m.instrument.key,
-            currency=ex.currency or m.instrument.currency,
-            account=ex.account,
-            ib_order_id=m.order_id,
-            commission=commission,
-            change=self._change(m, ex.ts, message, source),  # the fill and the order's state: one commit
-        )
+        try:
+            recorded = self.records.record_fill(
+                m.client_order_id,
+                exec_id=ex.exec_id,
+                ts=ex.ts,
+                side=ex.side,
+                quantity=ex.quantity,
+                price=ex.price,
+                symbol=m.instrument.key,
+                currency=ex.currency or m.instrument.currency,
+                account=ex.account,
+                ib_order_id=m.order_id,
+                commission=commission,
+                change=self._change(m, ex.ts, message, source),  # the fill and the order's state: one commit
+                source=source,
+            )
+        except FillConflictError as exc:  # recorded (another run, another order) with other content
+            rec = self.records.get_order(m.client_order_id)
+            if rec is not None:
+                m.state = self._recorded_state(rec)  # not counted: the order as the records hold it
+            self._integrity_error(ex, m, exc.differences, source, kept_aside=True)
+            return "conflict"
         if not recorded:  # the exec id was recorded already (nothing written): the order's state still is
             self._persist(m, ex.ts, message, source)
         tripped = self.risk.on_fill(m.instrument, ex.side, ex.quantity, ex.price, ex.ts)
@@ -618,9 +707,80 @@ class OrderManager:
             self._apply_commission(pending)
         if tripped:
             self._schedule_kill()
-        return True
+        return "counted"
+
+    @staticmethod
+    def _counted_differences(m: ManagedOrder, ex: BrokerExecution) -> list[str] | None:
+        """None when `m` has not counted this exec id; else what differs from the execution it counted
+        (empty: the same execution again)."""
+        if not m.state.has_execution(ex.exec_id):
+            return None
+        counted = next(e for e in m.state.executions if e.exec_id == ex.exec_id)
+        out: list[str] = []
+        if ex.side is not m.request.side:
+            out.append(f"side {m.request.side} counted, {ex.side} now")
+        if ex.quantity != counted.quantity:
+            out.append(f"quantity {counted.quantity} counted, {ex.quantity} now")
+        if Decimal(ex.price) != counted.price:
+            out.append(f"price {counted.price} counted, {ex.price} now")
+        if ex.ts != counted.ts:
+            out.append(f"time {counted.ts} counted, {ex.ts} now (ns)")
+        return out
+
+    def _integrity_error(
+        self,
+        ex: BrokerExecution,
+        m: ManagedOrder | None,
+        differences: Sequence[str],
+        source: str,
+        *,
+        kept_aside: bool = False,
+    ) -> None:
+        """An exec id that names two different executions: keep the new one aside (never counted), say so as
+        an error, and list it in `integrity_errors`; its commission report will go to the same row."""
+        self._conflicted.add(ex.exec_id)
+        cid = m.client_order_id if m is not None else ex.client_order_id
+        symbol = m.instrument.key if m is not None else ex.symbol
+        if not kept_aside:
+            self.records.record_fill_conflict(
+                cid,
+                exec_id=ex.exec_id,
+                ts=ex.ts,
+                side=ex.side,
+                quantity=ex.quantity,
+                price=ex.price,
+                symbol=symbol,
+                differences=differences,
+                currency=ex.currency,
+                account=ex.account,
+                ib_order_id=ex.order_id,
+                commission=ex.commission,
+                source=source,
+            )
+        text = (
+            f"records integrity: execution {ex.exec_id} ({ex.side} {ex.quantity} {symbol} @ {ex.price}, "
+            f"order {cid or ex.order_id}) conflicts with the one recorded under that id "
+            f"({'; '.join(differences)}): kept aside in fill_conflicts, not counted"
+        )
+        log.error(text)
+        self.integrity_errors.append(text)
+        pending = self._pending_commissions.pop(ex.exec_id, None)
+        if pending is not None:
+            self._apply_commission(pending)
 
     def _apply_commission(self, report: BrokerCommission) -> None:
+        """A commission report changes the fill of its own execution only: one kept aside (an exec id that
+        named another execution) gets it on its `fill_conflicts` row; one not seen yet waits for it."""
+        if report.exec_id in self._conflicted:
+            self.records.conflict_commission(
+                report.exec_id, report.commission, currency=report.currency, realized_pnl=report.realized_pnl
+            )
+            log.error(
+                "commission report of execution %s (kept aside) attached to its fill_conflicts row, not to "
+                "the fill recorded under that id",
+                report.exec_id,
+            )
+            return
         changed = self.records.commission_change(
             report.exec_id, report.commission, currency=report.currency, realized_pnl=report.realized_pnl
         )
@@ -704,23 +864,40 @@ class OrderManager:
     ) -> ReconcileReport:
         """Make our records agree with the broker's after a (re)connect; returns what differed.
 
-        1. executions we have not counted (missed while disconnected) are applied, each exec id once;
+        1. executions we have not counted (missed while disconnected) are applied, each exec id once; one
+           whose id names another recorded execution is kept aside (an integrity error);
         2. the broker's open orders update the status of ours; open orders we never placed are reported;
         3. our working orders the broker no longer has are closed (Filled if their executions say so);
-        4. the broker's positions are adopted as the truth and any difference is reported.
+        4. the position every recorded fill adds up to (all runs) is compared with the broker's: agreement is
+           no error; a difference is reported with what explains it (`_compare_positions`), and the broker's
+           position is adopted for the risk checks without adding to the day's P&L;
+        5. a broker that reports nothing at all while the records hold orders sent to one is said to have no
+           memory of them (`ReconcileReport.fresh_broker`).
         """
         report = ReconcileReport()
-        for ex in sorted(executions, key=lambda e: e.ts):
-            if self._known_execution(ex.exec_id):
-                if ex.commission is not None:
-                    self._apply_commission(BrokerCommission(ex.exec_id, ex.commission, ex.currency, ex.ts))
-                continue
-            if self._apply_execution(ex, "reconcile"):
+        executions = sorted(executions, key=lambda e: e.ts)
+        open_orders = list(open_orders)
+        positions = list(positions)
+        for ex in executions:
+            outcome = self._on_execution(ex, "reconcile")
+            if outcome == "counted":
                 report.adopted_fills.append(ex.exec_id)
                 log.warning("reconcile: adopted execution %s missed while disconnected", ex.exec_id)
+            elif outcome == "duplicate":
+                if ex.commission is not None:  # its own execution, content checked: its fee may be news
+                    self._apply_commission(BrokerCommission(ex.exec_id, ex.commission, ex.currency, ex.ts))
+            elif outcome == "conflict":
+                report.conflicting_executions.append(ex.exec_id)
             else:
                 report.unknown_executions.append(ex.exec_id)
                 log.error("reconcile: execution %s of order id %s is not ours", ex.exec_id, ex.order_id)
+        self._reconcile_orders(open_orders, report)
+        self._compare_positions(positions, executions, report)
+        self._check_fresh_broker(open_orders, executions, positions, report)
+        return report
+
+    def _reconcile_orders(self, open_orders: Sequence[BrokerOpenOrder], report: ReconcileReport) -> None:
+        """Steps 2 and 3 of `reconcile`: statuses from the broker's open orders; ours it lacks closed."""
         ts = self.clock.ns
         seen: set[str] = set()
         for oo in open_orders:
@@ -753,20 +930,104 @@ class OrderManager:
             self._set_status(m, status, ts, "reconcile: the broker no longer has this order", "reconcile")
             report.closed_orders.append(cid)
             log.warning("reconcile: closed %s as %s (not at the broker)", cid, status)
+
+    def _compare_positions(
+        self,
+        positions: Sequence[BrokerPosition],
+        executions: Sequence[BrokerExecution],
+        report: ReconcileReport,
+    ) -> None:
+        """Step 4 of `reconcile`. The risk checks start from the recorded position (a restarted process knows
+        nothing else); where the broker holds another, the difference is an error naming IB's executions
+        that explain it (ones we could not count: not ours, or kept aside) or saying that none does, and the
+        broker's position is adopted (no P&L: `RiskManager.set_position`)."""
         theirs = {p.key: p.quantity for p in positions}
-        ours = self.risk.positions()
-        for key in sorted(set(theirs) | set(ours)):
-            mine, broker = ours.get(key, 0), theirs.get(key, 0)
-            if mine != broker:
-                report.position_differences[key] = (mine, broker)
-                log.error(
-                    "reconcile: position %s is %d here but %d at the broker; adopting the broker's",
-                    key,
-                    mine,
-                    broker,
+        recorded = self.records.positions()
+        for key in sorted(set(theirs) | set(recorded)):
+            ours, broker = recorded.get(key, 0), theirs.get(key, 0)
+            if ours == 0 and broker == 0:
+                continue
+            report.recorded_positions[key] = ours
+            self._adopt_position(key, ours, "recorded")
+            if ours == broker:
+                log.info(
+                    "reconcile: position %s %+d agrees with the broker (from the recorded fills)", key, ours
                 )
-                self.risk.set_position(self.instrument(key), broker)
-        return report
+                continue
+            why = self._explain_difference(key, broker - ours, executions)
+            report.position_differences[key] = (ours, broker)
+            report.position_explanations[key] = why
+            log.error(
+                "reconcile: position %s is %+d by the recorded fills (all runs) but %+d at the broker: %s; "
+                "adopting the broker's",
+                key,
+                ours,
+                broker,
+                why,
+            )
+            self._adopt_position(key, broker, "the broker's")
+
+    def _adopt_position(self, key: str, quantity: int, whose: str) -> None:
+        """Set the risk checks' position of `key` (nothing when it already is `quantity`)."""
+        if self.risk.position(key) == quantity:
+            return
+        try:
+            inst = self.instrument(key)
+        except Exception as exc:  # an instrument the catalog no longer knows: compared, never traded here
+            log.warning(
+                "reconcile: position %s %+d (%s) not given to the risk checks: %s", key, quantity, whose, exc
+            )
+            return
+        self.risk.set_position(inst, quantity)
+
+    def _explain_difference(self, key: str, missing: int, executions: Sequence[BrokerExecution]) -> str:
+        """What accounts for `missing` contracts (broker's - recorded) of `key`: IB's executions of today that
+        are not in the recorded position (orders we never placed, or kept aside as conflicting), or that
+        nothing IB reported does."""
+        uncounted = [
+            e
+            for e in executions
+            if e.symbol == key and (e.exec_id in self._conflicted or not self._known_execution(e.exec_id))
+        ]
+        net = sum(e.side.sign * e.quantity for e in uncounted)
+        named = ", ".join(f"{e.exec_id} {e.side} {e.quantity} @ {e.price}" for e in uncounted)
+        if uncounted and net == missing:
+            return f"explained by IB's executions not in the records: {named}"
+        left = missing - net
+        text = (
+            f"{left:+d} contracts explained by no execution IB reported (IB reports the current day's only: "
+            "fills of earlier days, trades outside ibot, or a broker with no memory of the recorded orders)"
+        )
+        return (
+            f"IB's executions not in the records ({named}) account for {net:+d}; " if uncounted else ""
+        ) + text
+
+    def _check_fresh_broker(
+        self,
+        open_orders: Sequence[BrokerOpenOrder],
+        executions: Sequence[BrokerExecution],
+        positions: Sequence[BrokerPosition],
+        report: ReconcileReport,
+    ) -> None:
+        """Step 5 of `reconcile`: the broker reports no order, no execution and no position while the records
+        hold orders sent to a broker: it has no memory of them (a fresh simulator, another account, or IB on a
+        new day with nothing open). A warning when the records hold a position there, else a note."""
+        if open_orders or executions or any(p.quantity for p in positions):
+            return
+        sent = self.records.sent_orders()
+        if not sent:
+            return
+        held = {k: q for k, q in report.recorded_positions.items() if q}
+        text = (
+            "the broker has no memory of earlier orders: it reports no order, execution or position, while "
+            f"the records hold {sent} orders sent to a broker (a fresh simulator, another account, or a new "
+            "trading day with nothing open)"
+        )
+        if held:
+            shown = ", ".join(f"{k} {q:+d}" for k, q in sorted(held.items()))
+            text += f"; the recorded positions ({shown}) are not at this broker"
+        report.fresh_broker = text
+        (log.warning if held else log.info)("reconcile: %s", text)
 
     # Kill switch ------------------------------------------------------------------------------------------
     def on_price(self, instrument: Instrument | str, price: float | Decimal, ts: int | None = None) -> bool:

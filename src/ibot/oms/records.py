@@ -47,6 +47,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     create_engine,
     event,
     func,
@@ -76,6 +77,9 @@ __all__ = [
     "Base",
     "DuplicateOrderError",
     "ExactDecimal",
+    "FillConflictError",
+    "FillConflictRecord",
+    "FillConflictRow",
     "FillRecord",
     "FillRow",
     "OrderChange",
@@ -87,7 +91,9 @@ __all__ = [
     "RecordsError",
     "RecordsSync",
     "WriteAhead",
+    "broker_amount",
     "default_url",
+    "fill_differences",
     "records_sync",
 ]
 
@@ -106,6 +112,19 @@ class RecordsError(IbotError, RuntimeError):
 
 class DuplicateOrderError(RecordsError):
     """An order with this client order id is already recorded."""
+
+
+class FillConflictError(RecordsError):
+    """An execution whose exec id is already recorded with different content (order, side, price, quantity or
+    time): an integrity error. The new execution was kept aside in `fill_conflicts`, never merged."""
+
+    def __init__(self, exec_id: str, differences: Sequence[str]) -> None:
+        self.exec_id = exec_id
+        self.differences = tuple(differences)
+        super().__init__(
+            f"execution {exec_id} is already recorded with different content ({'; '.join(differences)}): "
+            "the new one is kept aside in fill_conflicts, not merged"
+        )
 
 
 # --- column types ---------------------------------------------------------------------------------------
@@ -257,6 +276,30 @@ class FillRow(Base):
     currency: Mapped[str] = mapped_column(String(8), default="")
 
 
+class FillConflictRow(Base):
+    """An execution whose exec id was already recorded with different content: kept aside for inspection,
+    never merged into `fills` (migration 0002). `differences` says what differed from the recorded fill."""
+
+    __tablename__ = "fill_conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exec_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), default="")  # the order it was reported for
+    ib_order_id: Mapped[int | None] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(String(32), default="")
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    ts: Mapped[int] = mapped_column(BigInteger)  # execution time, ns UTC
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    commission: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    realized_pnl: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    currency: Mapped[str] = mapped_column(String(8), default="")
+    differences: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="broker")
+
+
 class CounterRow(Base):
     """Named counters that must survive restarts (the highest broker order id ever used)."""
 
@@ -270,6 +313,7 @@ _ORDERS: Table = Base.metadata.tables["orders"]
 _EVENTS: Table = Base.metadata.tables["order_events"]
 _FILLS: Table = Base.metadata.tables["fills"]
 _COUNTERS: Table = Base.metadata.tables["oms_counters"]
+_CONFLICTS: Table = Base.metadata.tables["fill_conflicts"]
 
 
 # --- plain records handed out by the repository ---------------------------------------------------------
@@ -342,6 +386,27 @@ class FillRecord:
     commission_final: bool
     realized_pnl: Decimal | None
     currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class FillConflictRecord:
+    """An execution kept aside because its exec id was recorded with different content (`differences`)."""
+
+    exec_id: str
+    client_order_id: str
+    ib_order_id: int | None
+    account: str
+    symbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    ts: int
+    recorded_at: datetime
+    commission: Decimal | None
+    realized_pnl: Decimal | None
+    currency: str
+    differences: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +504,45 @@ def _fill_record(r: FillRow | Row[Any]) -> FillRecord:
     )
 
 
+def _conflict_record(r: FillConflictRow) -> FillConflictRecord:
+    return FillConflictRecord(
+        r.exec_id,
+        r.client_order_id,
+        r.ib_order_id,
+        r.account,
+        r.symbol,
+        Side(r.side),
+        r.quantity,
+        r.price,
+        r.ts,
+        _aware(r.recorded_at),
+        r.commission,
+        r.realized_pnl,
+        r.currency,
+        r.differences,
+        r.source,
+    )
+
+
+def fill_differences(recorded: Sequence[Any], values: Mapping[str, Any]) -> list[str]:
+    """What differs between a recorded fill, `recorded` = (client_order_id, side, quantity, price, ts) as the
+    database returns them, and a new execution's `values` (the columns `record_fill` writes): empty when the
+    new one is a redelivery of the same execution (IB re-sends executions after a reconnect)."""
+    cid, side, quantity, price, ts = recorded
+    out: list[str] = []
+    if cid != values["client_order_id"]:
+        out.append(f"order {cid} recorded, {values['client_order_id']} now")
+    if str(side) != values["side"]:
+        out.append(f"side {side} recorded, {values['side']} now")
+    if int(quantity) != values["quantity"]:
+        out.append(f"quantity {quantity} recorded, {values['quantity']} now")
+    if Decimal(str(price)) != values["price"]:
+        out.append(f"price {_clean(Decimal(str(price)))} recorded, {values['price']} now")
+    if int(ts) != values["ts"]:
+        out.append(f"time {ts} recorded, {values['ts']} now (ns)")
+    return out
+
+
 def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
@@ -523,7 +627,11 @@ def _sqlite_pragmas(sync: RecordsSync, *, checkpointer: bool) -> Callable[[Any, 
 _INSERT_ORDER = insert(_ORDERS)
 _INSERT_EVENT = insert(_EVENTS)
 _INSERT_FILL = insert(_FILLS)
-_FILL_EXISTS = select(_FILLS.c.id).where(_FILLS.c.exec_id == bindparam("p_exec_id", type_=String()))
+# What identifies an execution's content (`fill_differences`): a redelivery must match it exactly.
+_FILL_CONTENT = select(
+    _FILLS.c.client_order_id, _FILLS.c.side, _FILLS.c.quantity, _FILLS.c.price, _FILLS.c.ts
+).where(_FILLS.c.exec_id == bindparam("p_exec_id", type_=String()))
+_INSERT_CONFLICT = insert(_CONFLICTS)
 _USED_ORDER_IDS = select(func.coalesce(func.max(_ORDERS.c.ib_order_id), 0))
 # The next broker order id in one statement: max(broker's next id, max(counter, highest recorded id) + 1).
 _RESERVE = (
@@ -559,6 +667,14 @@ _CHANGE = (
         stop_price=func.coalesce(bindparam("p_stop_price", type_=ExactDecimal()), _ORDERS.c.stop_price),
     )
 )
+
+
+def _conflict_values(fill: Mapping[str, Any], differences: Sequence[str], source: str) -> dict[str, Any]:
+    """The `fill_conflicts` row of a new execution (`fill`: the columns `record_fill` writes)."""
+    keep = {k: v for k, v in fill.items() if k != "commission_final"}
+    keep["differences"] = "; ".join(differences)
+    keep["source"] = source[:16]
+    return keep
 
 
 def _create_counter(conn: Connection, broker_next_id: int) -> int:
@@ -786,7 +902,8 @@ class _SqliteWriteAhead:
         self.insert_event = _Prepared(_INSERT_EVENT, dialect, _insert_columns(_EVENTS), shared)
         self.change = _Prepared(_CHANGE, dialect, shared=shared)
         self.insert_fill = _Prepared(_INSERT_FILL, dialect, _insert_columns(_FILLS), shared)
-        self.fill_exists = _Prepared(_FILL_EXISTS, dialect)
+        self.fill_content = _Prepared(_FILL_CONTENT, dialect)
+        self.insert_conflict = _Prepared(_INSERT_CONFLICT, dialect, _insert_columns(_CONFLICTS), shared)
         self.dbapi: Any = dialect.loaded_dbapi
         self.lock = threading.Lock()  # one transaction at a time on the one connection
         self._proxy: PoolProxiedConnection = engine.raw_connection()
@@ -1234,8 +1351,14 @@ class OrderRecords:
         commission: float | Decimal | None = None,
         realized_pnl: float | Decimal | None = None,
         change: OrderChange | None = None,
+        source: str = "broker",
     ) -> bool:
-        """Record an execution once: False (and nothing written) when its exec id is already recorded.
+        """Record an execution once by its exec id; True when recorded now.
+
+        An exec id already recorded with the same content (order, side, quantity, price, time) is a redelivery
+        (IB re-sends executions after a reconnect): False, nothing written. Recorded with different content,
+        it is an integrity error: the new execution is kept aside in `fill_conflicts` (committed; `change` is
+        not written, the recorded fill is untouched) and FillConflictError says what differed.
 
         `change`, the order's state after this execution, is recorded in the same transaction (one commit)."""
         px = _price(price)
@@ -1258,22 +1381,102 @@ class OrderRecords:
             "realized_pnl": broker_amount(realized_pnl),
             "currency": currency,
         }
+        differences: list[str] = []
         driver = self._driver_connection()
         if driver is not None:  # on a SQLite file: prepared statements on the driver connection (the loop)
             with driver.transaction() as tx:
-                exists = tx.execute(driver.fill_exists.sql, driver.fill_exists.params({"p_exec_id": exec_id}))
-                if exists.fetchone() is not None:
-                    return False
-                tx.execute(driver.insert_fill.sql, driver.insert_fill.params(values))
-                if change is not None:
-                    tx.change(driver, client_order_id, change, now)
-            return True
+                params = driver.fill_content.params({"p_exec_id": exec_id})
+                found = tx.execute(driver.fill_content.sql, params).fetchone()
+                if found is not None:
+                    differences = fill_differences(found, values)
+                    if not differences:
+                        return False
+                    aside = _conflict_values(values, differences, source)
+                    tx.execute(driver.insert_conflict.sql, driver.insert_conflict.params(aside))
+                else:
+                    tx.execute(driver.insert_fill.sql, driver.insert_fill.params(values))
+                    if change is not None:
+                        tx.change(driver, client_order_id, change, now)
+        else:
+            with self.engine.begin() as conn:
+                found = conn.execute(_FILL_CONTENT, {"p_exec_id": exec_id}).first()
+                if found is not None:
+                    differences = fill_differences(found, values)
+                    if not differences:
+                        return False
+                    conn.execute(_INSERT_CONFLICT, _conflict_values(values, differences, source))
+                else:
+                    conn.execute(_INSERT_FILL, values)
+                    if change is not None:
+                        _write_change(conn, client_order_id, change, now)
+        if differences:
+            raise FillConflictError(exec_id, differences)
+        return True
+
+    def record_fill_conflict(
+        self,
+        client_order_id: str,
+        *,
+        exec_id: str,
+        ts: int,
+        side: Side,
+        quantity: int,
+        price: float | Decimal,
+        symbol: str,
+        differences: Sequence[str],
+        currency: str = "",
+        account: str = "",
+        ib_order_id: int | None = None,
+        commission: float | Decimal | None = None,
+        source: str = "broker",
+    ) -> None:
+        """Keep an execution aside in `fill_conflicts` (what the order manager does when it finds the conflict
+        before the records do: the exec id counted on an order in memory with other content)."""
+        px = _price(price)
+        assert px is not None
+        values = {
+            "exec_id": exec_id,
+            "client_order_id": client_order_id,
+            "ib_order_id": ib_order_id,
+            "account": account,
+            "symbol": symbol,
+            "side": str(side),
+            "quantity": quantity,
+            "price": px,
+            "ts": ts,
+            "recorded_at": _wall_now(),
+            "commission": broker_amount(commission),
+            "realized_pnl": None,
+            "currency": currency,
+        }
         with self.engine.begin() as conn:
-            if conn.execute(select(_FILLS.c.id).where(_FILLS.c.exec_id == exec_id)).first() is not None:
+            conn.execute(_INSERT_CONFLICT, _conflict_values(values, differences, source))
+
+    def conflict_commission(
+        self,
+        exec_id: str,
+        commission: float | Decimal | None,
+        *,
+        currency: str | None = None,
+        realized_pnl: float | Decimal | None = None,
+    ) -> bool:
+        """A commission report of an execution kept aside: attached to its newest `fill_conflicts` row (never
+        to the recorded fill with that exec id, which belongs to another execution). False when none."""
+        values: dict[str, Any] = {}
+        if (amount := broker_amount(commission)) is not None:
+            values["commission"] = amount
+        if (pnl := broker_amount(realized_pnl)) is not None:
+            values["realized_pnl"] = pnl
+        if currency:
+            values["currency"] = currency
+        with self.engine.begin() as conn:
+            newest = conn.execute(
+                select(func.max(_CONFLICTS.c.id)).where(_CONFLICTS.c.exec_id == exec_id)
+            ).scalar_one_or_none()
+            if newest is None:
                 return False
-            conn.execute(_INSERT_FILL, values)
-            if change is not None:
-                _write_change(conn, client_order_id, change, now)
+            if values:
+                conn.execute(update(_CONFLICTS).where(_CONFLICTS.c.id == newest).values(values))
         return True
 
     def record_commission(
@@ -1427,6 +1630,27 @@ class OrderRecords:
         q = select(FillRow).where(FillRow.commission_final.is_(False)).order_by(FillRow.ts, FillRow.id)
         with self._session() as s:
             return [_fill_record(r) for r in s.scalars(q)]
+
+    def fill_conflicts(self, exec_id: str | None = None) -> list[FillConflictRecord]:
+        """Executions kept aside (integrity errors: an exec id recorded with other content), oldest first."""
+        q = select(FillConflictRow).order_by(FillConflictRow.id)
+        if exec_id is not None:
+            q = q.where(FillConflictRow.exec_id == exec_id)
+        with self._session() as s:
+            return [_conflict_record(r) for r in s.scalars(q)]
+
+    def positions(self) -> dict[str, int]:
+        """The position every recorded fill adds up to, across all runs, by instrument key (the fills'
+        symbol); instruments whose fills net to zero included: what a restart compares with the broker's."""
+        signed = func.sum(case((FillRow.side == str(Side.BUY), FillRow.quantity), else_=-FillRow.quantity))
+        q = select(FillRow.symbol, signed).group_by(FillRow.symbol).order_by(FillRow.symbol)
+        with self._session() as s:
+            return {symbol: int(total or 0) for symbol, total in s.execute(q)}
+
+    def sent_orders(self) -> int:
+        """How many recorded orders carry a broker order id (were sent, or about to be, to a broker)."""
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).where(OrderRow.ib_order_id.is_not(None))) or 0)
 
 
 def _commission_update(

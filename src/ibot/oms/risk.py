@@ -93,7 +93,7 @@ class _Book:
     start (marked at the last price known then): realized and unrealized together.
     """
 
-    __slots__ = ("cash", "instrument", "last", "open_value", "position")
+    __slots__ = ("cash", "instrument", "last", "open_value", "position", "unvalued")
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
@@ -101,6 +101,14 @@ class _Book:
         self.last: Decimal | None = None
         self.cash = Decimal(0)
         self.open_value = Decimal(0)
+        self.unvalued = 0  # contracts adopted before any price was known: valued at the first one (no P&L)
+
+    def set_last(self, price: Decimal) -> None:
+        """A new last price; contracts adopted without a price are valued at it, so they add no P&L."""
+        if self.unvalued:
+            self.open_value += price * self.unvalued * self.instrument.multiplier
+            self.unvalued = 0
+        self.last = price
 
     def value(self) -> Decimal:
         if self.position == 0 or self.last is None:
@@ -181,7 +189,7 @@ class RiskManager:
         px = to_decimal(price)
         if not px.is_finite() or (px <= 0 and instrument.sec_type is not SecType.FUT):
             return False
-        self._book(instrument).last = px
+        self._book(instrument).set_last(px)
         return self.check_loss(ts)
 
     def on_order_sent(self, ts: int | None = None) -> None:
@@ -199,7 +207,7 @@ class RiskManager:
         book.position += signed
         book.cash -= px * signed * instrument.multiplier
         if book.last is None:
-            book.last = px
+            book.set_last(px)
         self.trades_today += 1
         return self.check_loss(ts)
 
@@ -210,10 +218,14 @@ class RiskManager:
         return self.check_loss(ts)
 
     def set_position(self, instrument: Instrument, position: int) -> None:
-        """Adopt the broker's position (reconciliation); day P&L counts on from the last price."""
+        """Adopt a position (reconciliation: the recorded one, or the broker's): it adds no P&L, the day's
+        P&L counts on from the last price (or, none known yet, from the first one)."""
         book = self._book(instrument)
         if book.position != position:
-            book.open_value += (book.last or Decimal(0)) * (position - book.position) * instrument.multiplier
+            if book.last is None:
+                book.unvalued += position - book.position
+            else:
+                book.open_value += book.last * (position - book.position) * instrument.multiplier
             book.position = position
 
     def day_pnl(self) -> Decimal:

@@ -37,6 +37,7 @@ from ibot.exchange.matching import (
     MatchingEngine,
     OrderRejected,
     UnknownOrderError,
+    unique_exec_ids,
 )
 from ibot.model.errors import InvalidOrderError
 from ibot.model.instruments import Instrument, SecType
@@ -773,13 +774,17 @@ class SimBroker:
     def _engine(self, inst: Instrument) -> MatchingEngine:
         engine = self._engines.get(inst.con_id)
         if engine is None:
+            # Execution ids unique across simulator runs and processes, as IB's are: records shared by runs
+            # keep an execution by its id (the same id twice is a redelivery, or an integrity error).
+            exec_prefix, exec_start = unique_exec_ids(inst.con_id)
             engine = MatchingEngine(
                 inst,
                 _EngineListener(self),
                 self.rules,
                 self.fees,
                 day_end=self._sessions.end_of if inst.sec_type is SecType.FUT else None,
-                exec_prefix=f"{inst.con_id & 0xFFFFFFFF:08x}",
+                exec_prefix=exec_prefix,
+                exec_start=exec_start,
             )
             self._engines[inst.con_id] = engine
         return engine
