@@ -373,8 +373,9 @@ def sim(
         typer.Option(
             "--symbols",
             "-s",
-            help="Catalog symbols the start-up line lists: MES,MNQ or -s MES -s MNQ [default: MES,MNQ]. "
+            help="Catalog symbols the start-up line lists: MES,MNQ or -s MES -s MNQ. "
             "Every catalog contract is served either way.",
+            show_default="MES,MNQ",
         ),
     ] = None,
     speed: Annotated[
@@ -387,7 +388,8 @@ def sim(
         str | None,
         typer.Option(
             help="Market time to start at, ISO 8601: 2026-12-07T14:30 (no zone = UTC) or "
-            "2026-12-07T08:30-06:00 [default: now]."
+            "2026-12-07T08:30-06:00.",
+            show_default="now",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 0,

@@ -530,7 +530,7 @@ class Session:
 
     def error(self, req_id: int, code: int, text: str) -> None:
         if log.isEnabledFor(logging.INFO):  # a reject or cancel per order: no formatting unless logged
-            log.info("%s <- error %s id=%s: %s", self.name, code, req_id, text)
+            log.info("%s <- error %s id=%s: %s", self.name, code, req_id, text.replace("\n", " "))
         self.send(
             L.ERR_MSG,
             reqId=req_id,
