@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench services clean
+.PHONY: install demo test lint typecheck unit bench services clean mutation
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,21 @@ bench: install
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/live_latency.py
+
+# Mutation testing of the OMS code that guards money (not CI: about N minutes on 2 cores, see
+# tests/oms/MUTANTS.md). Runs in a copy under out/ so the work tree stays clean; the scope (which functions
+# of manager.py and records.py) and the per-module scores: scripts/mutation_report.py.
+MUTATION_DIR := out/mutation
+MUTATION_CHILDREN ?= 2
+MUTATION_MODULES ?= risk.py states.py manager.py records.py
+
+mutation: install
+	@UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --all-extras --group mutation -q
+	@rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	@cp -a src tests pyproject.toml $(MUTATION_DIR)/
+	set -f; cd $(MUTATION_DIR) && $(abspath $(BIN))/mutmut run --max-children $(MUTATION_CHILDREN) \
+		$$($(abspath $(BIN))/python $(abspath scripts/mutation_report.py) --scope --modules "$(MUTATION_MODULES)")
+	$(BIN)/python scripts/mutation_report.py $(MUTATION_DIR) --modules "$(MUTATION_MODULES)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
