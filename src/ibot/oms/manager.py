@@ -59,6 +59,7 @@ from ibot.oms.records import (
     OrderRecords,
     RecordsError,
     broker_amount,
+    execution_time,
 )
 from ibot.oms.risk import RiskLimitExceeded, RiskManager
 from ibot.oms.states import Applied, OrderState
@@ -724,7 +725,7 @@ class OrderManager:
         if Decimal(ex.price) != counted.price:
             out.append(f"price {counted.price} counted, {ex.price} now")
         if ex.ts != counted.ts:
-            out.append(f"time {counted.ts} counted, {ex.ts} now (ns)")
+            out.append(f"time {execution_time(counted.ts)} counted, {execution_time(ex.ts)} now")
         return out
 
     def _integrity_error(

@@ -67,6 +67,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ibot.model.errors import IbotError
 from ibot.model.instruments import Instrument
+from ibot.model.market import ns_to_datetime
 from ibot.model.orders import OrderRequest, OrderStatus, Side
 from ibot.oms.states import FINAL
 
@@ -93,6 +94,7 @@ __all__ = [
     "WriteAhead",
     "broker_amount",
     "default_url",
+    "execution_time",
     "fill_differences",
     "records_sync",
 ]
@@ -539,8 +541,13 @@ def fill_differences(recorded: Sequence[Any], values: Mapping[str, Any]) -> list
     if Decimal(str(price)) != values["price"]:
         out.append(f"price {_clean(Decimal(str(price)))} recorded, {values['price']} now")
     if int(ts) != values["ts"]:
-        out.append(f"time {ts} recorded, {values['ts']} now (ns)")
+        out.append(f"time {execution_time(int(ts))} recorded, {execution_time(values['ts'])} now")
     return out
+
+
+def execution_time(ns: int) -> str:
+    """An execution time as the differences name it: UTC to the microsecond."""
+    return ns_to_datetime(ns).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
 def _aware(dt: datetime) -> datetime:
