@@ -11,7 +11,11 @@ What it promises:
   the 5-s bar that ends it arrives), so a live bar equals the stored bar of the same interval;
 - `lockstep=True` (the simulator only, `SimServer(lockstep=True)`): after each bar the runner tells the
   simulator it has finished with it (LOCKSTEP_ACK, sent after the bar's orders), so the market waits for the
-  strategy and a run does not depend on machine speed.
+  strategy and a run does not depend on machine speed;
+- a contract that gives no bars is said, never waited on in silence: when no 5-s bar came for
+  `_NO_DATA_BARS` bar intervals of open market time (market clock), or the contract has expired at the
+  market's date, one WARNING names it (expired, or not the front month at that date) and the status line
+  shows it (`RunnerStats.no_data`) until bars arrive.
 """
 
 from __future__ import annotations
@@ -23,17 +27,20 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.connection import HealthEvent, HealthEventKind
 from ibot.brokers.ib.market_data import Subscription
 from ibot.data.bars import BarAggregator, parse_interval
+from ibot.data.sessions import session_for
 from ibot.engine.context import LiveContext
 from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
+from ibot.model import catalog
 from ibot.model.calendar import trading_day_bounds
-from ibot.model.instruments import Instrument
-from ibot.model.market import NS_PER_SECOND, Bar, Tick
+from ibot.model.instruments import Instrument, SecType
+from ibot.model.market import NS_PER_SECOND, Bar, Tick, ns_to_datetime
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from ibot.strategy.base import Strategy
 
@@ -43,6 +50,9 @@ log = logging.getLogger("ibot.engine")
 
 _REAL_TIME_BAR = "5s"
 _LOCKSTEP_VERSION = 1
+_NO_DATA_BARS = 3  # bar intervals of open market time without a 5-s bar before the runner says so
+_NO_DATA_MIN_NS = 60 * NS_PER_SECOND
+_DATA_POLL_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -56,6 +66,8 @@ class RunnerStats:
     last_bar_end_ns: int = 0
     strategy_errors: int = 0
     paused_reasons: set[str] = field(default_factory=set)
+    data_ns: int = 0  # market time of the last 5-s bar's end (0: none yet)
+    no_data: str = ""  # why no bars come ("no bars for MESZ6 ..."), "" while they do
 
 
 class _SurvivorFreeze:
@@ -134,6 +146,7 @@ class LiveRunner:
         self._ack_tasks: set[asyncio.Task[None]] = set()
         self._freezing = False
         self._day_end = 0  # end (ns) of the trading day of the bars being traded
+        self._data_watch: asyncio.Task[None] | None = None
 
     # --- life cycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -159,10 +172,12 @@ class LiveRunner:
             input_bar_size=_REAL_TIME_BAR,
             name=f"{inst.key} {self.bar}",
         )
-        self._subs.append(session.feed.stream_bars(inst, self._aggregator))
+        self._subs.append(session.feed.stream_bars(inst, self._aggregator, on_bar=self._on_5s_bar))
         if self.quotes:
             self._subscribe_ticks(inst)
         self._started_ns = session.market_clock()
+        self._check_data(self._started_ns)
+        self._data_watch = asyncio.create_task(self._watch_data(), name=f"ibot-runner-data-{inst.key}")
         # Everything built so far lives for the whole session: move it out of the collector's reach, so a
         # full collection later scans only new objects (it paused the loop for ~0.1 s per pass otherwise).
         gc.collect()
@@ -197,6 +212,8 @@ class LiveRunner:
         if self._freezing:
             self._freezing = False
             _SURVIVORS.release()
+        task, self._data_watch = self._data_watch, None
+        await cancel_and_wait([task])
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 self.session.feed.cancel(sub)
@@ -295,6 +312,45 @@ class LiveRunner:
             self.stats.strategy_errors += 1
             log.exception("strategy %s failed in %s", self.strategy.name, hook)
 
+    # --- missing data ---------------------------------------------------------------------------------------
+    def _on_5s_bar(self, bar: Bar) -> None:
+        self.stats.data_ns = bar.ts + 5 * NS_PER_SECOND
+        if self.stats.no_data:
+            log.info("runner: bars of %s arrive again (%s)", self.symbol, ns_to_datetime(bar.ts).isoformat())
+            self.stats.no_data = ""
+
+    async def _watch_data(self) -> None:
+        while True:
+            await asyncio.sleep(_DATA_POLL_SECONDS)
+            self._check_data(self.session.market_clock())
+
+    def _check_data(self, now: int) -> None:
+        """Say (once, WARNING, and in the status line) why a contract gives no bars: expired at the market's
+        date, or no 5-s bar for `_NO_DATA_BARS` bar intervals while its market was open."""
+        inst = self.instrument
+        if inst is None or not now or self.stats.no_data:
+            return
+        today = ns_to_datetime(now).date()
+        if inst.expiry is not None and inst.expiry < today:
+            self._no_data(f"{inst.key} expired on {inst.expiry} (market date {today}): no bars will come")
+            return
+        opened = session_for(inst).open_since(now)
+        if opened is None:
+            return
+        since = max(self.stats.data_ns, opened, self._started_ns)
+        quiet = now - since
+        if quiet < max(_NO_DATA_BARS * self.interval_ns, _NO_DATA_MIN_NS):
+            return
+        minutes = quiet / (60 * NS_PER_SECOND)
+        at = ns_to_datetime(since).strftime("%Y-%m-%d %H:%M UTC")
+        self._no_data(
+            f"no bars for {inst.key} in {minutes:.0f} min of open market (since {at}){_hint(inst, today)}"
+        )
+
+    def _no_data(self, why: str) -> None:
+        self.stats.no_data = why
+        log.warning("runner: %s", why)
+
     # --- pausing --------------------------------------------------------------------------------------------
     def _can_act(self) -> bool:
         return self.session.ready and not self.stats.paused_reasons
@@ -391,3 +447,16 @@ class LiveRunner:
     @property
     def last_price(self) -> float:
         return self.ctx.last_price if self.ctx is not None else math.nan
+
+
+def _hint(inst: Instrument, today: date) -> str:
+    """Why a futures month may not trade at `today`: it is not the front month then."""
+    if inst.sec_type is not SecType.FUT:
+        return ""
+    try:
+        front = catalog.front_month(inst.symbol, today)
+    except Exception:  # not a catalog product: no hint, the warning stands on its own
+        return ""
+    if front.local_symbol == inst.local_symbol:
+        return ""
+    return f"; {inst.local_symbol} may not trade yet on {today}: the front month is {front.local_symbol}"

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -160,9 +159,10 @@ class TradingSession:
     """The broker side of live trading for a set of instruments: `await start()` .. `await stop()`.
 
     `symbols` are catalog symbols or local symbols ("MES" = the front month as of IB's trading day);
-    `instruments` are taken as given (qualified with IB on start). `market_clock` is IB's time (wall clock
-    live, the simulator's in tests). `market_data` streams ticks of every instrument (prices for the risk
-    checks, watched for staleness) over the same connection.
+    `instruments` are taken as given (qualified with IB on start). `market_clock` is the market's time: by
+    default the connection's `MarketTime`, fed by IB's data and server time (an in-process simulator's own
+    clock may be passed instead); never this machine's wall clock. `market_data` streams ticks of every
+    instrument (prices for the risk checks, watched for staleness) over the same connection.
     """
 
     def __init__(
@@ -188,13 +188,14 @@ class TradingSession:
         self.settings = settings
         self.records = records
         self.clock = clock or Clock()
-        self.market_clock: MarketClock = market_clock or time.time_ns
+        # one clock: the connection's market time (fed by IB's data and server time) unless a source is given
+        self.connection = IBConnection(settings, ClientRole.ORDER_MANAGER, clock=market_clock)
+        self.market_clock: MarketClock = self.connection.clock
         self.connect_timeout = connect_timeout
         self.resync_retry_seconds = resync_retry_seconds
         self._symbols = list(symbols)
         self._wanted = list(instruments)
         self.market_data = market_data
-        self.connection = IBConnection(settings, ClientRole.ORDER_MANAGER, clock=self.market_clock)
         self.contracts = ContractResolver(self.connection)
         self.broker = IBBroker(self.connection, self.contracts, settings.account, connect_timeout)
         self.feed = MarketDataFeed(self.connection, self.contracts)
@@ -349,7 +350,8 @@ class TradingSession:
             self._error(text)
         if isinstance(event, BrokerError) and event.code not in _NOTICES:
             where = f" (order id {event.order_id})" if event.order_id is not None else ""
-            self._error(f"IB error {event.code}{where}: {event.message}")
+            # the IB adapter has logged the message once already ("IB message ..."): kept, not logged again
+            self._error(f"IB error {event.code}{where}: {event.message}", logged=True)
 
     # --- internals: start -----------------------------------------------------------------------------------
     async def _qualify(self) -> None:
@@ -528,9 +530,10 @@ class TradingSession:
                 self._ready_event.clear()
         self._emit(SessionEventKind.STATE, message)
 
-    def _error(self, message: str) -> None:
+    def _error(self, message: str, *, logged: bool = False) -> None:
         self._last_error = message
-        log.warning("session: %s", message)
+        if not logged:
+            log.warning("session: %s", message)
         self._emit(SessionEventKind.ERROR, message)
 
     def _on_order_update(self, update: OrderUpdate) -> None:

@@ -1,5 +1,7 @@
-"""The live status line: connection and feed state, position, P&L, the last signal, open orders, what is
-degraded, as one plain line (logs) or a rich Text (terminal). Reads a snapshot; changes nothing."""
+"""The live status line: connection and feed state, position, P&L, the last signal (or what the strategy says
+of itself, such as a daily cap reached), open orders, what is degraded, missing data, as one plain line (logs)
+or a rich Text (terminal). Every time it shows is market time and says its zone ("market 2025-03-05 14:40:58
+UTC"). Reads a snapshot; changes nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from ibot.model.market import ns_to_datetime
 if TYPE_CHECKING:
     from ibot.engine.runner import LiveRunner
 
-__all__ = ["render_status", "status_line"]
+__all__ = ["render_status", "status_line", "strategy_note"]
 
 _STATE_STYLE = {
     SessionState.READY: "bold green",
@@ -26,7 +28,7 @@ _STATE_STYLE = {
 
 def _parts(status: SessionStatus, runner: LiveRunner | None) -> list[tuple[str, str]]:
     """(text, style) pieces of the line, in display order."""
-    when = ns_to_datetime(status.ts).strftime("%Y-%m-%d %H:%M:%S") if status.ts else "-"
+    when = f"market {_utc(status.ts, '%Y-%m-%d %H:%M:%S')}" if status.ts else "market time not known yet"
     pos = " ".join(f"{k} {v:+d}" for k, v in sorted(status.positions.items())) or "flat"
     feed_style = "green" if status.feed in ("ok", "off") else "bold red"
     out: list[tuple[str, str]] = [
@@ -46,10 +48,15 @@ def _parts(status: SessionStatus, runner: LiveRunner | None) -> list[tuple[str, 
         out.append((f"{runner.strategy.name} {runner.bar}: {stats.bars} bars", "cyan"))
         if bar is not None:
             out.append((f"close {bar.close}", ""))
+        note = strategy_note(runner.strategy)
         signal = ctx.last_signal if ctx is not None else None
-        if signal is not None:
-            at = ns_to_datetime(signal.ts).strftime("%H:%M:%S") if signal.ts else "-"
+        if note:  # e.g. stopped for its daily trade cap: that, not a signal from hours ago
+            out.append((note, "bold magenta"))
+        elif signal is not None:
+            at = _utc(signal.ts, "%H:%M:%S") if signal.ts else "-"
             out.append((f"last signal {signal.describe()} @ {at}", "magenta"))
+        if stats.no_data:
+            out.append((stats.no_data, "bold yellow"))
         if stats.paused_reasons:
             out.append(("STRATEGY PAUSED: " + ", ".join(sorted(stats.paused_reasons)), "bold red"))
         if stats.strategy_errors:
@@ -61,6 +68,23 @@ def _parts(status: SessionStatus, runner: LiveRunner | None) -> list[tuple[str, 
     if status.last_error:
         out.append((f"last error: {status.last_error}", "red"))
     return out
+
+
+def _utc(ts: int, fmt: str) -> str:
+    """A market time as the status line shows it: always labelled with its zone."""
+    return ns_to_datetime(ts).strftime(fmt) + " UTC"
+
+
+def strategy_note(strategy: object) -> str:
+    """What the strategy says of itself (`status_note()`, e.g. "stopped for today: ..."), or ""."""
+    note = getattr(strategy, "status_note", None)
+    if not callable(note):
+        return ""
+    try:
+        text = note()
+    except Exception:  # the status line must never fail because of a strategy
+        return ""
+    return text if isinstance(text, str) else ""
 
 
 def status_line(session: TradingSession, runner: LiveRunner | None = None) -> str:

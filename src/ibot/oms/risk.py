@@ -151,7 +151,7 @@ class RiskManager:
     # State fed by the order manager ---------------------------------------------------------------------
     def _roll(self, ts: int) -> None:
         day = self._day_of(ts)
-        if day != self._day:
+        if self._day is None or day > self._day:  # forward only: an older event never rolls the day back
             if self._day is not None:
                 log.info("risk: new trading day %s (was %s); day counters and day P&L reset", day, self._day)
             self._day = day

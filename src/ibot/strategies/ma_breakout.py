@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 from ibot.indicators.streaming import SMA, Highest, Lowest
 from ibot.model.calendar import trading_day_bounds
-from ibot.model.market import Bar
+from ibot.model.market import Bar, ns_to_datetime
 from ibot.model.orders import Fill, OrderStatus, OrderType, OrderUpdate, Side
 from ibot.strategy.base import Strategy
 from ibot.strategy.params import Param
@@ -136,6 +136,8 @@ class MaBreakout(Strategy):
             self._entry_filled = False
             self._trades_today += 1
             self._last_entry_bar = t
+            if self._trades_today == self._max_trades:
+                self.ctx.log(self.status_note())
 
         close = bar[4]
         sma = self._sma.value
@@ -184,6 +186,17 @@ class MaBreakout(Strategy):
                 go = close > hh_prev if armed > 0 else close < ll_prev
             if go:
                 self._enter(armed, close, t)
+
+    def status_note(self) -> str:
+        """What the live status line shows instead of the last signal: "" while entries are allowed, else
+        that the daily trade cap stopped them and until when (market time)."""
+        if getattr(self, "_trades_today", 0) < self._max_trades:
+            return ""
+        until = ns_to_datetime(self._day_end).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"stopped for the day: daily cap of {self._max_trades} entries reached; "
+            f"no new entries until {until}"
+        )
 
     def _new_signal(self, direction: int) -> None:
         self._armed = direction

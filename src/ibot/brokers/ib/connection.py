@@ -7,7 +7,11 @@ What it promises:
 - 1100 pauses trading, 1101 resumes it and resubscribes all market data (IB dropped it), 1102 resumes it;
   farm messages 2103-2108/2110/2157/2158 and 10197 (competing live session) kept as a degraded-status model;
 - a data watchdog that marks a feed stale after N seconds of market time without data during trading hours;
-- IB's daily restart window: no reconnect attempts inside it, one reconnect after it ends.
+- IB's daily restart window: no reconnect attempts inside it, one reconnect after it ends;
+- one clock, the market's: unless a source is given, `clock` is a `MarketTime` fed by the data (5-s bar
+  ends and last-trade times from `market_data`, IB's server time asked on every connect and again whenever
+  the data has been silent for a while), so the restart window, the watchdog and every event's `ts` read the
+  market's time, never this machine's wall clock (a simulator at speed 1200 is read at its own time).
 Every change is a `HealthEvent` to listeners; `health` is always a consistent snapshot.
 """
 
@@ -17,7 +21,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -28,9 +31,11 @@ from ib_async.ib import StartupFetch, StartupFetchALL, StartupFetchNONE
 
 from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.config import ClientRole, IBSettings
+from ibot.brokers.ib.messages import install_log_filter
 from ibot.data.sessions import CME_GLOBEX, TradingSession
+from ibot.model.clock import MarketTime
 from ibot.model.errors import IbotError
-from ibot.model.market import NS_PER_SECOND
+from ibot.model.market import NS_PER_SECOND, datetime_to_ns
 
 __all__ = [
     "ClientIdInUseError",
@@ -49,7 +54,11 @@ __all__ = [
 log = logging.getLogger("ibot.brokers.ib")
 
 MarketClock = Callable[[], int]
-"""Market time now, UTC ns. Live: the wall clock (IB stamps data in real time); tests: the simulator's."""
+"""Market time now, UTC ns (0 = not known yet). Live: a `MarketTime` fed by IB's data and server time (which
+is the real time against real IB); an in-process simulator may be read directly instead."""
+
+_TIME_SYNC_AFTER_SILENCE = 2.0  # wall seconds without market data before IB's server time is asked again
+_TIME_SYNC_TIMEOUT = 5.0
 
 # IB message codes (TWS API "Message Codes"):
 CLIENT_ID_IN_USE = 326
@@ -256,7 +265,15 @@ class IBConnection:
         self.role = ClientRole(role or settings.role)
         self.id_range = settings.client_ids.range_for(self.role)
         self.preferred_client_id = settings.client_id_for(self.role)
-        self.clock: MarketClock = clock or time.time_ns
+        # a MarketTime (given, or ours) is fed by this connection's data; another source is only read
+        self.market_time: MarketTime | None = None
+        if clock is None:
+            clock = MarketTime()
+        if isinstance(clock, MarketTime):
+            self.market_time = clock
+        self.clock: MarketClock = clock
+        install_log_filter()  # ib_async's own lines in ibot's words, each said once
+        self._time_sync: asyncio.Task[bool] | None = None
         self._ib = ib or IB()
         self._health = ConnectionHealth(client_id=self.preferred_client_id)
         self._listeners: list[Listener] = []
@@ -335,6 +352,37 @@ class IBConnection:
         if not self.is_connected:
             raise NotConnectedError(f"{what}: not connected to TWS ({self._health.describe()})")
 
+    # --- market time ----------------------------------------------------------------------------------------
+    def observe_market_time(self, ts_ns: int) -> None:
+        """Data stamped with market time `ts_ns` arrived (a bar's end, a trade's time, IB's server time)."""
+        if self.market_time is not None:
+            self.market_time.observe(ts_ns)
+
+    async def sync_market_time(self, timeout: float = _TIME_SYNC_TIMEOUT) -> bool:
+        """Ask IB for its server time (reqCurrentTime) and observe it; False when it did not answer."""
+        if self.market_time is None or not self._ib.isConnected():
+            return False
+        try:
+            when = await asyncio.wait_for(self._ib.reqCurrentTimeAsync(), timeout)
+        except Exception as exc:  # a probe: no answer (timeout, link lost, an error) is said, not raised
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("%s: IB did not tell its time (%s); market time follows the data", self._name(), why)
+            return False
+        self.market_time.observe(datetime_to_ns(when))
+        return True
+
+    def _sync_if_silent(self) -> None:
+        """Market closed or quiet: no data moves the clock, so ask IB's server time now and then."""
+        mt = self.market_time
+        if mt is None or not self.is_connected or mt.silent_for() < _TIME_SYNC_AFTER_SILENCE:
+            return
+        if self._time_sync is not None and not self._time_sync.done():
+            return
+        mt.observe(0)  # changes no time, restarts the silence: one request per silence period, not per poll
+        self._time_sync = asyncio.ensure_future(self.sync_market_time())
+        self._tasks.add(self._time_sync)
+        self._time_sync.add_done_callback(self._tasks.discard)
+
     # --- data watchdog --------------------------------------------------------------------------------------
     def watch_feed(self, key: str, session: TradingSession = CME_GLOBEX) -> None:
         self.watchdog.watch(key, self.clock(), session)
@@ -362,6 +410,7 @@ class IBConnection:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.settings.watchdog_poll_seconds)
+            self._sync_if_silent()
             self.check_feeds()
 
     # --- supervision ----------------------------------------------------------------------------------------
@@ -370,7 +419,8 @@ class IBConnection:
         delay = s.reconnect_initial_delay
         connected_before = False
         while True:
-            window_end = s.restart_window.end_if_inside(self.clock())
+            now = self.clock()  # 0 before IB ever said its time: no window is known to be open then
+            window_end = s.restart_window.end_if_inside(now) if now else None
             if window_end is not None:
                 self._set(state=LinkState.RESTART_WINDOW)
                 self._emit(HealthEventKind.RESTART_WINDOW, message=f"waiting until ts={window_end}")
@@ -392,10 +442,20 @@ class IBConnection:
                 continue
             except (OSError, TimeoutError, ConnectionError) as exc:
                 self._set(state=LinkState.DISCONNECTED)
-                self._emit(HealthEventKind.CONNECT_FAILED, message=f"{type(exc).__name__}: {exc}")
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self._emit(HealthEventKind.CONNECT_FAILED, message=why)
+                log.warning(
+                    "%s: cannot connect to %s:%d (%s); trying again in %.1f s",
+                    self._name(),
+                    s.host,
+                    s.port,
+                    why,
+                    delay,
+                )
                 delay = await self._backoff(delay)
                 continue
             delay = s.reconnect_initial_delay
+            await self.sync_market_time()  # the market's time before anything else is stamped with it
             loop = asyncio.get_running_loop()
             self._lost = loop.create_future()
             self._set(state=LinkState.CONNECTED, ib_connectivity=True, broken_farms=frozenset())
@@ -411,7 +471,8 @@ class IBConnection:
             self._set(state=LinkState.DISCONNECTED)
             self._emit(HealthEventKind.DISCONNECTED, message="socket closed")
             log.warning("%s: disconnected from TWS; reconnecting", self._name())
-            if s.restart_window.end_if_inside(self.clock()) is None:
+            now = self.clock()
+            if not now or s.restart_window.end_if_inside(now) is None:
                 delay = await self._backoff(delay)
 
     async def _attempt(self, client_id: int) -> None:

@@ -26,7 +26,7 @@ from ibot.data.sessions import TradingSession, session_for
 from ibot.data.store import BarStore
 from ibot.model.errors import BarDataError, IbotError
 from ibot.model.instruments import Instrument
-from ibot.model.market import Bar, Tick
+from ibot.model.market import NS_PER_SECOND, Bar, Tick, datetime_to_ns
 
 __all__ = ["HistoricalBars", "HistoricalDataError", "MarketDataFeed", "Subscription"]
 
@@ -171,6 +171,8 @@ class MarketDataFeed:
 
     def _tick_handler(self, sub: Subscription) -> Callable[[Ticker], None]:
         def on_update(ticker: Ticker) -> None:
+            if ticker.lastTimestamp is not None:  # IB's last-trade time: market time (whole seconds)
+                self.connection.observe_market_time(datetime_to_ns(ticker.lastTimestamp))
             ticks = ticks_from_ticker(ticker, self.connection.clock())
             if not ticks:
                 return
@@ -192,6 +194,7 @@ class MarketDataFeed:
             if bar.ts <= sub._last_bar_ts:  # repeated after a resubscribe
                 return
             sub._last_bar_ts = bar.ts
+            self.connection.observe_market_time(bar.ts + REAL_TIME_BAR_SECONDS * NS_PER_SECOND)  # its end
             sub.received += 1
             if sub.aggregator is not None:
                 self._feed(sub, bar)
