@@ -1,11 +1,11 @@
 """Mutation scores of the money-guarding OMS code, per module, from mutmut 3's results (`make mutation`).
 
 `--scope` prints the mutant-name globs `mutmut run` is given: risk.py and states.py whole, the submit,
-reconcile, execution and kill-switch paths of manager.py, and the fill and commission bookkeeping of
-records.py. Without it, reads the run's results (`<dir>/mutants/src/ibot/oms/*.py.meta`), prints killed /
-total per module and every surviving mutant, and exits 1 when a survivor in scope is not listed as
-equivalent in tests/oms/MUTANTS.md (a line starting "- `<mutant name>`"). Mutants outside the scope are
-not run (mutmut reports them "not checked") and not counted.
+reconcile, execution and kill-switch paths of manager.py, and the fill, commission and position bookkeeping
+of records.py (mutmut 3 mutates whole files; a run is limited to functions by these names). Without it,
+reads the run's results (`<dir>/mutants/src/ibot/oms/*.py.meta`), prints killed / total per module and every
+surviving mutant, and exits 1 when a survivor in scope is not listed as equivalent in tests/oms/MUTANTS.md
+(a line starting "- `<mutant name>`"). Mutants outside the scope are not run and not counted.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ SCOPE: dict[str, list[str]] = {
             "submit",
             "_recorded_before",
             "reconcile",
+            "_reconcile_orders",
+            "_compare_positions",
+            "_adopt_position",
+            "_on_execution",
             "_apply_execution",
+            "_counted_differences",
             "_known_execution",
             "_apply_commission",
             "_change",
@@ -40,12 +45,14 @@ SCOPE: dict[str, list[str]] = {
         "ibot.oms.records.x__price*",
         "ibot.oms.records.x__fill_record*",
         "ibot.oms.records.x__commission_update*",
+        "ibot.oms.records.x_fill_differences*",
         "ibot.oms.records.x__write_change*",
         "ibot.oms.records.x?_DriverTransaction?change*",
         "ibot.oms.records.x?OrderRecords?record_fill*",
         "ibot.oms.records.x?OrderRecords?commission_change*",
         "ibot.oms.records.x?OrderRecords?fills*",
         "ibot.oms.records.x?OrderRecords?executions*",
+        "ibot.oms.records.x?OrderRecords?positions*",
     ],
 }
 
