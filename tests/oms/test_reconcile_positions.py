@@ -89,12 +89,15 @@ def test_a_fresh_broker_is_said_to_have_no_memory_and_the_difference_to_be_unexp
         assert "the recorded positions (MESZ4 +1) are not at this broker" in report.fresh_broker
         assert report.position_differences == {MES.key: (1, 0)}
         why = report.position_explanations[MES.key]
-        assert why.startswith("-1 contracts explained by no execution IB reported")
+        assert why == (
+            "no execution IB reported explains -1: the broker has no memory of the recorded orders "
+            "(a fresh simulator, or another account)"
+        )
         described = report.describe()
-        assert "position MESZ4 recorded +1 IB +0 (-1 contracts explained by no execution" in described
+        assert "position MESZ4 recorded +1 IB +0 (no execution IB reported explains -1" in described
         assert "no memory of earlier orders" in described
         logged = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
-        assert "no memory of earlier orders" in logged and "explained by no execution" in logged
+        assert "no memory of earlier orders" in logged and "no execution IB reported explains" in logged
         assert restarted.risk.position(MES) == 0  # the broker's, for the risk checks
         restarted.on_price(MES, 5100.0)
         assert restarted.risk.day_pnl() == 0  # the adoption moved no money

@@ -869,11 +869,11 @@ class OrderManager:
            whose id names another recorded execution is kept aside (an integrity error);
         2. the broker's open orders update the status of ours; open orders we never placed are reported;
         3. our working orders the broker no longer has are closed (Filled if their executions say so);
-        4. the position every recorded fill adds up to (all runs) is compared with the broker's: agreement is
+        4. a broker that reports nothing at all while the records hold orders sent to one is said to have no
+           memory of them (`ReconcileReport.fresh_broker`);
+        5. the position every recorded fill adds up to (all runs) is compared with the broker's: agreement is
            no error; a difference is reported with what explains it (`_compare_positions`), and the broker's
-           position is adopted for the risk checks without adding to the day's P&L;
-        5. a broker that reports nothing at all while the records hold orders sent to one is said to have no
-           memory of them (`ReconcileReport.fresh_broker`).
+           position is adopted for the risk checks without adding to the day's P&L.
         """
         report = ReconcileReport()
         executions = sorted(executions, key=lambda e: e.ts)
@@ -893,8 +893,9 @@ class OrderManager:
                 report.unknown_executions.append(ex.exec_id)
                 log.error("reconcile: execution %s of order id %s is not ours", ex.exec_id, ex.order_id)
         self._reconcile_orders(open_orders, report)
-        self._compare_positions(positions, executions, report)
-        self._check_fresh_broker(open_orders, executions, positions, report)
+        recorded = self.records.positions()
+        self._check_fresh_broker(open_orders, executions, positions, recorded, report)
+        self._compare_positions(positions, executions, recorded, report)
         return report
 
     def _reconcile_orders(self, open_orders: Sequence[BrokerOpenOrder], report: ReconcileReport) -> None:
@@ -936,14 +937,14 @@ class OrderManager:
         self,
         positions: Sequence[BrokerPosition],
         executions: Sequence[BrokerExecution],
+        recorded: dict[str, int],
         report: ReconcileReport,
     ) -> None:
-        """Step 4 of `reconcile`. The risk checks start from the recorded position (a restarted process knows
+        """Step 5 of `reconcile`. The risk checks start from the recorded position (a restarted process knows
         nothing else); where the broker holds another, the difference is an error naming IB's executions
         that explain it (ones we could not count: not ours, or kept aside) or saying that none does, and the
         broker's position is adopted (no P&L: `RiskManager.set_position`)."""
         theirs = {p.key: p.quantity for p in positions}
-        recorded = self.records.positions()
         for key in sorted(set(theirs) | set(recorded)):
             ours, broker = recorded.get(key, 0), theirs.get(key, 0)
             if ours == 0 and broker == 0:
@@ -955,7 +956,7 @@ class OrderManager:
                     "reconcile: position %s %+d agrees with the broker (from the recorded fills)", key, ours
                 )
                 continue
-            why = self._explain_difference(key, broker - ours, executions)
+            why = self._explain_difference(key, broker - ours, executions, bool(report.fresh_broker))
             report.position_differences[key] = (ours, broker)
             report.position_explanations[key] = why
             log.error(
@@ -981,10 +982,12 @@ class OrderManager:
             return
         self.risk.set_position(inst, quantity)
 
-    def _explain_difference(self, key: str, missing: int, executions: Sequence[BrokerExecution]) -> str:
+    def _explain_difference(
+        self, key: str, missing: int, executions: Sequence[BrokerExecution], fresh_broker: bool
+    ) -> str:
         """What accounts for `missing` contracts (broker's - recorded) of `key`: IB's executions of today that
-        are not in the recorded position (orders we never placed, or kept aside as conflicting), or that
-        nothing IB reported does."""
+        are not in the recorded position (orders we never placed, or kept aside as conflicting), or, plainly,
+        that nothing IB reported does, and why that can be."""
         uncounted = [
             e
             for e in executions
@@ -994,13 +997,15 @@ class OrderManager:
         named = ", ".join(f"{e.exec_id} {e.side} {e.quantity} @ {e.price}" for e in uncounted)
         if uncounted and net == missing:
             return f"explained by IB's executions not in the records: {named}"
-        left = missing - net
-        text = (
-            f"{left:+d} contracts explained by no execution IB reported (IB reports the current day's only: "
-            "fills of earlier days, trades outside ibot, or a broker with no memory of the recorded orders)"
-        )
+        if fresh_broker:
+            why = "the broker has no memory of the recorded orders (a fresh simulator, or another account)"
+        else:
+            why = (
+                "IB reports the current day's executions only (fills of earlier days, or trades outside ibot)"
+            )
+        text = f"no execution IB reported explains {missing - net:+d}: {why}"
         return (
-            f"IB's executions not in the records ({named}) account for {net:+d}; " if uncounted else ""
+            f"IB's executions not in the records ({named}) explain {net:+d}; " if uncounted else ""
         ) + text
 
     def _check_fresh_broker(
@@ -1008,9 +1013,10 @@ class OrderManager:
         open_orders: Sequence[BrokerOpenOrder],
         executions: Sequence[BrokerExecution],
         positions: Sequence[BrokerPosition],
+        recorded: dict[str, int],
         report: ReconcileReport,
     ) -> None:
-        """Step 5 of `reconcile`: the broker reports no order, no execution and no position while the records
+        """Step 4 of `reconcile`: the broker reports no order, no execution and no position while the records
         hold orders sent to a broker: it has no memory of them (a fresh simulator, another account, or IB on a
         new day with nothing open). A warning when the records hold a position there, else a note."""
         if open_orders or executions or any(p.quantity for p in positions):
@@ -1018,7 +1024,7 @@ class OrderManager:
         sent = self.records.sent_orders()
         if not sent:
             return
-        held = {k: q for k, q in report.recorded_positions.items() if q}
+        held = {k: q for k, q in recorded.items() if q}
         text = (
             "the broker has no memory of earlier orders: it reports no order, execution or position, while "
             f"the records hold {sent} orders sent to a broker (a fresh simulator, another account, or a new "
