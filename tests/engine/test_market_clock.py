@@ -117,6 +117,8 @@ async def _session_clock(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> N
             await _until(lambda: bool(ROLL.findall(caplog.text)))
             await asyncio.sleep(0.5)  # half an hour of market time more: no second roll
             assert ROLL.findall(caplog.text) == [("2025-03-05", "2025-03-04")]
+            farm_ok = [r for r in caplog.records if "farm connection is OK" in r.getMessage()]
+            assert farm_ok and all(r.levelno == logging.INFO for r in farm_ok)  # finding 7: not WARNING
             assert session.om.risk._day == date(2025, 3, 5)
             assert abs(session.market_clock() - int(sim.market.now_s * NS_PER_SECOND)) < NS_PER_HOUR
     finally:

@@ -339,6 +339,8 @@ class TradingSession:
     # --- BrokerListener: every IB event passes here on its way to the OMS -----------------------------------
     def on_broker_event(self, event: BrokerEvent) -> None:
         self.clock.advance(event.ts)
+        if isinstance(event, BrokerError) and event.order_id is None and event.code in _NOTICES:
+            return  # a farm-OK notice concerns no order: the adapter logged it (INFO), the OMS has no use
         integrity = len(self.om.integrity_errors)
         try:
             self.om.on_broker_event(event)
