@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from ibot.config import ensure_directory, existing_directory, load_settings
+from ibot.config import check_directory_target, ensure_directory, existing_directory, load_settings
 from ibot.data.bars import TIME_FORMAT, bar_size_name, format_time, parse_interval, resample_bars
 from ibot.data.store import BarStore
 from ibot.data.synth import synth_bars
@@ -29,13 +28,19 @@ def _store(data_dir: Path | None, *, create: bool) -> BarStore:
 
     `create` (a command that writes): the directory is made if missing; otherwise (a command that reads) a
     missing `--data-dir` is an error, and nothing is created. A file where a directory belongs is an error."""
-    root = data_dir or load_settings().data_dir
-    what = "--data-dir" if data_dir is not None else "data directory (IBOT_DATA_DIR, ibot.toml)"
+    root, what = _data_root(data_dir)
     if create:
         ensure_directory(root, what)
     elif data_dir is not None or root.exists():
         existing_directory(root, what)
     return BarStore(root)
+
+
+def _data_root(data_dir: Path | None) -> tuple[Path, str]:
+    """The data directory and how to name it in an error (the option, or where the default comes from)."""
+    if data_dir is not None:
+        return data_dir, "--data-dir"
+    return load_settings().data_dir, "data directory (IBOT_DATA_DIR, ibot.toml)"
 
 
 def _check_synth_years(start: date, days: int) -> None:
@@ -67,12 +72,12 @@ def synth_to_store(
     OverlapError naming the stored range; with it they are replaced, and the summary counts them."""
     inst = catalog.get_instrument(symbol)
     _check_synth_years(start, days)
-    store = _store(data_dir, create=True)
     with Progress(transient=True, disable=not progress) as bar_progress:
         task = bar_progress.add_task(f"synthesizing {inst.symbol}", total=None)
         frame = synth_bars(
             inst, datetime(start.year, start.month, start.day, tzinfo=UTC), days, bar, seed=seed
         )
+        store = _store(data_dir, create=True)  # after the arguments proved good: bad input creates nothing
         report = store.write_range(inst.symbol, bar, frame, replace=replace)
         bar_progress.update(task, completed=1, total=1)
     return {
@@ -92,18 +97,20 @@ def synth_to_store(
 def list_store(data_dir: Path | None, verify: bool = True) -> list[dict[str, Any]]:
     """One row per stored series; with `verify` every file is read fully and a damaged one is marked (its
     `status` says why). A missing `--data-dir` is an error; nothing is created."""
-    rows = []
-    for e in _store(data_dir, create=False).list(verify=verify):
-        d = asdict(e)
-        d["first"] = format_time(e.first_ts) if e.first_ts is not None else None
-        d["last"] = format_time(e.last_ts) if e.last_ts is not None else None
-        d.pop("first_ts", None)
-        d.pop("last_ts", None)
-        d.pop("problem", None)
-        d["status"] = f"BAD: {e.problem}" if e.problem else ("verified" if verify else "ok")
-        d["path"] = str(e.path)
-        rows.append(d)
-    return rows
+    return [
+        {
+            "symbol": e.symbol,
+            "bar_size": e.bar_size,
+            "rows": e.rows,
+            "first": format_time(e.first_ts) if e.first_ts is not None else None,
+            "last": format_time(e.last_ts) if e.last_ts is not None else None,
+            "status": "damaged" if e.problem else ("verified" if verify else "not verified"),
+            "problem": e.problem,
+            "file_bytes": e.file_bytes,
+            "path": str(e.path),
+        }
+        for e in _store(data_dir, create=False).list(verify=verify)
+    ]
 
 
 def _commission(text: str | None) -> Any:
@@ -167,9 +174,10 @@ def run_backtest(
     strat = strategy_cls(**parse_assignments(params, owner=strategy))
     interval = bar_size_name(bar)
     fees = _commission(commission)
-    out = ensure_directory(
-        out_dir or load_settings().out_dir / "backtest", "--out" if out_dir else "output directory"
-    )
+    out = out_dir or load_settings().out_dir / "backtest"
+    out_what = "--out" if out_dir else "output directory"
+    check_directory_target(*_data_root(data_dir))  # both refused before anything is created
+    ensure_directory(out, out_what)
     store = _store(data_dir, create=True)
     source = _source_bar(store, inst.symbol, interval)
     if source is None:

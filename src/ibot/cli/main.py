@@ -185,7 +185,10 @@ def contracts(
             f"{day.isoformat()} is outside the years the contract catalog covers ({MIN_YEAR}..{MAX_YEAR})",
             param_hint="--asof",
         )
-    rows = contracts_table(day, months, split_symbols(symbol) or None)
+    wanted = split_symbols(symbol)
+    if symbol and not wanted:
+        raise typer.BadParameter(f"{','.join(symbol)!r} names no symbol", param_hint="--symbol")
+    rows = contracts_table(day, months, wanted or None)
     if as_json:
         print_json({"asof": day.isoformat(), "contracts": rows})
         return
@@ -234,7 +237,7 @@ def data_synth(
     start: Annotated[
         str, typer.Option(metavar="DATE", help="First trading day YYYY-MM-DD (a later one if it has none).")
     ] = "2025-01-06",
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same market.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same market.")] = 7,
     replace: Annotated[
         bool,
         typer.Option("--replace", help="Replace stored bars inside the generated range (refused otherwise)."),
@@ -290,7 +293,10 @@ def data_list(
     elif not rows:
         console.print("the bar store is empty: try `ibot data synth --symbol MES`")
     else:
-        console.print(rows_table("Bar store", rows))
+        console.print(rows_table("Bar store", rows, [c for c in rows[0] if c != "problem"]))
+        for row in rows:
+            if row["problem"]:
+                console.print(f"[bold red]damaged:[/] {escape(row['problem'])}", soft_wrap=True)
 
 
 # --- backtest --------------------------------------------------------------------------------------------
@@ -304,7 +310,9 @@ def backtest(
     strategy: Annotated[str, typer.Option(help="Strategy name (see `ibot strategies`).")] = "ma_breakout",
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter k=v.")] = None,
     days: Annotated[int, typer.Option(min=1, help="Days of synthetic data when the store has none.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic market when the store has none.")] = 7,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the synthetic market when the store has none.")
+    ] = 7,
     slippage: Annotated[int, typer.Option(min=0, help="Market-order slippage in ticks.")] = 1,
     commission: Annotated[str | None, typer.Option(help="Commission per contract per side (USD).")] = None,
     data_dir: DataDirOpt = None,
@@ -465,7 +473,7 @@ def run(
     duration: Annotated[
         float | None, typer.Option(min=1, help="Seconds of market time to trade (default: until Ctrl-C).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the simulator's synthetic market.")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulator's synthetic market.")] = 7,
     flatten: Annotated[bool, typer.Option(help="Close the position when the run ends.")] = True,
     as_json: JsonOpt = False,
 ) -> None:

@@ -117,6 +117,8 @@ def synth_market(
         raise ParameterError(f"synthetic bar size {bar_size!r} must be intraday; resample 1min bars to '1d'")
     if days < 1:
         raise ParameterError(f"days {days} must be at least 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed {seed!r} must be an integer >= 0")
     session = session or session_for(instrument)
     symbol = instrument.symbol.upper()
     price0 = DEFAULT_START_PRICE.get(symbol, _FALLBACK_START_PRICE) if start_price is None else start_price
