@@ -157,9 +157,17 @@ def test_kill_switch_refuses_an_order_that_would_reverse_the_position() -> None:
     for qty, short in ((3, -1), (4, -2)):
         err = refused(rm, sell(qty))
         assert (err.limit, err.value, err.allowed) == ("kill_switch", short, 0)
-        assert f"on position 2 would cross flat to {short} (over by {-short})" in str(err)
+        assert str(err).startswith(
+            f"kill_switch: SELL {qty} MESZ4 on position 2 would cross flat to {short} (over by {-short}) "
+            "while trading is halted (test: daily loss); only orders that bring the position toward flat"
+        )
     rm.check(sell(2), MES)  # exactly to flat
     rm.check(sell(1), MES)
+    one = halted_at(1)
+    err = refused(one, sell(2))
+    assert (err.value, err.allowed) == (-1, 0)
+    assert "on position 1 would cross flat to -1 (over by 1)" in str(err)
+    one.check(sell(1), MES)
 
 
 def test_kill_switch_counts_working_orders_on_the_same_side() -> None:
@@ -180,12 +188,9 @@ def test_kill_switch_refuses_every_opening_order(position: int) -> None:
     rm = halted_at(position)
     side = buy if position >= 0 else sell
     err = refused(rm, side(1))
-    assert (err.limit, err.value, err.allowed) == (
-        "kill_switch",
-        position + (1 if position >= 0 else -1),
-        position,
-    )
-    assert "would open or add to it" in str(err)
+    projected = position + (1 if position >= 0 else -1)
+    assert (err.limit, err.value, err.allowed) == ("kill_switch", projected, position)
+    assert f"on position {position} would open or add to it ({projected}) (over by 1)" in str(err)
     if position == 0:
         assert refused(rm, sell(1)).limit == "kill_switch"
 

@@ -385,3 +385,57 @@ def test_adopting_twice_accumulates_the_days_opening_value() -> None:
     rm.on_fill(MES, Side.BUY, 1, 4999.0)
     assert rm.position(MES) == 0
     assert rm.day_pnl() == Decimal(5)
+
+
+def test_adopting_before_any_price_is_valued_at_the_first_one() -> None:
+    """Contracts adopted with no price known add no P&L when the first price comes; adoptions add up."""
+    rm = risk()
+    rm.set_position(MES, 2)
+    rm.set_position(MES, 3)
+    assert rm.day_pnl() == Decimal(0)
+    rm.mark(MES, 5000.0)
+    assert rm.day_pnl() == Decimal(0)
+    rm.mark(MES, 5001.0)
+    assert rm.day_pnl() == Decimal(15)  # 3 x 1 point x 5, counted from the first price only
+    rm.set_position(MES, 1)
+    assert rm.day_pnl() == Decimal(15)
+    rm.mark(MES, 5002.0)
+    assert rm.day_pnl() == Decimal(20)
+
+
+def test_a_refusal_carries_its_message() -> None:
+    err = refused(risk(max_order_size=1), buy(2))
+    assert err.message == str(err)
+    assert err.message.startswith("max_order_size: BUY 2 MESZ4 has quantity 2 > allowed 1")
+
+
+def test_a_stock_price_below_one_is_a_price() -> None:
+    stock = Instrument("PENNY", SecType.STK, "NASDAQ", "USD", Decimal("0.0001"), Decimal(1))
+    rm = risk()
+    rm.mark(stock, 0.5)
+    assert rm.last_price(stock) == Decimal("0.5")
+
+
+def test_the_percent_band_is_skipped_at_a_last_price_of_zero() -> None:
+    rm = risk(price_band_pct=Decimal(1))
+    rm.mark(MES, 0.0)  # a future at zero: no percent can be measured from it
+    rm.check(buy(order_type=OrderType.LMT, limit_price=0.25), MES)
+
+
+def test_no_books_give_an_exact_zero_pnl() -> None:
+    pnl = risk().day_pnl()
+    assert isinstance(pnl, Decimal) and pnl == 0
+
+
+def test_the_trip_and_the_reset_are_logged_with_the_reason(caplog: pytest.LogCaptureFixture) -> None:
+    rm = risk()
+    rm.reset_kill_switch()  # nothing tripped: nothing to say
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="ibot.oms.risk"):
+        rm.trip("daily_loss: test")
+        rm.reset_kill_switch()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "risk: KILL SWITCH tripped: daily_loss: test"),
+        ("WARNING", "risk: kill switch reset (was: daily_loss: test)"),
+    ]
+    assert rm.kill_switch is None

@@ -300,7 +300,7 @@ class RiskManager:
                     f"{session.name} session (next open {ns_to_datetime(session.next_open(ts)).isoformat()})",
                 )
         if self.kill_switch is not None:
-            self._check_halted(request, position, working_same_side, where)
+            self._check_halted(request, position, working_same_side, where, self.kill_switch.reason)
         if lim.max_order_size is not None and request.quantity > lim.max_order_size:
             raise RiskLimitExceeded(
                 "max_order_size",
@@ -345,7 +345,10 @@ class RiskManager:
             )
         self._check_band(request, instrument, where)
 
-    def _check_halted(self, request: OrderRequest, position: int, working_same_side: int, where: str) -> None:
+    @staticmethod
+    def _check_halted(
+        request: OrderRequest, position: int, working_same_side: int, where: str, reason: str
+    ) -> None:
         """While the kill switch is tripped, an order may only bring the position toward flat, never past it.
 
         The order and the contracts already working on its side count together (as if all filled), so two
@@ -355,11 +358,10 @@ class RiskManager:
         if request.side.sign * position < 0 and projected * position >= 0:
             return  # against the position, and not past flat
         working = f" with {working_same_side} working" if working_same_side else ""
-        if position != 0 and projected * position < 0:
+        if projected * position < 0:
             why, allowed, over = f"would cross flat to {projected}", 0, abs(projected)
         else:
             why, allowed, over = f"would open or add to it ({projected})", position, abs(projected - position)
-        reason = self.kill_switch.reason if self.kill_switch is not None else "halted"
         raise RiskLimitExceeded(
             "kill_switch",
             projected,
