@@ -17,14 +17,6 @@ IBOT = Path(sys.executable).with_name("ibot")
 PG = "postgresql+psycopg://postgres@127.0.0.1"
 
 
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _closed_port() -> int:
     """A loopback port nobody listens on (bound, then released: connecting to it is refused)."""
     with socket.socket() as probe:
@@ -165,7 +157,6 @@ def test_a_file_where_the_sqlite_records_should_go_names_it_when_a_run_starts(sc
     assert "/proc/x.sqlite" in err
 
 
-@pytest.mark.skipif(not _pg_up(), reason="PostgreSQL is not running on 127.0.0.1:5432")
 @pytest.mark.parametrize(
     "command",
     [["orders"], pytest.param(["run", "--sim", "--duration", "60"], marks=RUN_OPENS_RECORDS)],

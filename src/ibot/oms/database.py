@@ -136,6 +136,8 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         return
     if path.is_dir():
         raise RecordsDatabaseError(f"records database {path} is a directory, not a SQLite file")
+    if path.is_file() and not _is_sqlite(path):  # never let SQLite write its pages over someone's file
+        raise RecordsDatabaseError(f"records database {path} is a file but not a SQLite database")
     if not create:
         if not path.exists():
             raise RecordsDatabaseError(
@@ -154,6 +156,19 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise RecordsDatabaseError(f"records database {path} cannot be created: {ancestor} is not writable")
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: Path) -> bool:
+    """An empty file (SQLite makes it a database) or one that starts with SQLite's header string."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError:
+        return True  # unreadable: let the driver say why, in its words
+    return head in (b"", _SQLITE_MAGIC)
 
 
 def _reason(exc: BaseException) -> str:
