@@ -169,3 +169,38 @@ def test_repr_shows_id_status_and_quantities() -> None:
     o = order_in(S.SUBMITTED, quantity=2)
     o.apply_fill("e1", 1, 10.5)
     assert repr(o) == "OrderState('c1', Submitted, filled=1/2, avg=10.5)"
+
+
+def test_without_an_event_time_nothing_is_stamped() -> None:
+    o = OrderState("c0", 1)
+    assert o.ts == 0
+    o.apply_status(S.SUBMITTED)
+    assert o.ts == 0
+    o.apply_fill("e1", 1, 10.0)
+    assert (o.ts, o.executions[0].ts) == (0, 0)
+
+
+def test_what_an_operator_must_hear_is_logged_with_the_order_and_the_numbers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="ibot.oms.states"):
+        o = order_in(S.SUBMITTED, quantity=2)
+        o.apply_status(S.PENDING_CANCEL)  # a plain change: nothing said
+        o.apply_status(S.CREATED, message="late echo")  # stale
+        o.apply_status(S.FILLED)  # ahead of its executions
+        o.apply_fill("e1", 2, 10.0)
+        o.apply_fill("e2", 1, 10.0)  # one too many
+        order_in(S.REJECTED).apply_fill("e9", 1, 10.0)
+        done = order_in(S.PENDING_CANCEL, quantity=1)
+        done.apply_fill("e5", 1, 10.0)
+        done.apply_status(S.SUBMITTED)  # after Filled: stale, said
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "order c1: ignored status Created in state PendingCancel (out of order or stale) late echo",
+        ),
+        ("INFO", "order c1: Filled reported with 0 of 2 executions seen"),
+        ("ERROR", "order c1: overfilled, 3 executed of 2 ordered (exec e2)"),
+        ("ERROR", "order c1: execution e9 for an order never sent; counted anyway"),
+        ("WARNING", "order c1: ignored status Submitted in state Filled (out of order or stale) "),
+    ]
