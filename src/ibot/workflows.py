@@ -204,6 +204,8 @@ def run_backtest(
         for name, path in files.items():
             console.print(f"  {name}: {path}")
     summary = result.to_dict()
+    if len(frame):  # the CLI's one time format (the report's own dict keeps ISO for other callers)
+        summary["start"], summary["end"] = format_time(int(frame.ts[0])), format_time(int(frame.ts[-1]))
     summary["files"] = files
     return summary
 

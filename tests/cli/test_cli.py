@@ -159,7 +159,9 @@ def test_backtest_builds_from_the_stored_size_that_divides_the_bar(tmp_path: Pat
         "--no-chart", "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert json.loads(out)["files"]["trades_csv"].endswith("MES_15min_ma_breakout_trades.csv")
+    report = json.loads(out)
+    assert report["files"]["trades_csv"].endswith("MES_15min_ma_breakout_trades.csv")
+    assert report["start"] == "2025-01-06 00:00:00 UTC" and report["end"].endswith(":45:00 UTC")
     code, _, err = invoke("backtest", "--bar", "1min", "--data-dir", str(tmp_path / "data"))
     assert code == 2 and "only 5min bars stored" in err
 
