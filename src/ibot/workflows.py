@@ -212,10 +212,6 @@ def run_backtest(
 
 # --- live trading -------------------------------------------------------------------------------------------
 
-# Where `--sim` puts the simulated market unless told otherwise: a Wednesday at the RTH open (08:30 Chicago),
-# so CME Globex is open and the risk checks' trading-hours rule lets orders through.
-SIM_START = datetime(2025, 3, 5, 14, 30, tzinfo=UTC)
-
 
 def records_url(db: str | None, create: bool = True) -> str:
     """The records database: `db` checked (a URL of a known back end), else the SQLite file in the data
@@ -239,28 +235,71 @@ def run_live(
     seed: int = 7,
     sim_start: datetime | None = None,
     flatten: bool = True,
+    lockstep: bool = False,
     status_every: float = 1.0,
     quiet: bool = False,
     log_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Trade `strategy` live on `symbol`: against TWS / IB Gateway (settings, TWS_API_ADDR/PORT/CLIENTID), or
-    with `sim` against the TWS simulator started in this process on a free loopback port. Runs for `duration`
-    seconds of market time (None: until Ctrl-C), prints a status line every `status_every` wall seconds, then
-    cancels this run's working orders and (with `flatten`) closes the position. Returns a summary read back
-    from the records database. The run's log goes to `log_file` (default <out_dir>/live/ibot_live.log);
-    the terminal shows the status lines and errors only."""
+    """Trade `strategy` live on `symbol` (`ibot.app.live`), printing the start-up line and a status line every
+    `status_every` wall seconds; returns a summary of this run's orders read back from the records database.
+    SIGINT / SIGTERM stop the run gracefully (cancel, flatten when asked, summary); a second one forces it.
+    The run's log goes to `log_file` (default <out_dir>/live/ibot_live.log); the terminal shows the status
+    lines and errors only."""
     import asyncio
+
+    from ibot.app.live import LiveRunOptions, describe_final
+    from ibot.app.live import run_live as run_live_service
+    from ibot.engine.status import render_status
 
     cls = get_strategy(strategy)
     strat = cls(**parse_assignments(params, owner=strategy))
     url = records_url(db)
     _log_to_file(log_file or load_settings().out_dir / "live" / "ibot_live.log")
-    return asyncio.run(
-        _run_live(
-            strat, symbol.upper(), bar, url, sim, sim_speed, duration, console, seed, sim_start, flatten,
-            status_every, quiet,
-        )
+    options = LiveRunOptions(
+        strat, symbol.upper(), bar, url, sim, sim_speed, duration, seed, sim_start, flatten, lockstep,
+        load_settings().records_sync,
     )  # fmt: skip
+
+    def say(text: str) -> None:
+        (console.print if not quiet else _stderr)(text)
+
+    def status(session: Any, runner: Any) -> None:
+        if not quiet:
+            console.print(render_status(session, runner))
+
+    result = asyncio.run(run_live_service(options, on_status=status, status_every=status_every, notice=say))
+    records = _open_records(url)
+    try:
+        summary = orders_summary(records, only=result.order_ids)
+    finally:
+        records.close()
+    summary.update(
+        strategy=strat.name,
+        params=dict(strat.p),
+        symbol=symbol.upper(),
+        bar=bar,
+        db=url,
+        simulated=sim,
+        market_seconds=result.market_seconds,
+        wall_seconds=result.wall_seconds,
+        bars=[tuple(b) for b in result.bars],
+        final=describe_final(result),
+    )
+    if result.flatten_failed:
+        say(f"warning: {result.flatten_failed}")
+    return summary
+
+
+def _stderr(text: str) -> None:
+    import sys
+
+    sys.stderr.write(text + "\n")
+
+
+def _open_records(url: str) -> Any:
+    from ibot.oms.database import open_records
+
+    return open_records(url)
 
 
 def _log_to_file(path: Path) -> None:
@@ -284,119 +323,16 @@ def _log_to_file(path: Path) -> None:
     logging.getLogger("ib_async").setLevel(logging.INFO)
 
 
-async def _run_live(
-    strat: Any,
-    symbol: str,
-    bar: str,
-    url: str,
-    sim: bool,
-    sim_speed: float,
-    duration: float | None,
-    console: Console,
-    seed: int,
-    sim_start: datetime | None,
-    flatten: bool,
-    status_every: float,
-    quiet: bool,
-) -> dict[str, Any]:
-    import asyncio
-    import time
-
-    from ibot.brokers.ib.config import load_ib_settings
-    from ibot.engine.runner import LiveRunner
-    from ibot.engine.session import TradingSession
-    from ibot.engine.status import render_status
-    from ibot.model.market import NS_PER_SECOND
-    from ibot.oms.records import OrderRecords
-    from ibot.oms.risk import RiskLimits
-    from ibot.sim.server import SimServer
-
-    if parse_interval_ns(bar) % (5 * NS_PER_SECOND):
-        raise ParameterError(
-            f"--bar {bar!r}: live bars are built from IB's 5-second bars; use a multiple of 5 s"
-        )
-    records = OrderRecords(url, sync=load_settings().records_sync)
-    records.migrate()
-    server: SimServer | None = None
-    try:
-        if sim:
-            start = sim_start or SIM_START
-            product = catalog.resolve(symbol, start.date()).symbol
-            server = SimServer(port=0, symbols=[product], speed=sim_speed, seed=seed, start=start)
-            await server.start()
-            market = server.market
-            settings = load_ib_settings(
-                env={},
-                overrides={
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "restart_window": {"enabled": False},
-                    "reconnect_initial_delay": 0.1,
-                    "reconnect_max_delay": 1.0,
-                    "watchdog_poll_seconds": 0.1,
-                    "stale_after_seconds": max(30.0, 30.0 * sim_speed / 10),
-                },
-            )
-            clock = lambda: int(market.now_s * NS_PER_SECOND)  # noqa: E731 - the simulator's market time
-        else:
-            settings = load_ib_settings()
-            clock = time.time_ns
-        session = TradingSession(settings, records, RiskLimits(), symbols=(symbol,), market_clock=clock)
-        runner = LiveRunner(session, strat, symbol, bar)
-        if not quiet:
-            console.print(f"connecting: {settings.describe()}{' (simulator)' if sim else ''}")
-        started = time.perf_counter()
-        try:
-            await runner.start()
-            start_ns = clock()
-            end_ns = None if duration is None else start_ns + round(duration * NS_PER_SECOND)
-            next_status = 0.0
-            while end_ns is None or clock() < end_ns:
-                now = time.perf_counter()
-                if not quiet and now >= next_status:
-                    console.print(render_status(session, runner))
-                    next_status = now + status_every
-                await asyncio.sleep(0.02)
-            await runner.stop(flatten=flatten)
-            if not quiet:
-                console.print(render_status(session, runner))
-        finally:
-            await session.stop()
-        summary = orders_summary(records, since_ts=start_ns)
-        summary.update(
-            strategy=strat.name,
-            params=dict(strat.p),
-            symbol=symbol,
-            bar=bar,
-            db=url,
-            simulated=sim,
-            market_seconds=(clock() - start_ns) / NS_PER_SECOND,
-            wall_seconds=round(time.perf_counter() - started, 3),
-            bars=[tuple(b) for b in runner.bars],
-        )
-        return summary
-    finally:
-        if server is not None:
-            await server.stop()
-        records.close()
-
-
-def parse_interval_ns(bar: str) -> int:
-    from ibot.data.bars import parse_interval
-
-    return parse_interval(bar)
-
-
-def orders_summary(records: Any, since_ts: int | None = None) -> dict[str, Any]:
-    """Orders, fills and P&L as the records database holds them (`since_ts`: only orders created since).
+def orders_summary(records: Any, only: set[str] | None = None) -> dict[str, Any]:
+    """Orders, fills and P&L as the records database holds them (`only`: just these client order ids).
 
     P&L is exact: cash flows of the fills (price x quantity x multiplier) minus commissions, plus any open
     position marked at its last fill price; `ib_realized` is the sum IB's commission reports gave."""
     from ibot.model.instruments import Instrument
 
-    orders = [o for o in records.orders() if since_ts is None or o.created_ts >= since_ts]
+    orders = [o for o in records.orders() if only is None or o.client_order_id in only]
     ids = {o.client_order_id for o in orders}
-    fills = [f for f in records.executions() if since_ts is None or f.client_order_id in ids]
+    fills = [f for f in records.executions() if only is None or f.client_order_id in ids]
     fills.sort(key=lambda f: (f.ts, f.exec_id))
     cache: dict[str, Instrument] = {}
     cash = Decimal(0)
@@ -500,6 +436,25 @@ def print_orders(summary: dict[str, Any], console: Console, title: str = "") -> 
     console.print(
         f"P&L: gross {summary['gross_pnl']:.2f}  commissions {summary['commissions']:.2f}  "
         f"[bold {style}]net {net:.2f}[/]  (IB realized {summary['ib_realized']:.2f})  position {pos}"
+    )
+
+
+def print_final(summary: dict[str, Any], console: Console) -> None:
+    """One line: what ended the run and the state it left (position, open orders, P&L of the trading day)."""
+    final = summary.get("final") or {}
+    stopped = final.get("stopped_by", "duration")
+    why = "the run's duration was reached" if stopped == "duration" else f"stopped by {stopped}"
+    if not final.get("traded", True):
+        console.print(f"final state ({why} before the session was ready): nothing was sent")
+        return
+    pos = ", ".join(f"{k} {v:+d}" for k, v in final.get("positions", {}).items()) or "flat"
+    open_orders = final.get("open_orders", [])
+    realized = final.get("realized_pnl")
+    day = final.get("day_pnl")
+    pnl = f"realized {realized:+.2f}, day {day:+.2f}" if realized is not None and day is not None else "n/a"
+    style = "green" if pos == "flat" and not open_orders else "bold red"
+    console.print(
+        f"final state ({why}): [{style}]position {pos}, open orders {len(open_orders)}[/], P&L {pnl}"
     )
 
 

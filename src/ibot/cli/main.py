@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from functools import wraps
 from pathlib import Path
@@ -142,6 +143,21 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def forced_stop_exits() -> Iterator[None]:
+    """A second SIGINT/SIGTERM during a graceful stop: say what may be left, exit 130 (no traceback)."""
+    from ibot.aio import ForcedStop
+
+    try:
+        yield
+    except ForcedStop as exc:
+        err_console.print(
+            f"[bold red]stopped:[/] {exc}; orders may still be working at the broker and the position may "
+            "not be flat. Every order and fill received so far is in the records (`ibot orders`)."
+        )
+        raise typer.Exit(130) from None
 
 
 def print_json(payload: Any) -> None:
@@ -475,32 +491,44 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulator's synthetic market.")] = 7,
     flatten: Annotated[bool, typer.Option(help="Close the position when the run ends.")] = True,
+    lockstep: Annotated[
+        bool,
+        typer.Option(
+            "--lockstep",
+            help="With --sim: replay the seeded market bar by bar, waiting for the strategy (repeatable).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Trade a strategy live through ib_async: TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID,
     or `--sim` for the offline simulator. Prints a status line while it runs, then the run's orders and fills
     from the records database."""
-    from ibot.workflows import print_orders, run_live
+    from ibot.workflows import print_final, print_orders, run_live
 
-    summary = run_live(
-        strategy,
-        symbol,
-        param or [],
-        bar,
-        db,
-        sim,
-        sim_speed,
-        duration,
-        console,
-        seed=seed,
-        flatten=flatten,
-        quiet=as_json,
-    )
+    if lockstep and not sim:
+        raise typer.BadParameter("--lockstep needs --sim (the built-in simulator)", param_hint="--lockstep")
+    with forced_stop_exits():
+        summary = run_live(
+            strategy,
+            symbol,
+            param or [],
+            bar,
+            db,
+            sim,
+            sim_speed,
+            duration,
+            console,
+            seed=seed,
+            flatten=flatten,
+            lockstep=lockstep,
+            quiet=as_json,
+        )
     if as_json:
         summary.pop("bars", None)
         print_json(summary)
     else:
         print_orders(summary, console, title=f"this run ({summary['db']})")
+        print_final(summary, console)
 
 
 @app.command()
@@ -544,12 +572,13 @@ def demo(
     ] = False,
 ) -> None:
     """Run the main job on embedded defaults, no IB account needed: ma_breakout trading live through ib_async
-    against the TWS simulator (a seeded MES market at high speed, one RTH session), then the orders, fills and
-    P&L read back from the records database, and a chart. `--backtest`: the 90-day backtest demo."""
+    against the TWS simulator (a seeded MES session replayed bar by bar in lockstep, so the same seed gives
+    the same numbers), then the orders, fills and P&L read back from the records database, and a chart.
+    `--backtest`: the 90-day backtest demo."""
     if backtest:
         _demo_backtest(out)
         return
-    from ibot.workflows import print_orders, run_live, write_live_chart
+    from ibot.workflows import print_final, print_orders, run_live, write_live_chart
 
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "demo_orders.sqlite"
@@ -557,22 +586,25 @@ def demo(
     console.rule(
         "[bold]ibot demo: ma_breakout live through ib_async against the TWS simulator (MES, 1-min bars)"
     )
-    summary = run_live(
-        "ma_breakout",
-        "MES",
-        [],
-        "1min",
-        f"sqlite:///{db_path}",
-        True,
-        DEMO_SIM_SPEED,
-        DEMO_SESSION_SECONDS,
-        console,
-        seed=7,
-        status_every=1.0,
-        log_file=out / "demo_live.log",
-    )
+    with forced_stop_exits():
+        summary = run_live(
+            "ma_breakout",
+            "MES",
+            [],
+            "1min",
+            f"sqlite:///{db_path}",
+            True,
+            DEMO_SIM_SPEED,
+            DEMO_SESSION_SECONDS,
+            console,
+            seed=7,
+            lockstep=True,
+            status_every=1.0,
+            log_file=out / "demo_live.log",
+        )
     console.rule("[bold]read back from the records database")
     print_orders(summary, console, title=str(db_path))
+    print_final(summary, console)
     chart = write_live_chart(summary, out / "demo_live.png")
     console.print(
         f"  {len(summary['bars'])} bars, {summary['market_seconds'] / 3600:.1f} h of market in "
