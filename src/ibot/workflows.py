@@ -406,9 +406,25 @@ def list_orders(db: str | None) -> dict[str, Any]:
 
     records = open_records(records_url(db, create=False), create=False)
     try:
-        return orders_summary(records)
+        summary = orders_summary(records)
+        summary["fill_conflicts"] = [_conflict_row(c) for c in records.fill_conflicts()]
+        return summary
     finally:
         records.close()
+
+
+def _conflict_row(c: Any) -> dict[str, Any]:
+    """An execution kept aside: its exec id was recorded before with other content (never merged)."""
+    return {
+        "time": format_time(c.ts),
+        "exec_id": c.exec_id,
+        "client_order_id": c.client_order_id,
+        "symbol": c.symbol,
+        "side": str(c.side),
+        "qty": c.quantity,
+        "price": c.price,
+        "differences": c.differences,
+    }
 
 
 def print_orders(summary: dict[str, Any], console: Console, title: str = "") -> None:
@@ -437,6 +453,13 @@ def print_orders(summary: dict[str, Any], console: Console, title: str = "") -> 
         f"P&L: gross {summary['gross_pnl']:.2f}  commissions {summary['commissions']:.2f}  "
         f"[bold {style}]net {net:.2f}[/]  (IB realized {summary['ib_realized']:.2f})  position {pos}"
     )
+    conflicts = summary.get("fill_conflicts") or []
+    if conflicts:
+        console.print(table(f"{prefix}executions kept aside, not merged ({len(conflicts)})", conflicts))
+        console.print(
+            "[bold red]records integrity:[/] these exec ids were recorded before with other content; "
+            "the fills above are the first ones recorded. Compare with IB's execution report."
+        )
 
 
 def print_final(summary: dict[str, Any], console: Console) -> None:

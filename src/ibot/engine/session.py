@@ -349,7 +349,7 @@ class TradingSession:
             self._error(f"processing {type(event).__name__} failed: {type(exc).__name__}: {exc}")
             return
         for text in self.om.integrity_errors[integrity:]:  # an exec id naming two executions: degraded
-            self._error(text)
+            self._error(text, logged=True)  # the OMS logged it as an ERROR
         if isinstance(event, BrokerError) and event.code not in _NOTICES:
             where = f" (order id {event.order_id})" if event.order_id is not None else ""
             # the IB adapter has logged the message once already ("IB message ..."): kept, not logged again

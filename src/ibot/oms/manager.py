@@ -584,8 +584,8 @@ class OrderManager:
     def _on_error(self, event: BrokerError) -> None:
         m = self._find(event.order_id) if event.order_id is not None and event.order_id >= 0 else None
         text = f"error {event.code}: {event.message}"
-        if m is None:
-            log.warning("broker %s (order id %s)", text, event.order_id)
+        if m is None:  # the IB adapter logged the message once already, at its level
+            log.debug("broker %s (order id %s): no order of ours", text, event.order_id)
             return
         if event.code in (ERR_DUPLICATE_ORDER_ID, ERR_ORDER_REJECTED):
             if event.code == ERR_DUPLICATE_ORDER_ID:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +77,9 @@ __all__ = [
 log = logging.getLogger("ibot.sim")
 
 FIRST_PERM_ID = 1_000_000_001
+# IB's permIds are unique per account for good, and the records look orders up by permId: a fresh simulator
+# must not hand out an earlier one's ids: each starts at a random point of a 2**30 range (int32 on the wire).
+PERM_ID_SPREAD = 1 << 30
 CANCELLED_TEXT = "Order Canceled - reason:"
 REJECTED_TEXT = "Order rejected - reason:"
 DUPLICATE_ID = (103, "Duplicate order id")
@@ -295,7 +299,7 @@ class SimBroker:
         self.thin_liquidity = thin_liquidity
         self.match_bars = match_bars
         self.next_valid_id = 1
-        self._perm = FIRST_PERM_ID
+        self._perm = self._first_perm()
         self._orders: dict[tuple[int, int], SimOrder] = {}
         self._by_perm: dict[int, SimOrder] = {}
         self._held: list[SimOrder] = []  # transmit=False orders waiting for their group's transmit
@@ -319,6 +323,11 @@ class SimBroker:
         self.commissions_paid = Decimal(0)
 
     # --- ids --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _first_perm() -> int:
+        """Where this simulator's permIds start: random per instance, room for 2**20 orders above."""
+        return FIRST_PERM_ID + secrets.randbelow(PERM_ID_SPREAD - (1 << 20))
+
     def _next_perm(self) -> int:
         self._perm += 1
         return self._perm - 1
