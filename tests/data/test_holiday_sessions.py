@@ -176,7 +176,7 @@ NYSE_PUBLISHED = {
 @pytest.mark.parametrize("year", sorted(NYSE_PUBLISHED))
 def test_nyse_holidays_and_early_closes_match_the_published_year(year: int) -> None:
     closed, early = NYSE_PUBLISHED[year]
-    expected = {date(year, m, d): (CLOSED, None) for m, d in closed}
+    expected: dict[date, tuple[DayKind, time | None]] = {date(year, m, d): (CLOSED, None) for m, d in closed}
     expected |= {date(year, m, d): (EARLY, time(13)) for m, d in early}
     assert schedule(HoursGroup.NYSE, year) == expected
 
