@@ -439,3 +439,55 @@ def test_the_trip_and_the_reset_are_logged_with_the_reason(caplog: pytest.LogCap
         ("WARNING", "risk: kill switch reset (was: daily_loss: test)"),
     ]
     assert rm.kill_switch is None
+
+
+def test_an_order_may_not_flip_a_position_above_the_limit_into_one_past_it_on_the_other_side() -> None:
+    """Adopted long 4 with a limit of 2: selling down is always allowed, but not past flat beyond -2."""
+    rm = risk(max_position=2)
+    rm.set_position(MES, 4)
+    rm.check(sell(3), MES)  # 1
+    rm.check(sell(6), MES)  # -2: at the limit on the other side
+    for qty, short in ((7, 3), (8, 4)):
+        err = refused(rm, sell(qty))
+        assert (err.limit, err.value, err.allowed) == ("max_position", short, 2)
+    err = refused(rm, sell(2), working_same_side=5)
+    assert (err.value, err.allowed) == (3, 2)
+
+
+def test_a_bogus_side_or_quantity_is_refused_with_one_sentence() -> None:
+    request = buy(1)
+    object.__setattr__(request, "side", "HOLD")
+    err = refused(risk(), request)
+    assert (err.limit, err.value, err.allowed) == ("side", "HOLD", "BUY/SELL")
+    assert str(err) == "side: 'HOLD' is not BUY or SELL"
+    request = buy(1)
+    object.__setattr__(request, "quantity", 0)
+    assert (
+        str(refused(risk(), request))
+        == "quantity: BUY 0 MESZ4 has quantity 0; it must be a whole number >= 1"
+    )
+
+
+def test_refusals_name_the_order_and_the_trading_hours_refusal_its_time_and_session() -> None:
+    rm = risk(price_band_ticks=4)
+    rm.mark(MES, 5000.0)
+    err = refused(rm, sell(2, order_type=OrderType.STP, stop_price=4998.75))
+    assert str(err).startswith("price_band: SELL 2 MESZ4 stop 4998.75 is 5 ticks from last 5000.0")
+    saturday = datetime(2024, 11, 9, 15, 0, tzinfo=UTC)
+    closed = RiskManager(only(enforce_trading_hours=True), Clock(datetime_to_ns(saturday)))
+    err = refused(closed, buy(1))
+    assert (err.limit, err.value, err.allowed) == ("trading_hours", saturday, "CME Globex")
+    assert str(err).startswith(
+        "trading_hours: BUY 1 MESZ4 at 2024-11-09T15:00:00+00:00 is outside the CME Globex"
+    )
+
+
+def test_a_new_trading_day_is_logged_once_with_both_days(caplog: pytest.LogCaptureFixture) -> None:
+    rm = risk()
+    with caplog.at_level("INFO", logger="ibot.oms.risk"):
+        rm.on_order_sent()  # the first day: nothing to say
+        rm.on_order_sent(T0 + 9 * HOUR)
+        rm.on_order_sent(T0 + 10 * HOUR)
+    assert [r.getMessage() for r in caplog.records] == [
+        "risk: new trading day 2024-11-06 (was 2024-11-05); day counters and day P&L reset"
+    ]

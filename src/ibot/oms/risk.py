@@ -312,7 +312,9 @@ class RiskManager:
         allowed_pos = lim.position_limit(instrument)
         if allowed_pos is not None:
             projected = position + request.side.sign * (request.quantity + working_same_side)
-            if abs(projected) > allowed_pos and abs(projected) > abs(position):
+            # Above the limit only by reducing (an adopted position): smaller, on the same side of flat.
+            reducing = projected * position >= 0 and abs(projected) < abs(position)
+            if abs(projected) > allowed_pos and not reducing:
                 working = f" with {working_same_side} working" if working_same_side else ""
                 raise RiskLimitExceeded(
                     "max_position",
