@@ -247,18 +247,19 @@ def run_live(
     lines and errors only."""
     import asyncio
 
-    from ibot.app.live import LiveRunOptions, describe_final
+    from ibot.app.live import LiveRunOptions, check_options, describe_final
     from ibot.app.live import run_live as run_live_service
     from ibot.engine.status import render_status
 
     cls = get_strategy(strategy)
     strat = cls(**parse_assignments(params, owner=strategy))
     url = records_url(db)
-    _log_to_file(log_file or load_settings().out_dir / "live" / "ibot_live.log")
     options = LiveRunOptions(
         strat, symbol.upper(), bar, url, sim, sim_speed, duration, seed, sim_start, flatten, lockstep,
         load_settings().records_sync,
     )  # fmt: skip
+    check_options(options)  # a run that cannot start creates no log folder and no records file
+    _log_to_file(log_file or load_settings().out_dir / "live" / "ibot_live.log")
 
     def say(text: str) -> None:
         (console.print if not quiet else _stderr)(text)

@@ -141,14 +141,6 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(scratch: Path, argv: list[st
     assert created == before  # nothing created (no data/, out/, .sqlite)
 
 
-# The run path opens its records itself (ibot.app.live); these pass once it opens them with
-# ibot.oms.database.open_records, as `ibot orders` does.
-RUN_OPENS_RECORDS = pytest.mark.xfail(
-    strict=False, reason="the run path does not yet open its records through ibot.oms.database.open_records"
-)
-
-
-@RUN_OPENS_RECORDS
 def test_a_file_where_the_sqlite_records_should_go_names_it_when_a_run_starts(scratch: Path) -> None:
     # `run` creates its records: /proc refuses a new file, which the driver reports on connect
     code, _, err = ibot("run", "--sim", "--duration", "60", "--db", "sqlite:////proc/x.sqlite", cwd=scratch)
@@ -159,7 +151,7 @@ def test_a_file_where_the_sqlite_records_should_go_names_it_when_a_run_starts(sc
 
 @pytest.mark.parametrize(
     "command",
-    [["orders"], pytest.param(["run", "--sim", "--duration", "60"], marks=RUN_OPENS_RECORDS)],
+    [["orders"], ["run", "--sim", "--duration", "60"]],
     ids=["orders", "run"],
 )
 def test_a_missing_postgresql_database_is_named(scratch: Path, command: list[str]) -> None:

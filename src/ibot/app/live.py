@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ibot.sim.server import SimServer
     from ibot.strategy.base import Strategy
 
-__all__ = ["SIM_START", "LiveRunOptions", "LiveRunResult", "run_live"]
+__all__ = ["SIM_START", "LiveRunOptions", "LiveRunResult", "check_options", "run_live"]
 
 # Where `--sim` puts the simulated market unless told otherwise: a Wednesday at the RTH open (08:30 Chicago),
 # so CME Globex is open and the risk checks' trading-hours rule lets orders through.
@@ -96,14 +96,10 @@ async def run_live(
 
     `on_status(session, runner)` is called every `status_every` wall seconds while trading and once at the
     end; `notice(text)` receives the start-up line and what the stop did."""
-    from ibot.data.bars import parse_interval
     from ibot.oms.database import open_records
 
     say = notice or (lambda _text: None)
-    if parse_interval(options.bar) % (5 * NS_PER_SECOND):
-        raise ParameterError(
-            f"--bar {options.bar!r}: live bars are built from IB's 5-second bars; use a multiple of 5 s"
-        )
+    check_options(options)
     records = open_records(options.records_url, sync=options.records_sync)  # one sentence if it can't
     server: SimServer | None = None
     result = LiveRunResult(options.records_url, options.sim)
@@ -122,6 +118,20 @@ async def run_live(
             await server.stop()
         records.close()
     return result
+
+
+def check_options(options: LiveRunOptions) -> None:
+    """Refuse a run that cannot start (bar size, symbol, IB settings) before anything is created."""
+    from ibot.brokers.ib.config import load_ib_settings
+    from ibot.data.bars import parse_interval
+
+    if parse_interval(options.bar) % (5 * NS_PER_SECOND):
+        raise ParameterError(
+            f"--bar {options.bar!r}: live bars are built from IB's 5-second bars; use a multiple of 5 s"
+        )
+    catalog.resolve(options.symbol, (options.sim_start or SIM_START).date())  # UnknownSymbolError names it
+    if not options.sim:
+        load_ib_settings()  # ConfigError names the key or variable
 
 
 def _stopping_text(signal_name: str, flatten: bool) -> str:
