@@ -193,7 +193,7 @@ def test_a_zero_or_negative_price_counts_for_a_future_but_not_for_a_stock() -> N
     assert rm.last_price(MES) == Decimal(0)
     rm.mark(MES, -1.5)  # futures can trade below zero (crude oil, 2020)
     assert rm.last_price(MES) == Decimal("-1.5")
-    stock = Instrument("AAPL", SecType.STK, "NASDAQ", "USD", Decimal("0.01"), Decimal(1))
+    stock = Instrument("AAPL", SecType.STK, "NASDAQ", "USD", Decimal(1), Decimal("0.01"))
     rm.mark(stock, 150.0)
     rm.mark(stock, 0.0)
     assert rm.last_price(stock) == Decimal(150)
@@ -219,7 +219,7 @@ def test_a_stop_price_is_checked_for_sanity_like_a_limit_price(stop: float, why:
 
 
 def test_a_limit_price_of_zero_or_less_is_refused_for_a_stock_but_not_for_a_future() -> None:
-    stock = Instrument("AAPL", SecType.STK, "NASDAQ", "USD", Decimal("0.01"), Decimal(1))
+    stock = Instrument("AAPL", SecType.STK, "NASDAQ", "USD", Decimal(1), Decimal("0.01"))
     request = OrderRequest("AAPL", Side.BUY, 1, OrderType.LMT, limit_price=1.0)
     object.__setattr__(request, "limit_price", 0.0)
     rm = risk()
@@ -410,7 +410,7 @@ def test_a_refusal_carries_its_message() -> None:
 
 
 def test_a_stock_price_below_one_is_a_price() -> None:
-    stock = Instrument("PENNY", SecType.STK, "NASDAQ", "USD", Decimal("0.0001"), Decimal(1))
+    stock = Instrument("PENNY", SecType.STK, "NASDAQ", "USD", Decimal(1), Decimal("0.0001"))
     rm = risk()
     rm.mark(stock, 0.5)
     assert rm.last_price(stock) == Decimal("0.5")
@@ -491,3 +491,26 @@ def test_a_new_trading_day_is_logged_once_with_both_days(caplog: pytest.LogCaptu
     assert [r.getMessage() for r in caplog.records] == [
         "risk: new trading day 2024-11-06 (was 2024-11-05); day counters and day P&L reset"
     ]
+
+
+def test_a_price_refusal_names_which_price_and_what_is_wrong_exactly() -> None:
+    request = buy(order_type=OrderType.LMT, limit_price=5000.0)
+    object.__setattr__(request, "limit_price", math.nan)
+    err = refused(risk(), request)
+    assert (err.limit, err.allowed) == ("price", "finite, on the tick grid")
+    assert str(err) == "price: BUY 1 MESZ4 limit price nan is not a finite number"
+    for bogus in (True, "5000"):
+        object.__setattr__(request, "limit_price", bogus)
+        assert (
+            str(refused(risk(), request))
+            == f"price: BUY 1 MESZ4 limit price {bogus!r} is not a finite number"
+        )
+    stock = Instrument("PENNY", SecType.STK, "NASDAQ", "USD", Decimal(1), Decimal("0.0001"))
+    below_zero = OrderRequest("PENNY", Side.BUY, 1, OrderType.LMT, limit_price=1.0)
+    object.__setattr__(below_zero, "limit_price", -0.5)
+    with pytest.raises(RiskLimitExceeded) as info:
+        risk().check(below_zero, stock)
+    assert str(info.value) == "price: BUY 1 PENNY limit price -0.5 must be positive"
+    risk().check(
+        OrderRequest("PENNY", Side.BUY, 1, OrderType.LMT, limit_price=0.5), stock
+    )  # below 1 is a price

@@ -112,7 +112,9 @@ def test_an_overfill_beyond_a_filled_order_is_counted_and_flagged() -> None:
 @pytest.mark.parametrize("quantity", [True, 1.0, 0, -2])
 def test_an_execution_quantity_must_be_a_whole_positive_number(quantity: object) -> None:
     o = order_in(S.SUBMITTED)
-    with pytest.raises(InvalidOrderError, match="must be a whole number > 0"):
+    with pytest.raises(
+        InvalidOrderError, match=r"^order c1: execution e1 quantity .+ must be a whole number > 0$"
+    ):
         o.apply_fill("e1", quantity, 10.0)  # type: ignore[arg-type]
     assert (o.filled, o.executions) == (0, ())
 
