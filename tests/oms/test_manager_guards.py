@@ -15,6 +15,7 @@ import pytest
 from oms_helpers import MES, SECOND, T0, run
 from test_manager import FEE, Rig, lmt, mkt, quote, rig
 
+from ibot.model.catalog import contract
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from ibot.oms.records import OrderRecords
 from ibot.oms.risk import RiskLimitExceeded
@@ -274,5 +275,34 @@ def test_a_stop_price_is_checked_against_the_band_and_the_refusal_recorded(recor
         near = OrderRequest("MES", Side.SELL, 1, OrderType.STP, stop_price=4950.0, client_order_id="near")
         assert (await r.om.submit(near)).status is S.PRE_SUBMITTED  # a stop rests untriggered
         assert [o.client_order_id for o in r.broker.placed] == ["near"]
+
+    run(main())
+
+
+def test_the_kill_switch_flattens_past_every_limit_and_skips_flat_instruments(records: OrderRecords) -> None:
+    """The day's order cap is used up and another instrument is flat: the kill still flattens MES, as a
+    close-out that no limit may stop, and records who asked and why (the reason cut to 200 characters)."""
+
+    async def main() -> None:
+        r = rig(records, max_orders_per_day=1)
+        await r.om.connect()
+        r.om.risk.set_position(contract("M2K", 2024, 12), 0)  # a flat instrument, sorted before MESZ4
+        r.om.on_price(MES, 5000.0)
+        await r.om.submit(mkt(Side.BUY, 2, cid="entry"))
+        quote(r, 5000.0, 5000.0)
+        with pytest.raises(RiskLimitExceeded, match="max_orders_per_day"):
+            await r.om.submit(mkt(Side.SELL, 1))
+        reason = "manual halt " + "x" * 300
+        flat = await r.om.kill(reason)
+        assert r.om.kill_pending is None
+        ks = r.om.risk.kill_switch
+        assert ks is not None and (ks.reason, ks.ts) == (reason, r.clock.ns)
+        assert [(m.request.symbol, m.request.side, m.request.quantity) for m in flat] == [
+            ("MESZ4", Side.SELL, 2)
+        ]
+        assert flat[0].request.reason == f"kill switch flatten: {reason}"[:200]
+        assert flat[0].strategy == "kill_switch"
+        assert (flat[0].status, flat[0].filled) == (S.FILLED, 2)
+        assert r.om.risk.position(MES) == 0
 
     run(main())
