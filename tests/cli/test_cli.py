@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from ibot.backtest.chart import write_live_chart
 from ibot.cli.main import app
 from ibot.data.store import BarStore
 from ibot.model import catalog
 from ibot.model.market import datetime_to_ns, ns_to_datetime
 from ibot.model.orders import OrderRequest, OrderType, Side
 from ibot.oms.records import OrderRecords
-from ibot.workflows import write_live_chart
 
 runner = CliRunner()
 

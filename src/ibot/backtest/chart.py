@@ -7,6 +7,8 @@ spikes and drawdowns stay visible); at most `max_markers` trades are marked, eve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy.typing as npt
 
 from ibot.backtest.report import BacktestResult
 
-__all__ = ["decimate", "write_html", "write_png"]
+__all__ = ["decimate", "write_html", "write_live_chart", "write_png"]
 
 _MAX_POINTS = 8_000
 _MAX_MARKERS = 2_000
@@ -148,3 +150,73 @@ def write_png(
     finally:
         plt.close(fig)
     return path
+
+
+def write_live_chart(summary: Mapping[str, Any], path: Path) -> Path:
+    """PNG of a live run: its bar closes with the fills marked, above its P&L (cash + position x close).
+
+    `summary` is a live run's summary as plain data: `bars` (ts ns, open, high, low, close, volume), `fills`
+    (rows with `time` in the CLI's UTC format, `side`, `qty`, `price`, `commission`), `symbol`, `bar`,
+    `strategy` and `simulated`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ibot.model import catalog
+    from ibot.model.market import ns_to_datetime
+
+    bars = summary["bars"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax_p, ax_e) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 1.4])
+    times = [ns_to_datetime(b[0]) for b in bars]
+    closes = [b[4] for b in bars]
+    ax_p.plot(times, closes, lw=1.0, color="#333333", label=f"{summary['symbol']} {summary['bar']} close")
+    fills = summary["fills"]
+    mult = float(catalog.get_instrument(summary["symbol"]).multiplier) if bars else 1.0
+    for side, color, marker in (("BUY", "#1a9850", "^"), ("SELL", "#d73027", "v")):
+        pts = [(_fill_time(f["time"]), float(f["price"])) for f in fills if f["side"] == side]
+        if pts:
+            ax_p.scatter(*zip(*pts, strict=True), color=color, marker=marker, s=40, zorder=3, label=side)
+    ax_p.legend(loc="upper left", fontsize=8)
+    venue = "the built-in simulator" if summary["simulated"] else "IB"
+    ax_p.set_title(f"live {summary['strategy']} against {venue}: fills from the records database")
+    ax_e.plot(times, _live_equity(bars, fills, mult), lw=1.0, color="#4575b4")
+    ax_e.axhline(0, color="#999999", lw=0.6)
+    ax_e.set_ylabel("P&L (USD)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fill_time(text: str) -> datetime:
+    """A fill time as the CLI shows it (`2025-03-05 14:30:05 UTC`), back to an aware datetime."""
+    from ibot.data.bars import TIME_FORMAT
+
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def _live_equity(bars: list[Any], fills: list[Mapping[str, Any]], mult: float) -> list[float]:
+    """P&L per bar: the fills up to the bar's end (times are whole seconds), marked at its close."""
+    from ibot.model.market import ns_to_datetime
+
+    equity = []
+    k = 0
+    cash = 0.0
+    pos = 0
+    fees = 0.0
+    ordered = sorted(fills, key=lambda f: f["time"])
+    step = (bars[1][0] - bars[0][0]) if len(bars) > 1 else 0
+    for b in bars:
+        end = ns_to_datetime(b[0] + step)
+        while k < len(ordered) and _fill_time(ordered[k]["time"]) < end:
+            f = ordered[k]
+            sign = 1 if f["side"] == "BUY" else -1
+            cash -= sign * f["qty"] * float(f["price"]) * mult
+            fees += float(f["commission"] or 0)
+            pos += sign * f["qty"]
+            k += 1
+        equity.append(cash + pos * b[4] * mult - fees)
+    return equity

@@ -15,9 +15,9 @@ import typer
 import typer.core
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError  # Typer 0.29 vendors Click as typer._click
 
+from ibot.cli.render import print_backtest, print_orders, progress_bars, rows_table
 from ibot.model.errors import IbotError
 
 # -h and --help everywhere (Click passes a context's settings down to every subcommand).
@@ -164,16 +164,6 @@ def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:
-    columns = columns or (list(rows[0]) if rows else [])
-    table = Table(title=title, header_style="bold cyan")
-    for col in columns:
-        table.add_column(col.replace("_", " "), no_wrap=True)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    return table
-
-
 # --- contracts -------------------------------------------------------------------------------------------
 
 
@@ -263,26 +253,21 @@ def data_synth(
 ) -> None:
     """Generate a seeded synthetic market and add it to the bar store. Stored bars inside the generated
     range are refused unless `--replace` (then the count replaced is reported)."""
-    from ibot.workflows import synth_to_store
+    from ibot.app.data import synth_to_store
 
-    summary = synth_to_store(
-        symbol,
-        days=days,
-        bar=bar,
-        start=_parse_date(start, "--start"),
-        seed=seed,
-        data_dir=data_dir,
-        progress=not as_json,
-        replace=replace,
-    )
+    first_day = _parse_date(start, "--start")
+    with progress_bars(console, enabled=not as_json) as on_progress:
+        written = synth_to_store(
+            symbol, days, bar, first_day, seed, data_dir, replace=replace, on_progress=on_progress
+        )
     if as_json:
-        print_json(summary)
+        print_json(written.to_dict())
     else:
         console.print(
-            f"[green]wrote[/] {summary['generated']:,} {summary['bar']} bars of {summary['symbol']}, "
-            f"{summary['sessions']} trading sessions from {summary['first']} to {summary['last']} "
-            f"({summary['added']:,} added, {summary['replaced']:,} replaced); "
-            f"the file holds {summary['rows']:,} bars: {summary['path']}"
+            f"[green]wrote[/] {written.generated:,} {written.bar} bars of {written.symbol}, "
+            f"{written.sessions} trading sessions from {written.first} to {written.last} "
+            f"({written.added:,} added, {written.replaced:,} replaced); "
+            f"the file holds {written.rows:,} bars: {written.path}"
         )
 
 
@@ -301,18 +286,19 @@ def data_list(
     as_json: JsonOpt = False,
 ) -> None:
     """What the bar store holds: symbol, bar size, rows, first and last bar, and whether each file reads."""
-    from ibot.workflows import list_store
+    from ibot.app.data import list_store
 
-    rows = list_store(data_dir, verify=verify)
+    series = list_store(data_dir, verify=verify)
+    rows = [s.to_dict() for s in series]
     if as_json:
         print_json(rows)
     elif not rows:
         console.print("the bar store is empty: try `ibot data synth --symbol MES`")
     else:
         console.print(rows_table("Bar store", rows, [c for c in rows[0] if c != "problem"]))
-        for row in rows:
-            if row["problem"]:
-                console.print(f"[bold red]damaged:[/] {escape(row['problem'])}", soft_wrap=True)
+        for s in series:
+            if s.problem:
+                console.print(f"[bold red]damaged:[/] {escape(s.problem)}", soft_wrap=True)
 
 
 # --- backtest --------------------------------------------------------------------------------------------
@@ -340,13 +326,13 @@ def backtest(
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest a strategy on stored bars (or a seeded synthetic market) and print the report."""
-    from ibot.workflows import run_backtest
+    from ibot.app.backtest import BacktestRequest, run_backtest
 
-    outcome = run_backtest(
+    request = BacktestRequest(
         symbol=symbol,
         bar=bar,
         strategy=strategy,
-        params=param or [],
+        params=tuple(param or ()),
         days=days,
         seed=seed,
         slippage_ticks=slippage,
@@ -354,30 +340,22 @@ def backtest(
         data_dir=data_dir,
         out_dir=out,
         chart=chart,
-        progress=not as_json,
-        console=console,
     )
+    with progress_bars(console, enabled=not as_json) as on_progress:
+        outcome = run_backtest(request, on_progress)
     if as_json:
-        print_json(outcome)
+        print_json(outcome.to_dict())
+    else:
+        print_backtest(outcome, console)
 
 
 @app.command()
 @friendly_errors
 def strategies(as_json: JsonOpt = False) -> None:
     """The strategies ibot knows and their parameters (name, default, range)."""
-    from ibot.strategies import STRATEGIES
+    from ibot.app.strategies import strategy_params
 
-    rows = [
-        {
-            "strategy": name,
-            "param": p.name,
-            "default": p.default,
-            "range": ("|".join(map(str, p.choices)) if p.choices else f"{p.low} .. {p.high}"),
-            "help": p.help,
-        }
-        for name, cls in STRATEGIES.items()
-        for p in cls.params
-    ]
+    rows = [p.to_dict() for p in strategy_params()]
     if as_json:
         print_json(rows)
     else:
@@ -448,7 +426,7 @@ def sim(
     script = [parse_fault(spec) for spec in fault or []]  # refuse a bad script before binding the port
     bars = None
     if replay:
-        from ibot.workflows import load_replay
+        from ibot.app.data import load_replay
 
         bars = load_replay(names, data_dir)
     server = build(
@@ -503,7 +481,8 @@ def run(
     """Trade a strategy live through ib_async: TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID,
     or `--sim` for the offline simulator. Prints a status line while it runs, then the run's orders and fills
     from the records database."""
-    from ibot.workflows import print_final, print_orders, run_live
+    from ibot.cli.live import run_live
+    from ibot.cli.render import print_final
 
     if lockstep and not sim:
         raise typer.BadParameter("--lockstep needs --sim (the built-in simulator)", param_hint="--lockstep")
@@ -543,9 +522,9 @@ def orders(
     as_json: JsonOpt = False,
 ) -> None:
     """Every order record and fill in the records database, and the P&L they add up to."""
-    from ibot.workflows import list_orders, print_orders
+    from ibot.app.records import list_orders
 
-    summary = list_orders(db)
+    summary = list_orders(db).to_dict()
     if as_json:
         print_json(summary)
     else:
@@ -578,7 +557,9 @@ def demo(
     if backtest:
         _demo_backtest(out)
         return
-    from ibot.workflows import print_final, print_orders, run_live, write_live_chart
+    from ibot.backtest.chart import write_live_chart
+    from ibot.cli.live import run_live
+    from ibot.cli.render import print_final
 
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "demo_orders.sqlite"
@@ -613,24 +594,14 @@ def demo(
 
 
 def _demo_backtest(out: Path) -> None:
-    from ibot.workflows import run_backtest
+    """`ibot demo --backtest`: 90 sessions of seeded synthetic MES, ma_breakout on 5-min bars, report."""
+    from ibot.app.backtest import BacktestRequest, run_backtest
 
     console.rule("[bold]ibot demo: ma_breakout on a synthetic MES market (5-min bars)")
-    run_backtest(
-        symbol="MES",
-        bar="5min",
-        strategy="ma_breakout",
-        params=[],
-        days=90,
-        seed=7,
-        slippage_ticks=1,
-        commission=None,
-        data_dir=out / "data",
-        out_dir=out,
-        chart=True,
-        progress=True,
-        console=console,
-    )
+    request = BacktestRequest(days=90, seed=7, data_dir=out / "data", out_dir=out)
+    with progress_bars(console) as on_progress:
+        outcome = run_backtest(request, on_progress)
+    print_backtest(outcome, console)
 
 
 def main() -> None:  # pragma: no cover - console script entry
