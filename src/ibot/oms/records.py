@@ -311,6 +311,30 @@ class CounterRow(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class AlertRow(Base):
+    """One request to the TradingView webhook, accepted or not (migration 0004; ibot.webhook.alerts uses it).
+
+    Committed before the webhook answers; `state` "pending" until the intake has processed it, then "done".
+    `body` never holds the secret (redacted before it is written)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # wall clock
+    received_ts: Mapped[int] = mapped_column(BigInteger)  # market time, ns UTC
+    source_address: Mapped[str] = mapped_column(String(64), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    ticket: Mapped[str] = mapped_column(Text, default="")  # the typed order (JSON) the worker submits
+    idempotency_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    http_status: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(16), index=True)
+    field: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    client_order_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    state: Mapped[str] = mapped_column(String(8), index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 _ORDERS: Table = Base.metadata.tables["orders"]
 _EVENTS: Table = Base.metadata.tables["order_events"]
 _FILLS: Table = Base.metadata.tables["fills"]

@@ -1,0 +1,284 @@
+"""The durable alert store: every request to the webhook, committed to the records database before it is
+answered, and the queue the door's worker takes alerts from.
+
+What it promises:
+- `admit` commits an acceptable alert as "pending" with its idempotency key and the client order id it
+  makes, in one transaction that first looks for the same key within the window (a duplicate is committed
+  too, as "duplicate", and makes nothing);
+- `record` commits a refused request (bad secret, bad JSON, a field, a source address) as "done";
+- `pending` lists, oldest first, what the worker has not finished: after a crash that is what the restart
+  processes; `finish` says what the intake made of it;
+- no body holds the secret: `redact_secret` runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CursorResult, Row, Table, insert, select, update
+
+from ibot.oms.records import AlertRow, OrderRecords
+
+__all__ = [
+    "REDACTED",
+    "AlertRecord",
+    "AlertState",
+    "AlertStore",
+    "AlertVerdict",
+    "client_order_id",
+    "redact_secret",
+]
+
+REDACTED = "[redacted]"
+_ALERTS: Table = AlertRow.__table__  # type: ignore[assignment]
+# "secret": "..." (or a bare value) in a body that is not valid JSON: the value is replaced all the same.
+_SECRET_FIELD = re.compile(r'("secret"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\s]*)', re.IGNORECASE)
+
+
+class AlertVerdict(StrEnum):
+    """What became of an alert: the door's answer, then the intake's."""
+
+    QUEUED = "queued"  # acknowledged (200), waiting for the intake
+    ACCEPTED = "accepted"  # the intake recorded and sent its order
+    DUPLICATE = "duplicate"  # its key was seen within the window: nothing placed
+    REJECTED = "rejected"  # bad input, or the intake / risk refused it: nothing placed
+    NOTHING_TO_DO = "nothing_to_do"  # its target position was already held
+    EXPIRED = "expired"  # not placed within the window (the node was down or never ready)
+    UNAUTHORIZED = "unauthorized"  # secret absent or wrong (401)
+    FORBIDDEN = "forbidden"  # source address not allowed (403)
+
+
+class AlertState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert as the store holds it."""
+
+    id: int
+    received_at: datetime
+    received_ts: int
+    source_address: str
+    body: str
+    ticket: dict[str, Any]
+    idempotency_key: str
+    http_status: int
+    verdict: AlertVerdict
+    field: str
+    reason: str
+    client_order_id: str
+    state: AlertState
+    processed_at: datetime | None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _record(row: Row[Any]) -> AlertRecord:
+    return AlertRecord(
+        id=row.id,
+        received_at=_aware(row.received_at),
+        received_ts=row.received_ts,
+        source_address=row.source_address,
+        body=row.body,
+        ticket=json.loads(row.ticket) if row.ticket else {},
+        idempotency_key=row.idempotency_key,
+        http_status=row.http_status,
+        verdict=AlertVerdict(row.verdict),
+        field=row.field,
+        reason=row.reason,
+        client_order_id=row.client_order_id,
+        state=AlertState(row.state),
+        processed_at=None if row.processed_at is None else _aware(row.processed_at),
+    )
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an insert of one alert returns its id"
+    return int(key[0])
+
+
+def client_order_id(alert_id: int, key: str) -> str:
+    """The client order id of an accepted alert: ``tv<alert id>-<12 hex of its key>``."""
+    return f"tv{alert_id}-{key.removeprefix('tv-')[:12]}"
+
+
+def redact_secret(body: str, secret: str) -> str:
+    """`body` with the value of every "secret" field and every occurrence of `secret` itself replaced.
+
+    A body that parses as a JSON object is written back as JSON with its secret replaced (escapes such as
+    ``"\\u0073ecret"`` cannot hide it); any other text has the field's value replaced by pattern."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        if any(key.lower() == "secret" for key in parsed):
+            body = json.dumps(
+                {k: (REDACTED if k.lower() == "secret" else v) for k, v in parsed.items()}, ensure_ascii=False
+            )
+    else:
+        body = _SECRET_FIELD.sub(lambda m: f'{m.group(1)}"{REDACTED}"', body)
+    if secret:
+        body = body.replace(secret, REDACTED)
+    return body
+
+
+class AlertStore:
+    """The `alerts` table of the records database. Every method commits before it returns.
+
+    `wall` is the wall clock (receive times, the idempotency window: TradingView retries and replays in real
+    time); `market` is the market's clock (ns), recorded beside it as every record is."""
+
+    def __init__(
+        self,
+        records: OrderRecords,
+        *,
+        market: Callable[[], int],
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.records = records
+        self.market = market
+        self.wall = wall
+
+    def _values(self, source: str, body: str, http_status: int, verdict: AlertVerdict) -> dict[str, Any]:
+        return {
+            "received_at": self.wall(),
+            "received_ts": self.market(),
+            "source_address": source[:64],
+            "body": body,
+            "ticket": "",
+            "idempotency_key": "",
+            "http_status": http_status,
+            "verdict": str(verdict),
+            "field": "",
+            "reason": "",
+            "client_order_id": "",
+            "state": str(AlertState.DONE),
+            "processed_at": None,
+        }
+
+    def record(
+        self,
+        *,
+        source: str,
+        body: str,
+        http_status: int,
+        verdict: AlertVerdict,
+        reason: str,
+        field: str = "",
+        key: str = "",
+    ) -> int:
+        """Commit a request the door refused (nothing will be placed); returns the alert's id."""
+        values = self._values(source, body, http_status, verdict)
+        values.update(
+            reason=reason, field=field[:64], idempotency_key=key, processed_at=values["received_at"]
+        )
+        with self.records.engine.begin() as conn:
+            return _inserted_id(conn.execute(insert(_ALERTS).values(**values)))
+
+    def admit(
+        self,
+        *,
+        source: str,
+        body: str,
+        key: str,
+        ticket: dict[str, Any],
+        window: timedelta,
+    ) -> tuple[int, AlertRecord | None]:
+        """Commit an acceptable alert: "pending" for the worker, or "duplicate" of the alert returned with it
+        when the same key was admitted within `window` (then nothing is queued).
+
+        A pending alert's client order id is made here, in the same transaction, from its id and its key
+        (`client_order_id`): fixed before any attempt to place it, so a restart places it under the same id,
+        and unique even when the same key comes back after the window."""
+        values = self._values(source, body, 200, AlertVerdict.QUEUED)
+        values.update(idempotency_key=key, state=str(AlertState.PENDING), ticket=json.dumps(ticket))
+        since = values["received_at"] - window
+        with self.records.engine.begin() as conn:
+            rows = conn.execute(
+                select(_ALERTS)
+                .where(_ALERTS.c.idempotency_key == key, _ALERTS.c.http_status == 200)
+                .where(_ALERTS.c.verdict != str(AlertVerdict.DUPLICATE))
+                .order_by(_ALERTS.c.id.desc())
+                .limit(1)
+            ).all()
+            first = _record(rows[0]) if rows else None
+            if first is not None and first.received_at >= since:
+                values.update(
+                    verdict=str(AlertVerdict.DUPLICATE),
+                    state=str(AlertState.DONE),
+                    client_order_id=first.client_order_id,
+                    reason=f"same key as alert {first.id} within {window.total_seconds():g} s: "
+                    "nothing placed",
+                    processed_at=values["received_at"],
+                )
+            else:
+                first = None
+            alert_id = _inserted_id(conn.execute(insert(_ALERTS).values(**values)))
+            if first is None:
+                cid = client_order_id(alert_id, key)
+                conn.execute(update(_ALERTS).where(_ALERTS.c.id == alert_id).values(client_order_id=cid))
+        return alert_id, first
+
+    def finish(
+        self,
+        alert_id: int,
+        verdict: AlertVerdict,
+        reason: str = "",
+        field: str = "",
+        client_order_id: str = "",
+    ) -> None:
+        """Say what the intake made of a pending alert; it will not be processed again."""
+        values: dict[str, Any] = {
+            "verdict": str(verdict),
+            "reason": reason,
+            "field": field[:64],
+            "state": str(AlertState.DONE),
+            "processed_at": self.wall(),
+        }
+        if client_order_id:
+            values["client_order_id"] = client_order_id
+        with self.records.engine.begin() as conn:
+            conn.execute(update(_ALERTS).where(_ALERTS.c.id == alert_id).values(**values))
+
+    def pending(self) -> list[AlertRecord]:
+        """Alerts acknowledged and not yet processed, oldest first."""
+        q = select(_ALERTS).where(_ALERTS.c.state == str(AlertState.PENDING)).order_by(_ALERTS.c.id)
+        with self.records.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(q)]
+
+    def get(self, alert_id: int) -> AlertRecord | None:
+        with self.records.engine.connect() as conn:
+            row = conn.execute(select(_ALERTS).where(_ALERTS.c.id == alert_id)).first()
+        return None if row is None else _record(row)
+
+    def alerts(self, limit: int | None = None) -> list[AlertRecord]:
+        """Every alert, oldest first (the newest `limit` when given)."""
+        q = select(_ALERTS).order_by(_ALERTS.c.id.desc())
+        if limit is not None:
+            q = q.limit(limit)
+        with self.records.engine.connect() as conn:
+            rows = [_record(r) for r in conn.execute(q)]
+        return rows[::-1]
+
+    def counts(self) -> Counter[str]:
+        """How many alerts of each verdict, plus "pending"."""
+        out: Counter[str] = Counter()
+        with self.records.engine.connect() as conn:
+            for verdict, state in conn.execute(select(_ALERTS.c.verdict, _ALERTS.c.state)):
+                out[verdict] += 1
+                if state == str(AlertState.PENDING):
+                    out["pending"] += 1
+        return out
