@@ -49,6 +49,7 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -83,6 +84,8 @@ __all__ = [
     "FillConflictRow",
     "FillRecord",
     "FillRow",
+    "IntakeKeyRecord",
+    "IntakeKeyRow",
     "OrderChange",
     "OrderEventRecord",
     "OrderEventRow",
@@ -311,6 +314,23 @@ class CounterRow(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class IntakeKeyRow(Base):
+    """An idempotency key of the order intake (ibot.oms.intake), claimed once per window (migration 0003).
+
+    `claimed_ts` is market time (ns) of the claim; `verdict` stays "" while the ticket is being placed and
+    then says what it became (accepted, rejected, nothing_to_do, duplicate): a claim left "" by a crash is
+    resumed under the same client order id, which the OMS never sends twice."""
+
+    __tablename__ = "intake_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    claimed_ts: Mapped[int] = mapped_column(BigInteger)  # market time, ns UTC
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # record time (wall clock)
+    verdict: Mapped[str] = mapped_column(String(16), default="")
+
+
 class AlertRow(Base):
     """One request to the TradingView webhook, accepted or not (migration 0004; ibot.webhook.alerts uses it).
 
@@ -340,6 +360,7 @@ _EVENTS: Table = Base.metadata.tables["order_events"]
 _FILLS: Table = Base.metadata.tables["fills"]
 _COUNTERS: Table = Base.metadata.tables["oms_counters"]
 _CONFLICTS: Table = Base.metadata.tables["fill_conflicts"]
+_INTAKE_KEYS: Table = Base.metadata.tables["intake_keys"]
 
 
 # --- plain records handed out by the repository ---------------------------------------------------------
@@ -461,6 +482,19 @@ class WriteAhead:
 
     order_id: int
     client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeKeyRecord:
+    """A claimed idempotency key of the order intake: who claimed it, for which client order id, when (market
+    ns and wall), and what the ticket became ("" while it is being placed, or after a crash during that)."""
+
+    key: str
+    source: str
+    client_order_id: str
+    claimed_ts: int
+    claimed_at: datetime
+    verdict: str
 
 
 def _order_record(r: OrderRow | Row[Any]) -> OrderRecord:
@@ -706,6 +740,17 @@ def _conflict_values(fill: Mapping[str, Any], differences: Sequence[str], source
     keep["differences"] = "; ".join(differences)
     keep["source"] = source[:16]
     return keep
+
+
+def _upsert(dialect: str) -> Callable[[Table], Any]:
+    """The INSERT with ON CONFLICT of the records' backend (SQLite or PostgreSQL)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _create_counter(conn: Connection, broker_next_id: int) -> int:
@@ -1576,6 +1621,64 @@ class OrderRecords:
             counter = s.scalars(select(CounterRow.value).where(CounterRow.name == ORDER_ID_COUNTER)).first()
             used = s.scalar(select(func.max(OrderRow.ib_order_id)))
         return max(counter or 0, used or 0)
+
+    # Idempotency keys of the order intake ----------------------------------------------------------------
+    def claim_intake_key(
+        self, key: str, source: str, client_order_id: str, ts_ns: int, window_ns: int
+    ) -> str | None:
+        """Claim `key` for `client_order_id` at market time `ts_ns`: None when this call claimed it (a new
+        key, or one whose claim is `window_ns` or more older than `ts_ns`), else the client order id of the
+        claim that holds it within the window.
+
+        Atomic on SQLite and PostgreSQL: ONE INSERT ... ON CONFLICT DO UPDATE (taking over only an expired
+        claim) on the primary key, never a read then a write, so of two concurrent claims (threads,
+        processes) exactly one wins. A claim time after `ts_ns` (the market clock of a new simulator run)
+        holds the key."""
+        values = {
+            "key": key,
+            "source": source[:32],
+            "client_order_id": client_order_id,
+            "claimed_ts": ts_ns,
+            "claimed_at": _wall_now(),
+            "verdict": "",
+        }
+        with self.engine.begin() as conn:
+            for _ in range(3):  # a claim released between the two statements: claim again
+                stmt = _upsert(conn.dialect.name)(_INTAKE_KEYS).values(values)
+                fresh = stmt.excluded
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[_INTAKE_KEYS.c.key],
+                    set_={c: getattr(fresh, c) for c in values if c != "key"},
+                    where=_INTAKE_KEYS.c.claimed_ts <= fresh.claimed_ts - window_ns,
+                ).returning(_INTAKE_KEYS.c.key)
+                if conn.execute(stmt).first() is not None:
+                    return None
+                held = conn.execute(
+                    select(_INTAKE_KEYS.c.client_order_id).where(_INTAKE_KEYS.c.key == key)
+                ).scalar_one_or_none()
+                if held is not None:
+                    return str(held)
+        raise RecordsError(f"intake key {key!r} could not be claimed: it was released three times meanwhile")
+
+    def finish_intake_key(self, key: str, verdict: str) -> None:
+        """Say what the ticket of a claimed key became (what the intake decided); the claim stays."""
+        with self.engine.begin() as conn:
+            conn.execute(update(_INTAKE_KEYS).where(_INTAKE_KEYS.c.key == key).values(verdict=verdict[:16]))
+
+    def release_intake_key(self, key: str) -> None:
+        """Forget a claim whose ticket placed nothing (the session was not ready): a retry may claim it."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(_INTAKE_KEYS).where(_INTAKE_KEYS.c.key == key))
+
+    def intake_key(self, key: str) -> IntakeKeyRecord | None:
+        """The claim of `key`, expired or not; None when it was never claimed (or released)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_INTAKE_KEYS).where(_INTAKE_KEYS.c.key == key)).one_or_none()
+        if row is None:
+            return None
+        return IntakeKeyRecord(
+            row.key, row.source, row.client_order_id, row.claimed_ts, _aware(row.claimed_at), row.verdict
+        )
 
     # Queries --------------------------------------------------------------------------------------------
     def get_order(self, client_order_id: str) -> OrderRecord | None:
