@@ -435,9 +435,15 @@ def test_an_accepted_ticket_is_one_order_at_the_simulator_and_fills_a_replay_pla
         # even with another quantity: the key decides
         other = await rig.intake.submit(ticket(source="webhook", quantity=1, idempotency_key="alert-1"))
         assert other.verdict is IntakeVerdict.DUPLICATE
+        # three copies at once in this process (a door's concurrent requests): one order
+        burst = ticket(source="webhook", side="SELL", quantity=1, idempotency_key="alert-2")
+        results = await asyncio.gather(*(rig.intake.submit(burst) for _ in range(3)))
+        verdicts = sorted(r.verdict.value for r in results)
+        assert verdicts == ["accepted", "duplicate", "duplicate"], results
+        await rig.filled(derive_client_order_id("webhook", "alert-2"))
         await asyncio.sleep(0.2)
-        assert len(rig.sim_orders()) == 1
-        assert len(rig.records.orders()) == 1
+        assert len(rig.sim_orders()) == 2
+        assert len(rig.records.orders()) == 2
 
     run_rig(sqlite_url, body)
 
