@@ -604,6 +604,9 @@ def _demo_backtest(out: Path) -> None:
     print_backtest(outcome, console)
 
 
+import ibot.cli.webhook  # noqa: E402, F401  registers `ibot webhook` on `app`
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CursorResult, Row, Table, insert, select, update
+from sqlalchemy import CursorResult, Row, Table, func, insert, select, update
 
 from ibot.oms.records import AlertRow, OrderRecords
 
@@ -276,9 +276,12 @@ class AlertStore:
     def counts(self) -> Counter[str]:
         """How many alerts of each verdict, plus "pending"."""
         out: Counter[str] = Counter()
+        q = select(_ALERTS.c.verdict, _ALERTS.c.state, func.count()).group_by(
+            _ALERTS.c.verdict, _ALERTS.c.state
+        )
         with self.records.engine.connect() as conn:
-            for verdict, state in conn.execute(select(_ALERTS.c.verdict, _ALERTS.c.state)):
-                out[verdict] += 1
+            for verdict, state, n in conn.execute(q):
+                out[verdict] += n
                 if state == str(AlertState.PENDING):
-                    out["pending"] += 1
+                    out["pending"] += n
         return out

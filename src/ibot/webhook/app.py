@@ -130,6 +130,7 @@ class WebhookDoor:
         self._server: _EmbeddedServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._final: dict[str, int] | None = None
 
     def __repr__(self) -> str:
         return f"WebhookDoor({self.settings.host}:{self.port or self.settings.port})"
@@ -187,6 +188,14 @@ class WebhookDoor:
                 await cancel_and_wait([self._serve_task])
         await cancel_and_wait([self._worker_task])
         self._server = self._serve_task = self._worker_task = None
+        if self.store is not None:
+            self._final = dict(self.store.counts())  # the node closes the records after its doors
+
+    def summary(self) -> dict[str, int]:
+        """How many alerts of each verdict (and "pending"), now or as they were when the door stopped."""
+        if self._serve_task is None and self._final is not None:
+            return dict(self._final)
+        return {} if self.store is None else dict(self.store.counts())
 
     def status(self) -> str:
         if self.store is None:
