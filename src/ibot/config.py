@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ibot.model.errors import IbotError
+from ibot.oms.risk import RiskLimits
 
 
 class ConfigError(IbotError, ValueError):
@@ -48,6 +49,62 @@ def load_settings(path: Path | None = None) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"config key {where!r}: {first['msg']}") from None
+
+
+class NodeStrategy(BaseModel):
+    """One strategy the node runs: `{ strategy = "ma_breakout", symbol = "MES", bar = "5min",
+    params = ["breakout_bars=7"] }` (params may also be a table: `{ breakout_bars = 7 }`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str = Field(min_length=1)
+    symbol: str = Field(min_length=1)
+    bar: str = "5min"
+    params: tuple[str, ...] = ()
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return tuple(f"{k}={v}" for k, v in value.items())
+        return value
+
+
+class NodeSettings(BaseModel):
+    """The `[node]` table of ibot.toml: what `ibot run` hosts (command-line flags override it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategies: tuple[NodeStrategy, ...] = Field(
+        default=(), description="the strategies the node runs, each on its instrument"
+    )
+    symbols: tuple[str, ...] = Field(
+        default=(), description="instruments the doors (webhook, ...) trade besides the strategies' ones"
+    )
+    flatten: bool = Field(default=True, description="close the strategies' positions when the node stops")
+    webhook: bool = Field(default=False, description="host the TradingView webhook door")
+    risk: RiskLimits = Field(
+        default_factory=RiskLimits, description="the node's one risk budget, for every strategy and door"
+    )
+
+
+def load_node_settings(path: Path | None = None) -> NodeSettings:
+    """The `[node]` table of `path` (default ./ibot.toml when present); defaults when there is none.
+    ConfigError names the key ("[node].risk.max_position: ...")."""
+    raw: dict[str, object] = {}
+    path = path or (Path("ibot.toml") if Path("ibot.toml").exists() else None)
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text()).get("node", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return NodeSettings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        source = f"{path} " if path is not None else ""
+        raise ConfigError(f"{source}[node].{where}: {first['msg']}") from None
 
 
 class PathError(IbotError, ValueError):

@@ -10,8 +10,8 @@ What it promises:
 - a closed bar is the aggregation of IB's 5-s bars (`BarAggregator(input_bar_size="5s")`, emitted as soon as
   the 5-s bar that ends it arrives), so a live bar equals the stored bar of the same interval;
 - `lockstep=True` (the simulator only, `SimServer(lockstep=True)`): after each bar the runner tells the
-  simulator it has finished with it (LOCKSTEP_ACK, sent after the bar's orders), so the market waits for the
-  strategy and a run does not depend on machine speed;
+  simulator it has finished with it (`IBVenue.lockstep_ack`, sent after the bar's orders), so the market
+  waits for the strategy and a run does not depend on machine speed;
 - a contract that gives no bars is said, never waited on in silence: when no 5-s bar came for
   `_NO_DATA_BARS` bar intervals of open market time (market clock), or the contract has expired at the
   market's date, one WARNING names it (expired, or not the front month at that date) and the status line
@@ -49,7 +49,6 @@ __all__ = ["LiveRunner", "RunnerStats"]
 log = logging.getLogger("ibot.engine")
 
 _REAL_TIME_BAR = "5s"
-_LOCKSTEP_VERSION = 1
 _NO_DATA_BARS = 3  # bar intervals of open market time without a 5-s bar before the runner says so
 _NO_DATA_MIN_NS = 60 * NS_PER_SECOND
 _DATA_POLL_SECONDS = 0.25
@@ -124,8 +123,10 @@ class LiveRunner:
         lockstep: bool = False,
         ready_timeout: float = 30.0,
         on_bar: Callable[[Bar], None] | None = None,
+        name: str = "",
     ) -> None:
         self.session = session
+        self.name = name or f"{strategy.name}:{symbol}"  # its name at the venue's lockstep gate and in logs
         self.strategy = strategy
         self.symbol = symbol
         self.bar = bar
@@ -164,7 +165,7 @@ class LiveRunner:
         session.connection.add_listener(self._on_health)
         self.strategy.start(ctx)
         if self.lockstep:
-            session.connection.ib.client.MaxRequests = 0  # the simulator's clock waits on us: no throttle
+            session.venue.unthrottle()  # the simulator's clock waits on us: no request throttle
         self._aggregator = BarAggregator(
             self.bar,
             on_bar=self._on_closed_bar,
@@ -228,6 +229,8 @@ class LiveRunner:
         if self._ack_tasks:  # acknowledgements waiting on sends: a send that never ends must not hang stop()
             await asyncio.wait(list(self._ack_tasks), timeout=timeout)
             await cancel_and_wait(list(self._ack_tasks))
+        if self.lockstep:  # the other strategies of a lockstep node no longer wait for this one
+            self.session.venue.lockstep_leave(self.name, self.interval_ns // NS_PER_SECOND)
         ctx = self.ctx
         if ctx is None or not self.session.ready:
             return
@@ -403,20 +406,13 @@ class LiveRunner:
         self._send_ack(bar_end_s)
 
     def _send_ack(self, bar_end_s: int) -> None:
-        from ibot.sim.session import LOCKSTEP_ACK
-
-        ib = self.session.connection.ib
-        if ib.isConnected():
-            ib.client.send(LOCKSTEP_ACK, _LOCKSTEP_VERSION, bar_end_s, self.interval_ns // NS_PER_SECOND)
+        self.session.venue.lockstep_ack(bar_end_s, self.interval_ns // NS_PER_SECOND, self.name)
 
     # --- internals ------------------------------------------------------------------------------------------
     async def _warm_contract(self, inst: Instrument) -> None:
         """Have the broker adapter resolve the order contract now, so that the first order is recorded and
         written to the socket inside the strategy's call (no contract round trip on the order path)."""
-        warm = getattr(self.session.broker, "_contract", None)
-        if warm is not None:
-            with contextlib.suppress(Exception):
-                await warm(inst)
+        await self.session.venue.prepare(inst)
 
     async def _flatten(self, timeout: float) -> None:
         inst = self.instrument

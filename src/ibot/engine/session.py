@@ -38,6 +38,7 @@ from ibot.brokers.ib.connection import (
     MarketClock,
 )
 from ibot.brokers.ib.contracts import ContractResolver
+from ibot.brokers.ib.factory import IBVenue, ib_venue
 from ibot.brokers.ib.market_data import MarketDataFeed, Subscription
 from ibot.data.sessions import CME_GLOBEX
 from ibot.model import catalog
@@ -163,6 +164,11 @@ class TradingSession:
     default the connection's `MarketTime`, fed by IB's data and server time (an in-process simulator's own
     clock may be passed instead); never this machine's wall clock. `market_data` streams ticks of every
     instrument (prices for the risk checks, watched for staleness) over the same connection.
+
+    The IB pieces (connection = health source, Broker port, feed, contract resolver) come from `venue`
+    (`ibot.brokers.ib.factory.IBVenue`); without one the session asks the factory for the venue of `role`
+    (the order manager's client-id range by default; the TradingView range for a standalone webhook).
+    `stop()` closes the venue it runs on.
     """
 
     def __init__(
@@ -180,25 +186,33 @@ class TradingSession:
         connect_timeout: float = 30.0,
         resync_retry_seconds: float = 1.0,
         id_prefix: str = "ibot",
+        venue: IBVenue | None = None,
+        role: ClientRole = ClientRole.ORDER_MANAGER,
     ) -> None:
         if not symbols and not instruments:
             raise ValueError("TradingSession needs at least one symbol or instrument to trade")
-        if keep_client_id and settings.on_client_id_in_use != "retry":
-            settings = settings.model_copy(update={"on_client_id_in_use": "retry"})
+        if venue is None:
+            if keep_client_id and settings.on_client_id_in_use != "retry":
+                settings = settings.model_copy(update={"on_client_id_in_use": "retry"})
+            # one clock: the connection's market time (fed by IB's data and server time) unless one is given
+            venue = ib_venue(settings, role, clock=market_clock, connect_timeout=connect_timeout)
+        else:
+            settings = venue.connection.settings
         self.settings = settings
         self.records = records
         self.clock = clock or Clock()
-        # one clock: the connection's market time (fed by IB's data and server time) unless a source is given
-        self.connection = IBConnection(settings, ClientRole.ORDER_MANAGER, clock=market_clock)
-        self.market_clock: MarketClock = self.connection.clock
+        self.venue = venue
+        self.role = venue.connection.role
+        self.connection: IBConnection = venue.connection  # the health source
+        self.market_clock: MarketClock = venue.connection.clock
         self.connect_timeout = connect_timeout
         self.resync_retry_seconds = resync_retry_seconds
         self._symbols = list(symbols)
         self._wanted = list(instruments)
         self.market_data = market_data
-        self.contracts = ContractResolver(self.connection)
-        self.broker = IBBroker(self.connection, self.contracts, settings.account, connect_timeout)
-        self.feed = MarketDataFeed(self.connection, self.contracts)
+        self.contracts: ContractResolver = venue.contracts
+        self.broker: IBBroker = venue.broker
+        self.feed: MarketDataFeed = venue.feed
         self._instruments: dict[str, Instrument] = {}  # symbol, local symbol and key -> qualified instrument
         self.instruments: list[Instrument] = []
         self.subscriptions: list[Subscription] = []
@@ -248,6 +262,28 @@ class TradingSession:
             known = sorted({i.key for i in self.instruments} | {i.symbol for i in self.instruments})
             raise UnknownSymbolError(symbol, known)
         return found
+
+    async def qualify(self, symbol: str | Instrument) -> Instrument:
+        """The instrument traded under `symbol`, qualified with IB now if this session did not trade it yet
+        (then remembered, and its ticks streamed when `market_data`): a door may trade an instrument no
+        strategy trades. UnknownSymbolError / ContractError name what IB or the catalog did not know."""
+        name = symbol if isinstance(symbol, str) else symbol.key
+        found = self._instruments.get(name.upper())
+        if found is not None:
+            return found
+        self.connection.require_connected(f"qualify {name}")
+        if isinstance(symbol, str):
+            inst = await self.contracts.qualify(symbol)
+        else:
+            inst = await self.contracts.qualify_instrument(symbol)
+        known = self._instruments.get(inst.key.upper())
+        self._remember(inst, name)
+        if known is not None:
+            return known
+        self.instruments.append(inst)
+        if self.market_data and self._state is not SessionState.STOPPED:
+            self.subscriptions.append(self.feed.stream_ticks(inst, on_tick=self._tick_handler(inst)))
+        return inst
 
     async def start(self) -> ReconcileReport:
         """Connect, qualify the instruments, reconcile with IB, start market data; ready when it returns."""
@@ -405,7 +441,7 @@ class TradingSession:
         self.subscriptions.clear()
         with contextlib.suppress(Exception):
             await self.om.drain()
-        await self.connection.stop()
+        await self.venue.close()  # disconnects, and the factory forgets it: a restart builds a fresh venue
         if self._ready_event is not None:
             self._ready_event.clear()
 
