@@ -117,13 +117,15 @@ def test_migration_0002_keeps_the_records_of_0001(db_url: str) -> None:
         rec.migrate("0001")
         order(rec, "c1")
         fill(rec, "e1")
-        rec.migrate()
+        rec.migrate("0002")
         assert rec.schema_revision() == "0002"
         assert [f.exec_id for f in rec.executions()] == ["e1"]
         assert rec.fill_conflicts() == []
         with pytest.raises(FillConflictError):
             fill(rec, "e1", quantity=2)
         assert len(rec.fill_conflicts()) == 1
+        rec.migrate()  # and on to the head: the fills and the conflict stay
+        assert [f.exec_id for f in rec.executions()] == ["e1"] and len(rec.fill_conflicts()) == 1
     finally:
         rec.close()
 
