@@ -124,8 +124,7 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
     task = f"backtest {strat.name}"
     report(on_progress, ProgressUpdate(task, 0, len(frame)))
     backtester = Backtester(inst, strat, frame, fees=fees, slippage_ticks=request.slippage_ticks)
-    result = backtester.run()
-    report(on_progress, ProgressUpdate(task, len(frame), len(frame)))
+    result = backtester.run(on_progress=lambda done, n: report(on_progress, ProgressUpdate(task, done, n)))
     stem = f"{inst.symbol}_{interval}_{request.strategy}"
     files = BacktestFiles(
         trades_csv=result.write_trades_csv(out / f"{stem}_trades.csv"),

@@ -269,8 +269,11 @@ class Backtester:
     def _engine(self, ctx: BacktestContext) -> MatchingEngine:
         return MatchingEngine(self.instrument, ctx, self.rules, self.fees, day_end=self.sessions.end_of)
 
-    def run(self, progress: bool = False) -> BacktestResult:
-        """Run the whole series once; `progress` shows a rich progress bar (updated every 65,536 bars)."""
+    def run(
+        self, progress: bool = False, on_progress: Callable[[int, int], None] | None = None
+    ) -> BacktestResult:
+        """Run the whole series once; `on_progress(done, total)` is called every 65,536 bars and at the end
+        (the application layer turns it into its ProgressUpdate); `progress` draws a rich bar itself."""
         ctx = BacktestContext(self.instrument, self.strategy, self._engine)
         n = len(self._cols[0])
         started = _time.perf_counter()
@@ -330,6 +333,8 @@ class Backtester:
                     on_bar(bar)
                 if bar_progress is not None:
                     bar_progress.update(task, completed=stop)
+                if on_progress is not None:
+                    on_progress(stop, n)
         finally:
             if bar_progress is not None:
                 bar_progress.stop()
