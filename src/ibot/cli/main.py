@@ -448,10 +448,30 @@ def sim(
 @app.command()
 @friendly_errors
 def run(
-    strategy: Annotated[str, typer.Option(help="Strategy name (see `ibot strategies`).")] = "ma_breakout",
-    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog or local symbol, e.g. MES.")] = "MES",
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter k=v.")] = None,
-    bar: Annotated[str, typer.Option(help="Bar size the strategy sees (a multiple of 5s).")] = "5min",
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Strategy name (see `ibot strategies`); repeat for several, paired in order with --symbol.",
+            show_default="[node] strategies, else ma_breakout",
+        ),
+    ] = None,
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbol",
+            "-s",
+            help="Catalog or local symbol, e.g. MES; repeat (one per strategy), or once for every strategy.",
+            show_default="MES",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Strategy parameter k=v (name.k=v: for that strategy only)."),
+    ] = None,
+    bar: Annotated[
+        str | None,
+        typer.Option(help="Bar size the strategies see (a multiple of 5s).", show_default="5min"),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -468,42 +488,61 @@ def run(
         float | None, typer.Option(min=1, help="Seconds of market time to trade (default: until Ctrl-C).")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulator's synthetic market.")] = 7,
-    flatten: Annotated[bool, typer.Option(help="Close the position when the run ends.")] = True,
+    flatten: Annotated[
+        bool | None,
+        typer.Option(
+            "--flatten/--no-flatten",
+            help="Close the strategies' positions when the node stops.",
+            show_default="[node] flatten, else yes",
+        ),
+    ] = None,
     lockstep: Annotated[
         bool,
         typer.Option(
             "--lockstep",
-            help="With --sim: replay the seeded market bar by bar, waiting for the strategy (repeatable).",
+            help="With --sim: replay the seeded market bar by bar, waiting for the strategies (repeatable).",
         ),
     ] = False,
+    webhook: Annotated[
+        bool,
+        typer.Option(
+            "--webhook",
+            help="Host the TradingView webhook door ([webhook] settings, IBOT_WEBHOOK_SECRET).",
+        ),
+    ] = False,
+    webhook_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port of the webhook door.", show_default="[webhook] port"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Trade a strategy live through ib_async: TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID,
-    or `--sim` for the offline simulator. Prints a status line while it runs, then the run's orders and fills
-    from the records database."""
-    from ibot.cli.live import run_live
-    from ibot.cli.render import print_final
+    """Run the trading node: strategies (several, on several instruments) and doors (`--webhook`) over one
+    IB order connection, one order manager and one risk budget ([node] in ibot.toml; flags override it).
+    TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID, or `--sim` for the offline simulator.
+    Prints a status line while it runs, then the run's orders and fills from the records database."""
+    from ibot.cli.node import NodeFlags, run_node
+    from ibot.cli.render import print_final, print_orders
 
     if lockstep and not sim:
         raise typer.BadParameter("--lockstep needs --sim (the built-in simulator)", param_hint="--lockstep")
+    flags = NodeFlags(
+        strategies=tuple(strategy or ()),
+        symbols=tuple(symbol or ()),
+        params=tuple(param or ()),
+        bar=bar,
+        db=db,
+        sim=sim,
+        sim_speed=sim_speed,
+        duration=duration,
+        seed=seed,
+        flatten=flatten,
+        lockstep=lockstep,
+        webhook=webhook,
+        webhook_port=webhook_port,
+    )
     with forced_stop_exits():
-        summary = run_live(
-            strategy,
-            symbol,
-            param or [],
-            bar,
-            db,
-            sim,
-            sim_speed,
-            duration,
-            console,
-            seed=seed,
-            flatten=flatten,
-            lockstep=lockstep,
-            quiet=as_json,
-        )
+        summary = run_node(flags, console, quiet=as_json)
     if as_json:
-        summary.pop("bars", None)
         print_json(summary)
     else:
         print_orders(summary, console, title=f"this run ({summary['db']})")

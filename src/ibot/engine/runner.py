@@ -39,6 +39,7 @@ from ibot.engine.context import LiveContext
 from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
 from ibot.model import catalog
 from ibot.model.calendar import trading_day_bounds
+from ibot.model.errors import IbotError
 from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import NS_PER_SECOND, Bar, Tick, ns_to_datetime
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
@@ -311,6 +312,9 @@ class LiveRunner:
         """A strategy error is logged and counted; the runner (and the OMS) keep going."""
         try:
             fn(arg)
+        except IbotError as exc:  # e.g. an order the risk checks refused: said in one line, no traceback
+            self.stats.strategy_errors += 1
+            log.error("strategy %s: %s refused: %s", self.strategy.name, hook, exc)
         except Exception:
             self.stats.strategy_errors += 1
             log.exception("strategy %s failed in %s", self.strategy.name, hook)

@@ -1,0 +1,223 @@
+"""`ibot run` as the CLI drives the trading node: pair the repeated `--strategy`/`--symbol` flags, merge them
+over the `[node]` table of ibot.toml, add the doors asked for (`--webhook`), refuse a node that cannot start
+before anything is created, run it on its own asyncio loop (`asyncio.run` lives here, never in ibot.app),
+show its start-up and status lines, and return this run's orders, fills, P&L and final state as plain data
+for the renderers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from ibot.model.errors import ParameterError
+
+if TYPE_CHECKING:
+    from ibot.app.node import NodeOptions, StrategySpec, TradingNode
+    from ibot.config import NodeSettings
+    from ibot.engine.runner import LiveRunner
+
+__all__ = ["NodeFlags", "node_options", "pair_strategies", "run_node"]
+
+DEFAULT_STRATEGY = "ma_breakout"
+DEFAULT_SYMBOL = "MES"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFlags:
+    """The command line of `ibot run` as given: None where a flag was not given (the settings decide)."""
+
+    strategies: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    bar: str | None = None
+    db: str | None = None
+    sim: bool = False
+    sim_speed: float = 60.0
+    sim_start: datetime | None = None
+    duration: float | None = None
+    seed: int = 7
+    flatten: bool | None = None
+    lockstep: bool = False
+    webhook: bool = False
+    webhook_port: int | None = None
+
+
+def pair_strategies(strategies: Sequence[str], symbols: Sequence[str]) -> list[tuple[str, str]]:
+    """`--strategy` and `--symbol` paired in order; one symbol given once trades every strategy, one
+    strategy given once trades every symbol. Anything else is refused naming both counts."""
+    names = list(strategies) or [DEFAULT_STRATEGY]
+    places = [s.upper() for s in symbols] or [DEFAULT_SYMBOL]
+    if len(places) == 1:
+        return [(name, places[0]) for name in names]
+    if len(names) == 1:
+        return [(names[0], place) for place in places]
+    if len(names) != len(places):
+        raise ParameterError(
+            f"--strategy is given {len(names)} times and --symbol {len(places)} times: give one --symbol for "
+            "every strategy, one per strategy (paired in order), or one --strategy for every symbol"
+        )
+    return list(zip(names, places, strict=True))
+
+
+def _params_for(name: str, params: Sequence[str], several: bool) -> tuple[str, ...]:
+    """`-p k=v` for strategy `name`: `-p name.k=v` is for that strategy only; a plain `-p k=v` is for
+    every strategy that declares `k` (for the only strategy, whatever it declares: it names a bad one)."""
+    from ibot.strategies import get_strategy
+
+    declared = {p.name for p in get_strategy(name).params}
+    out: list[str] = []
+    for item in params:
+        key, _, _ = item.partition("=")
+        scope, dot, _ = key.partition(".")
+        if dot:
+            if scope == name:
+                out.append(item[len(scope) + 1 :])
+            continue
+        if not several or key in declared:
+            out.append(item)
+    return tuple(out)
+
+
+def node_options(flags: NodeFlags, settings: NodeSettings, records_url: str) -> NodeOptions:
+    """The node to run: the command line's strategies (or the `[node]` table's, or ma_breakout on MES),
+    its venue and stop flags, the settings' risk budget and door symbols."""
+    from ibot.app.node import NodeOptions, StrategySpec
+
+    specs: list[StrategySpec] = []
+    if flags.strategies or flags.symbols or not settings.strategies:
+        pairs = pair_strategies(flags.strategies, flags.symbols)
+        several = len({name for name, _ in pairs}) > 1
+        bar = flags.bar or "5min"
+        for name, symbol in pairs:
+            specs.append(StrategySpec(name, symbol, bar, _params_for(name, flags.params, several)))
+    else:
+        for entry in settings.strategies:
+            extra = _params_for(entry.strategy, flags.params, len(settings.strategies) > 1)
+            specs.append(
+                StrategySpec(
+                    entry.strategy, entry.symbol.upper(), flags.bar or entry.bar, entry.params + extra
+                )
+            )
+    for spec in specs:
+        spec.build()  # an unknown strategy or a bad parameter is refused now, naming it
+    return NodeOptions(
+        strategies=tuple(specs),
+        records_url=records_url,
+        sim=flags.sim,
+        sim_speed=flags.sim_speed,
+        sim_start=flags.sim_start,
+        seed=flags.seed,
+        lockstep=flags.lockstep,
+        duration=flags.duration,
+        flatten=settings.flatten if flags.flatten is None else flags.flatten,
+        risk=settings.risk,
+        symbols=tuple(s.upper() for s in settings.symbols),
+    )
+
+
+def _webhook_door(flags: NodeFlags) -> Any:
+    """The TradingView door from `[webhook]` / IBOT_WEBHOOK_SECRET (`--webhook-port` overrides the port);
+    its secret and port are checked before anything is started."""
+    try:
+        from ibot.webhook import WebhookDoor, load_webhook_settings
+    except ImportError:
+        raise ParameterError("--webhook: the webhook door is not available in this installation") from None
+    overrides = {} if flags.webhook_port is None else {"port": flags.webhook_port}
+    settings = load_webhook_settings(overrides=overrides)  # ConfigError names the key, never the secret
+    door = WebhookDoor(settings)  # refuses a missing secret, naming where to set it
+    if settings.port:
+        _check_port_free(settings.host, settings.port)
+    return door
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ParameterError(
+                f"--webhook: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            ) from None
+
+
+def run_node(
+    flags: NodeFlags, console: Console, *, quiet: bool = False, log_file: Path | None = None
+) -> dict[str, Any]:
+    """Run the node from `flags` over the `[node]` settings until the duration or a signal; this run's orders,
+    fills, P&L, each strategy's bars and the final state, as plain data. Nothing is created (log folder,
+    records file) for a node that cannot start."""
+    from ibot.app.live import LiveRunResult, describe_final
+    from ibot.app.node import TradingNode, check_node_options
+    from ibot.app.records import orders_summary, records_url
+    from ibot.cli.live import log_to_file
+    from ibot.config import load_node_settings, load_settings
+    from ibot.oms.database import open_records
+
+    settings = load_node_settings()  # ConfigError names the key
+    url = records_url(flags.db)
+    options = node_options(flags, settings, url)
+    check_node_options(options)
+    doors = [_webhook_door(flags)] if flags.webhook or settings.webhook else []
+    log_to_file(log_file or load_settings().out_dir / "live" / "ibot_live.log")
+
+    def say(text: str) -> None:
+        if quiet:
+            sys.stderr.write(text + "\n")
+        else:
+            console.print(text, highlight=False)
+
+    node = TradingNode(
+        options, notice=say, on_status=None if quiet else _status_printer(console), status_every=1.0
+    )
+    for door in doors:
+        node.add(door)
+    result = asyncio.run(node.run())
+    records = open_records(url)
+    try:
+        summary = orders_summary(records, only=result.order_ids).to_dict()
+    finally:
+        records.close()
+    summary.update(
+        strategies=[
+            {
+                "strategy": s.name,
+                "symbol": s.symbol,
+                "instrument": s.instrument,
+                "bar": s.bar,
+                "bars": len(s.bars),
+            }
+            for s in result.strategies
+        ],
+        doors=dict(result.components),
+        db=url,
+        simulated=options.sim,
+        market_seconds=result.market_seconds,
+        wall_seconds=result.wall_seconds,
+        final=describe_final(LiveRunResult.of(result)),
+    )
+    for why in result.flatten_failed:
+        say(f"warning: {why}")
+    return summary
+
+
+def _status_printer(console: Console) -> Any:
+    """A status line per strategy (one line when there is one), then each door's."""
+    from ibot.engine.status import render_status
+
+    def show(node: TradingNode) -> None:
+        runners: list[LiveRunner | None] = list(node.runners) or [None]
+        for runner in runners:
+            console.print(render_status(node.session, runner))
+        for name, text in node.status().items():
+            console.print(f"  {name}: {text}", highlight=False)
+
+    return show
