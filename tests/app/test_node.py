@@ -12,6 +12,7 @@ client, records on a real SQLite file:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,4 +223,81 @@ def test_a_node_that_cannot_start_is_refused_in_one_sentence(tmp_path: Path) -> 
     for options, words in cases:
         with pytest.raises(IbotError, match=words):
             check_node_options(options)
+    assert not (tmp_path / "x.sqlite").exists()
+
+
+# --- settings: the [node] table and the command line over it ---------------------------------------------
+
+
+def test_the_node_table_is_read_and_a_bad_key_is_named(tmp_path: Path) -> None:
+    from ibot.config import ConfigError, load_node_settings
+
+    path = tmp_path / "ibot.toml"
+    path.write_text(
+        "[node]\n"
+        'strategies = [{ strategy = "ma_breakout", symbol = "MES", params = { breakout_bars = 7 } },\n'
+        '              { strategy = "sma_reversal", symbol = "MNQ", bar = "1min" }]\n'
+        'symbols = ["MCL"]\n'
+        "flatten = false\n"
+        "[node.risk]\n"
+        "max_position = 2\n"
+    )
+    node = load_node_settings(path)
+    assert [(s.strategy, s.symbol, s.bar, s.params) for s in node.strategies] == [
+        ("ma_breakout", "MES", "5min", ("breakout_bars=7",)),
+        ("sma_reversal", "MNQ", "1min", ()),
+    ]
+    assert node.symbols == ("MCL",) and node.flatten is False and node.risk.max_position == 2
+    for text, where in [
+        ("[node.risk]\nmax_position = -1\n", "[node].risk.max_position"),
+        ("[node]\nflaten = true\n", "[node].flaten"),
+        ('[node]\nstrategies = [{ strategy = "x" }]\n', "[node].strategies.0.symbol"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(f"{path} {where}: ")):
+            load_node_settings(path)
+
+
+def test_strategy_and_symbol_flags_pair_in_order() -> None:
+    from ibot.cli.node import pair_strategies
+
+    assert pair_strategies([], []) == [("ma_breakout", "MES")]
+    assert pair_strategies(["a", "b"], ["mes"]) == [("a", "MES"), ("b", "MES")]
+    assert pair_strategies(["a"], ["MES", "MNQ"]) == [("a", "MES"), ("a", "MNQ")]
+    assert pair_strategies(["a", "b"], ["MES", "MNQ"]) == [("a", "MES"), ("b", "MNQ")]
+    with pytest.raises(IbotError, match="--strategy is given 2 times and --symbol 3 times"):
+        pair_strategies(["a", "b"], ["MES", "MNQ", "MCL"])
+
+
+def test_flags_override_the_node_table(tmp_path: Path) -> None:
+    from ibot.cli.node import NodeFlags, node_options
+    from ibot.config import NodeSettings, NodeStrategy
+
+    table = NodeSettings(
+        strategies=(
+            NodeStrategy(strategy="sma_reversal", symbol="MNQ", bar="1min", params=("sma_period=3",)),
+        ),
+        flatten=False,
+        risk=RiskLimits(max_position=2),
+    )
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    from_table = node_options(NodeFlags(), table, url)
+    assert [(s.strategy, s.symbol, s.bar, s.params) for s in from_table.strategies] == [
+        ("sma_reversal", "MNQ", "1min", ("sma_period=3",))
+    ]
+    assert from_table.flatten is False and from_table.risk.max_position == 2
+    flags = NodeFlags(
+        strategies=("sma_reversal", "ma_breakout"),
+        symbols=("MES", "MNQ"),
+        params=("sma_period=4", "ma_breakout.breakout_bars=3"),
+        flatten=True,
+    )
+    given = node_options(flags, table, url)
+    assert [(s.strategy, s.symbol, s.params) for s in given.strategies] == [
+        ("sma_reversal", "MES", ("sma_period=4",)),
+        ("ma_breakout", "MNQ", ("sma_period=4", "breakout_bars=3")),  # both declare sma_period
+    ]
+    assert given.flatten is True and given.risk.max_position == 2  # the budget stays the node's
+    with pytest.raises(IbotError, match="sma_period=1 is below its minimum 2"):
+        node_options(NodeFlags(params=("sma_period=1",)), NodeSettings(), url)
     assert not (tmp_path / "x.sqlite").exists()
