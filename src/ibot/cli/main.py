@@ -588,13 +588,27 @@ def demo(
     backtest: Annotated[
         bool, typer.Option("--backtest", help="The earlier demo: a 90-day backtest instead of a live run.")
     ] = False,
+    webhook: Annotated[
+        bool,
+        typer.Option(
+            "--webhook",
+            help="Post TradingView alerts (one bad) to a node on the simulator; show each result.",
+        ),
+    ] = False,
 ) -> None:
     """Run the main job on embedded defaults, no IB account needed: ma_breakout trading live through ib_async
     against the TWS simulator (a seeded MES session replayed bar by bar in lockstep, so the same seed gives
     the same numbers), then the orders, fills and P&L read back from the records database, and a chart.
-    `--backtest`: the 90-day backtest demo."""
+    `--backtest`: the 90-day backtest demo. `--webhook`: alerts over HTTP to the node's TradingView door."""
     if backtest:
         _demo_backtest(out)
+        return
+    if webhook:
+        from ibot.cli.demo_webhook import run_webhook_demo
+
+        console.rule("[bold]ibot demo: TradingView alerts over HTTP to a node trading on the TWS simulator")
+        with forced_stop_exits():
+            run_webhook_demo(out, console)
         return
     from ibot.backtest.chart import write_live_chart
     from ibot.cli.live import run_live
