@@ -507,7 +507,7 @@ def run(
         bool,
         typer.Option(
             "--webhook",
-            help="Host the TradingView webhook door ([webhook] settings, IBOT_WEBHOOK_SECRET).",
+            help="Host the TradingView webhook door (`webhook` table of ibot.toml, IBOT_WEBHOOK_SECRET).",
         ),
     ] = False,
     webhook_port: Annotated[
@@ -517,7 +517,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the trading node: strategies (several, on several instruments) and doors (`--webhook`) over one
-    IB order connection, one order manager and one risk budget ([node] in ibot.toml; flags override it).
+    IB order connection, one order manager and one risk budget (`node` table of ibot.toml; flags win).
     TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID, or `--sim` for the offline simulator.
     Prints a status line while it runs, then the run's orders and fills from the records database."""
     from ibot.cli.node import NodeFlags, run_node
