@@ -146,7 +146,7 @@ async def measure(
     sent: list[int] = []
     try:
         await runner.start()
-        session.connection.ib.client.MaxRequests = 0
+        session.venue.unthrottle()
         sim_session = server.session_of(session.connection.client_id)
         assert sim_session is not None, "the client is not connected to the simulator"
         sub = next(s for s in sim_session.subs.values() if isinstance(s, MarketDataSub))

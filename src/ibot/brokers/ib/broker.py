@@ -243,6 +243,11 @@ class IBBroker:
         self.connection.require_trading(f"{what} {order.client_order_id} ({order.instrument.key})")
         return await self._contract(order.instrument)
 
+    async def prepare(self, instrument: Instrument) -> Instrument:
+        """Qualify and cache `instrument`'s order contract now (the venue calls it ahead of the first order,
+        so the order path has no contract round trip); returns the qualified instrument."""
+        return (await self._contract(instrument))[1]
+
     async def _contract(self, instrument: Instrument) -> tuple[Contract, Instrument]:
         qualified = self._by_key.get(instrument.key)
         if qualified is None:

@@ -108,7 +108,7 @@ class IBVenue:
         without a contract round trip on the order path. A failure here is not fatal: the order path
         resolves it again (and says why if it still cannot)."""
         try:
-            await self.broker._contract(instrument)  # the adapter's own cache (same package)
+            await self.broker.prepare(instrument)
         except Exception as exc:  # e.g. the link dropped: the first order pays the round trip instead
             log.info("venue: order contract of %s not resolved ahead: %s", instrument.key, exc)
 
