@@ -48,10 +48,10 @@ from ibot.model.orders import OrderType, Side
 from ibot.oms.records import DEFAULT_RECORDS_SYNC, OrderRecords
 from ibot.oms.risk import RiskLimits
 from ibot.sim import layouts as L  # noqa: N812
+from ibot.sim.client import MarketDataSub
 from ibot.sim.messages import TickType
 from ibot.sim.pacing import SimLimits
 from ibot.sim.server import SimServer
-from ibot.sim.session import MarketDataSub
 from ibot.strategy.base import Strategy
 
 START = datetime(2025, 3, 5, 15, 0, tzinfo=UTC)  # Wednesday 09:00 Chicago: Globex open
@@ -115,7 +115,7 @@ async def measure(
 
     def timed_place(client_id: int, msg: Any) -> None:
         # receipt: when the simulator's socket read returned the PLACE_ORDER bytes (before its own decoding)
-        session = server.session_of(client_id)
+        session = server.client_of(client_id)
         received.append(session.read_ns if session is not None else time.perf_counter_ns())
         arrived.set()
         place(client_id, msg)
@@ -147,9 +147,9 @@ async def measure(
     try:
         await runner.start()
         session.venue.unthrottle()
-        sim_session = server.session_of(session.connection.client_id)
-        assert sim_session is not None, "the client is not connected to the simulator"
-        sub = next(s for s in sim_session.subs.values() if isinstance(s, MarketDataSub))
+        sim_client = server.client_of(session.connection.client_id)
+        assert sim_client is not None, "the client is not connected to the simulator"
+        sub = next(s for s in sim_client.subs.values() if isinstance(s, MarketDataSub))
         inst = sub.inst
         quote = server.market.quote(inst, int(server.market.now_s))
         assert quote is not None, "market closed in the simulator"
@@ -157,15 +157,15 @@ async def measure(
         level = 0
         for i in range(signals + warmup):
             for _ in range(every - 1):  # filler ticks at the current price: no signal
-                sim_session.send(L.TICK_PRICE, reqId=sub.req_id, tickType=int(TickType.LAST),
+                sim_client.send(L.TICK_PRICE, reqId=sub.req_id, tickType=int(TickType.LAST),
                                  price=inst.from_ticks(base + level), size=1, attrMask=0)  # fmt: skip
-            await sim_session.writer.drain()
+            await sim_client.writer.drain()
             await asyncio.sleep(0)
             level = 1 - level
             arrived.clear()
             n = len(received)
             t0 = time.perf_counter_ns()
-            sim_session.send(L.TICK_PRICE, reqId=sub.req_id, tickType=int(TickType.LAST),
+            sim_client.send(L.TICK_PRICE, reqId=sub.req_id, tickType=int(TickType.LAST),
                              price=inst.from_ticks(base + level), size=1, attrMask=0)  # fmt: skip
             await asyncio.wait_for(arrived.wait(), 5)
             if i >= warmup:

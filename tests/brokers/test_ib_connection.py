@@ -27,7 +27,7 @@ K = HealthEventKind
 
 
 def client_ids(server: SimServer) -> set[int | None]:
-    return {s.client_id for s in server.live_sessions()}
+    return {s.client_id for s in server.live_clients()}
 
 
 # --- connecting ---------------------------------------------------------------------------------------------

@@ -139,14 +139,14 @@ def test_1101_resubscribes_and_ticks_resume() -> None:
     async def body(server: SimServer) -> None:
         feed, sub, ticks = await _streaming(server)
         connection = feed.connection
-        [session] = server.live_sessions()
+        [client] = server.live_clients()
         server.faults.connectivity_lost()
         server.faults.connectivity_restored(data_kept=False)
-        assert session.subs == {}  # IB dropped the subscription
+        assert client.subs == {}  # IB dropped the subscription
         await _health(feed, K.RESUBSCRIBED)
         before = len(ticks.items)
         await ticks.at_least(before + 1)
-        assert sub.resubscribed == 1 and len(session.market_data_ids()) == 1
+        assert sub.resubscribed == 1 and len(client.market_data_ids()) == 1
         await connection.stop()
 
     run(body)
@@ -160,8 +160,8 @@ def test_ticks_resume_after_a_dropped_socket_reconnects() -> None:
         before = len(ticks.items)
         await ticks.at_least(before + 1)
         assert sub.resubscribed == 1
-        [session] = server.live_sessions()
-        assert len(session.market_data_ids()) == 1
+        [client] = server.live_clients()
+        assert len(client.market_data_ids()) == 1
         await feed.connection.stop()
 
     run(body)

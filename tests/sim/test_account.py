@@ -97,24 +97,24 @@ def test_account_updates_follow_position_changes_else_every_three_market_minutes
     async def body(server: SimServer) -> None:
         ib = await connect(server)
         contract = await qualified_mes(ib)
-        session = server.session_of(1)
-        assert session is not None
+        client = server.client_of(1)
+        assert client is not None
         trade = ib.placeOrder(contract, MarketOrder("BUY", 1))
         while not trade.isDone():
             await asyncio.wait_for(trade.statusEvent, WAIT)
         server.market.speed = 1e-9  # the test moves the clock itself from here on
         await asyncio.sleep(0.2)  # the update the fill triggers goes out on the next clock step
-        sent = session._account_sent_s
+        sent = client._account_sent_s
         assert sent == int(server.market.now_s)
         seen: list[object] = []
         ib.accountValueEvent += seen.append
         server.market.advance(60)  # a minute with a position open and no fill: nothing
         server._push_account(True)
         await asyncio.sleep(0.2)
-        assert session._account_sent_s == sent and not seen
+        assert client._account_sent_s == sent and not seen
         server.market.advance(125)  # three minutes since the last update: the periodic one
         server._push_account(True)
-        assert session._account_sent_s == int(server.market.now_s) >= sent + 180
+        assert client._account_sent_s == int(server.market.now_s) >= sent + 180
         ib.disconnect()
 
     run(body)

@@ -43,8 +43,8 @@ def test_1100_then_1101_drops_subscriptions() -> None:
         await asyncio.wait_for(lost, WAIT)
         server.faults.connectivity_restored(data_kept=False)
         await asyncio.wait_for(restored, WAIT)
-        [session] = server.live_sessions()
-        assert session.subs == {}  # nothing streams until the client subscribes again
+        [client] = server.live_clients()
+        assert client.subs == {}  # nothing streams until the client subscribes again
         ib.disconnect()
 
     run(body)
@@ -86,9 +86,9 @@ def test_competing_session_sends_10197_for_the_ticker_and_stops_data() -> None:
         competing = error_waiter(ib, 10197)
         server.faults.competing_session(4)
         req_id, _, _ = await asyncio.wait_for(competing, WAIT)
-        [session] = server.live_sessions()
-        assert req_id in session.market_data_ids()
-        assert not server.data_flowing(session)
+        [client] = server.live_clients()
+        assert req_id in client.market_data_ids()
+        assert not server.data_flowing(client)
         ib.disconnect()
 
     run(body)

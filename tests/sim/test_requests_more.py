@@ -20,12 +20,12 @@ from ibapi_helpers import RecordingApp, market_order, mes_june, threaded_server
 from sim_helpers import WAIT, connect, qualified_mes, run
 
 from ibot.model import catalog
+from ibot.sim.client import LOCKSTEP_ACK, SimClient
 from ibot.sim.market import hours_for
 from ibot.sim.messages import Incoming
 from ibot.sim.pacing import SimLimits
 from ibot.sim.requests import REQUESTS, UNSERVED_CODE
 from ibot.sim.server import SimServer
-from ibot.sim.session import LOCKSTEP_ACK, Session
 
 MES = catalog.get_instrument("MES")
 
@@ -313,8 +313,8 @@ def test_ib_async_histogram_request_errors_instead_of_hanging() -> None:
 
 def test_every_request_id_is_in_the_table_and_every_handler_serves_one_of_them() -> None:
     assert {int(m) for m in Incoming} == set(REQUESTS)
-    session = Session(SimpleNamespace(limits=SimLimits()), None, None, 0)  # type: ignore[arg-type]
-    assert set(session.handlers) - {LOCKSTEP_ACK} <= set(REQUESTS)
+    client = SimClient(SimpleNamespace(limits=SimLimits()), None, None, 0)  # type: ignore[arg-type]
+    assert set(client.handlers) - {LOCKSTEP_ACK} <= set(REQUESTS)
     assert all(s.req_id_at is None or s.req_id_at >= 1 for s in REQUESTS.values())
     assert REQUESTS[Incoming.REPLACE_FA].req_id_at == 4  # [19, version, faDataType, xml, reqId]
     assert REQUESTS[Incoming.REQ_FUNDAMENTAL_DATA].req_id_at == 2  # [52, version, reqId, ...]

@@ -340,9 +340,9 @@ def test_a_client_leaving_mid_stream_stops_its_session_without_send_warnings(
         ib.disconnect()
         for _ in range(200):  # the session notices the closed socket, then the pump runs on
             await asyncio.sleep(0.01)
-            if not server.live_sessions():
+            if not server.live_clients():
                 break
-        assert server.live_sessions() == []
+        assert server.live_clients() == []
         await asyncio.sleep(0.3)
 
     run(body, speed=None, limits=SimLimits.off())

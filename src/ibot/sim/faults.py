@@ -39,7 +39,7 @@ COMPETING = (10197, "No market data during competing live session")
 
 @dataclass(slots=True)
 class FaultState:
-    """What is currently broken; the sessions read it before streaming."""
+    """What is currently broken; the clients read it before streaming."""
 
     connectivity_lost: bool = False
     market_farm_broken: bool = False
@@ -99,12 +99,12 @@ class Faults:
         self._release: asyncio.TimerHandle | None = None
 
     def _broadcast(self, code: int, text: str) -> None:
-        for session in self._server.live_sessions():
-            session.error(-1, code, text)
+        for client in self._server.live_clients():
+            client.error(-1, code, text)
 
     def drop(self, client_id: int | None = None) -> int:
         """Abort the socket of one client (or of all), as a network failure would; returns how many."""
-        victims = [s for s in self._server.live_sessions() if client_id is None or s.client_id == client_id]
+        victims = [s for s in self._server.live_clients() if client_id is None or s.client_id == client_id]
         for s in victims:
             log.info("fault: dropping the socket of %s", s.name)
             s.close(abort=True)
@@ -124,8 +124,8 @@ class Faults:
             self._broadcast(*RESTORED_DATA_KEPT)
             return
         log.info("fault: connectivity restored, data lost (1101)")
-        for session in self._server.live_sessions():
-            session.drop_market_data()
+        for client in self._server.live_clients():
+            client.drop_market_data()
         self._broadcast(*RESTORED_DATA_LOST)
 
     def farm(self, code: int) -> None:
@@ -149,10 +149,10 @@ class Faults:
             self.state.competing_all = True
         else:
             self.state.competing.add(client_id)
-        for session in self._server.live_sessions():
-            if client_id is None or session.client_id == client_id:
-                for req_id in session.market_data_ids():
-                    session.error(req_id, *COMPETING)
+        for client in self._server.live_clients():
+            if client_id is None or client.client_id == client_id:
+                for req_id in client.market_data_ids():
+                    client.error(req_id, *COMPETING)
 
     def restart(self, seconds: float, next_valid_id: int | None = None) -> None:
         """The daily restart: disconnect everyone, refuse connections for `seconds` of the market clock.
@@ -165,7 +165,7 @@ class Faults:
             self._server.broker.roll_back_ids(next_valid_id)
         self.state.refuse_until_s = self._server.market.now_s + seconds
         self._server.stop_listening()
-        for s in self._server.live_sessions():
+        for s in self._server.live_clients():
             s.close()
 
     def refusing(self) -> bool:

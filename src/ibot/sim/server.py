@@ -22,6 +22,7 @@ from ibot.exchange.fees import IB_MICRO_FUTURES, FeeModel
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim import account as acct
+from ibot.sim.client import SimClient
 from ibot.sim.closed import status_summary, utc_time
 from ibot.sim.faults import FARM_MESSAGES, Faults
 from ibot.sim.layouts_orders import OpenOrderView
@@ -29,7 +30,6 @@ from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, 
 from ibot.sim.orders import Execution, SimBroker, SimOrder
 from ibot.sim.pacing import HistoricalPacing, SimLimits
 from ibot.sim.script import ScheduledFault, parse_fault, schedule
-from ibot.sim.session import Session
 
 log = logging.getLogger("ibot.sim")
 
@@ -105,8 +105,8 @@ class SimServer:
         self._changed_positions: set[int] = set()
         self.daily_restart = daily_restart
         self.restart_seconds = restart_seconds
-        self._sessions: set[Session] = set()
-        self._clients: dict[int, Session] = {}
+        self._connections: set[SimClient] = set()
+        self._clients: dict[int, SimClient] = {}
         self._server: asyncio.Server | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._running = False
@@ -154,12 +154,12 @@ class SimServer:
         self._running = False
         task, self._pump_task = self._pump_task, None
         await cancel_and_wait([task])  # the pump also checks `_running`: a swallowed cancel cannot keep it
-        for s in list(self._sessions):
+        for s in list(self._connections):
             s.close()
         if self._server is not None:
             self._server.close()
             self._server = None
-        if self._tasks:  # let each session finish its read loop on the closed socket
+        if self._tasks:  # let each client finish its read loop on the closed socket
             await asyncio.wait(list(self._tasks), timeout=2)
         log.info("TWS simulator stopped")
 
@@ -187,43 +187,43 @@ class SimServer:
             self._server = await asyncio.start_server(self._accept, self.host, self._port)
             log.info("restart window over: listening again on %s:%d", self.host, self._port)
 
-    # --- sessions -------------------------------------------------------------------------------------------
+    # --- clients --------------------------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conn_no += 1
         if self.faults.refusing():
             log.info("connection #%d refused: restart window", self._conn_no)
             writer.close()
             return
-        session = Session(self, reader, writer, self._conn_no)
-        self._sessions.add(session)
+        client = SimClient(self, reader, writer, self._conn_no)
+        self._connections.add(client)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            await session.run()
+            await client.run()
         finally:
             if task is not None:
                 self._tasks.discard(task)
 
-    def claim(self, client_id: int, session: Session) -> bool:
-        """Register a client id; False when another live session holds it (TWS error 326)."""
+    def claim(self, client_id: int, client: SimClient) -> bool:
+        """Register a client id; False when another live client holds it (TWS error 326)."""
         holder = self._clients.get(client_id)
         if holder is not None and not holder.closed:
             return False
-        self._clients[client_id] = session
+        self._clients[client_id] = client
         self.clients_served += 1
         return True
 
-    def forget(self, session: Session) -> None:
-        self._sessions.discard(session)
-        if session.client_id is not None and self._clients.get(session.client_id) is session:
-            del self._clients[session.client_id]
+    def forget(self, client: SimClient) -> None:
+        self._connections.discard(client)
+        if client.client_id is not None and self._clients.get(client.client_id) is client:
+            del self._clients[client.client_id]
 
-    def live_sessions(self) -> list[Session]:
-        return [s for s in self._sessions if s.started and not s.closed]
+    def live_clients(self) -> list[SimClient]:
+        return [s for s in self._connections if s.started and not s.closed]
 
-    def data_flowing(self, session: Session) -> bool:
-        return self.faults.state.data_flowing(session.client_id)
+    def data_flowing(self, client: SimClient) -> bool:
+        return self.faults.state.data_flowing(client.client_id)
 
     def farm_status(self) -> list[tuple[int, str]]:
         """The farm messages a gateway sends right after START_API (id -1)."""
@@ -242,35 +242,35 @@ class SimServer:
     def account_values(self) -> list[tuple[str, str, str]]:
         return acct.account_values(self.broker.snapshot())
 
-    def session_of(self, client_id: int) -> Session | None:
-        """The connected session of a client id, or None while that client is away."""
+    def client_of(self, client_id: int) -> SimClient | None:
+        """The connected client of a client id, or None while that client is away."""
         s = self._clients.get(client_id)
         return s if s is not None and s.started and not s.closed else None
 
     # --- BrokerEvents: what the broker reports goes to the order's own client -------------------------------
     def order_status(self, order: SimOrder, with_open_order: bool) -> None:
-        s = self.session_of(order.client_id)
+        s = self.client_of(order.client_id)
         if s is not None:
             s.send_order(order, with_open_order)
 
     def order_error(self, client_id: int, order_id: int, code: int, text: str) -> None:
-        s = self.session_of(client_id)
+        s = self.client_of(client_id)
         if s is not None:
             s.error(order_id, code, text)
 
     def execution(self, execution: Execution) -> None:
         self._changed_positions.add(execution.order.inst.con_id)
-        s = self.session_of(execution.order.client_id)
+        s = self.client_of(execution.order.client_id)
         if s is not None:
             s.send_execution(-1, execution)
 
     def commission(self, execution: Execution) -> None:
-        s = self.session_of(execution.order.client_id)
+        s = self.client_of(execution.order.client_id)
         if s is not None:
             s.send_commission(execution)
 
     def what_if(self, client_id: int, view: OpenOrderView) -> None:
-        s = self.session_of(client_id)
+        s = self.client_of(client_id)
         if s is not None:
             s.send_what_if(view)
 
@@ -281,7 +281,7 @@ class SimServer:
             return
         changed, self._changed_positions = self._changed_positions, set()
         rows = [p for p in self.broker.positions_all() if p[0].con_id in changed]
-        for s in self.live_sessions():
+        for s in self.live_clients():
             if s.positions_subscribed:
                 for inst, qty, avg_cost in rows:
                     s.send_position(inst, qty, avg_cost)
@@ -301,7 +301,7 @@ class SimServer:
         pnl_moves = changed or self.broker.has_positions()
         listeners = [
             s
-            for s in self.live_sessions()
+            for s in self.live_clients()
             if s.account_due(now, changed) or (pnl_moves and s.pnl_subs and s.wants_account())
         ]
         if not listeners:
@@ -318,7 +318,7 @@ class SimServer:
             if self.lockstep:
                 step = await self._lockstep_step()
             elif self.market.speed is None:
-                if any(s.streaming() for s in self._sessions):
+                if any(s.streaming() for s in self._connections):
                     await self._drain()
                     await asyncio.sleep(0)
                 else:  # no reader to pace the clock by: do not spin a core through days of market time
@@ -333,7 +333,7 @@ class SimServer:
             self._check_daily_restart(old, new)
             if self.faults.state.refuse_until_s is not None:
                 await self._listen_again()
-            batched = [s for s in list(self._sessions) if s.begin_batch()]  # one write per client and step
+            batched = [s for s in list(self._connections) if s.begin_batch()]  # one write per client and step
             try:
                 self._step(old, new)
             finally:
@@ -348,7 +348,7 @@ class SimServer:
         except Exception:  # the market must keep moving for the other clients
             log.exception("order matching / account update failed")
         wall = asyncio.get_running_loop().time()
-        for s in list(self._sessions):
+        for s in list(self._connections):
             try:
                 s.on_clock(old, new, wall)
             except Exception:  # one client's broken stream must not stop the market for the others
@@ -359,18 +359,18 @@ class SimServer:
 
     # --- lockstep -------------------------------------------------------------------------------------------
     def lockstep_acknowledged(self) -> None:
-        """A client acknowledged a bar (called by its session)."""
+        """A client acknowledged a bar (called by its client connection)."""
         self._acked.set()
 
-    def _lockstep_clients(self) -> list[Session]:
-        return [s for s in self.live_sessions() if s.lockstep_interval]
+    def _lockstep_clients(self) -> list[SimClient]:
+        return [s for s in self.live_clients() if s.lockstep_interval]
 
     async def _lockstep_step(self) -> float:
         """Market seconds to the next step: wait for a lockstep client, then for every acknowledgement the
         clock waits on; then up to the next bar boundary a client named (at most a minute at a time)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lockstep_timeout
-        clients: list[Session] = []
+        clients: list[SimClient] = []
         while self._running:
             await self._drain()
             await asyncio.sleep(0)  # let the clients read what the last step sent
@@ -408,7 +408,7 @@ class SimServer:
             self.faults.restart(self.restart_seconds)
 
     async def _drain(self) -> None:
-        for s in list(self._sessions):
+        for s in list(self._connections):
             if not s.closed and not s.writer.transport.is_closing():
                 with contextlib.suppress(ConnectionError):
                     await s.writer.drain()

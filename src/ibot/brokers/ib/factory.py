@@ -131,7 +131,7 @@ class IBVenue:
             self._send_ack(due, interval_s)
 
     def _send_ack(self, bar_end_s: int, interval_s: int) -> None:
-        from ibot.sim.session import LOCKSTEP_ACK
+        from ibot.sim.client import LOCKSTEP_ACK
 
         ib = self.connection.ib
         if ib.isConnected():

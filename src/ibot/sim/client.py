@@ -1,6 +1,6 @@
 """One client connection: handshake, START_API, the dispatch table of requests, subscriptions and rate limit.
 
-The session parses what the client sends (positionally, as IB's own clients write it), asks the market and
+The client parses what the client sends (positionally, as IB's own clients write it), asks the market and
 the contract book for values, and hands them to the layouts in `sim/layouts.py` to be written in the field
 order of the negotiated server version. Streaming subscriptions are advanced by the server's clock pump.
 """
@@ -158,7 +158,7 @@ class Fields:
 
 
 class RequestError(Exception):
-    """A request answered with an IB error code (sent to the client, the session carries on)."""
+    """A request answered with an IB error code (sent to the client, the connection carries on)."""
 
     def __init__(self, code: int, text: str, req_id: int = NO_ID) -> None:
         super().__init__(f"{code}: {text}")
@@ -350,7 +350,7 @@ def duration_start(text: str, end_s: int, inst: Instrument, rth: bool) -> int:
     raise RequestError(321, f"Error validating request.-'durationStr': invalid duration unit in {text!r}")
 
 
-class Session:
+class SimClient:
     """One client on the socket: from the handshake to the close."""
 
     def __init__(
@@ -456,7 +456,7 @@ class Session:
 
     def _write(self, data: bytes | bytearray) -> None:
         """To the clock step's batch while one streams, else to the socket; nothing once the client is gone
-        (the transport is closing): the session then stops, its read loop forgets it."""
+        (the transport is closing): the client then stops, its read loop forgets it."""
         if self._batch is not None:
             self._batch += data
         elif self.closed:
@@ -662,7 +662,7 @@ class Session:
         except RequestError as e:
             self.error(e.req_id, e.code, e.text)
 
-    # --- session requests --------------------------------------------------------------------------------
+    # --- connection requests --------------------------------------------------------------------------------
     def _start_api(self, f: Fields) -> None:
         f.skip()  # version
         client_id = f.integer("clientId")
@@ -1561,7 +1561,7 @@ class Session:
     # --- the clock pump -------------------------------------------------------------------------------------
     def on_clock(self, old_s: int, new_s: int, wall: float) -> None:
         """Stream what happened on the market between whole seconds old_s and new_s (inclusive of new_s),
-        written to the socket at once; nothing (and the session stops) once the client's socket is closing."""
+        written to the socket at once; nothing (and the client stops) once the client's socket is closing."""
         if not self.started or self.closed or not self.subs:
             return
         if self.writer.transport.is_closing():
@@ -1591,7 +1591,7 @@ class Session:
                 self._flush()
 
     def streaming(self) -> bool:
-        """A started, open session with at least one streaming subscription."""
+        """A started, open client connection with at least one streaming subscription."""
         return self.started and not self.closed and bool(self.subs)
 
     def _stream_tick_by_tick(self, sub: TickByTickSub, now: int) -> None:
@@ -1788,4 +1788,4 @@ def _contract_values(inst: Instrument) -> dict[str, Any]:
     }
 
 
-__all__ = ["Fields", "HandshakeError", "RequestError", "Session", "negotiate"]
+__all__ = ["Fields", "HandshakeError", "RequestError", "SimClient", "negotiate"]

@@ -1,4 +1,4 @@
-"""The session against IB's official Python client (ibapi, which offers v100..226), run in its own thread."""
+"""`SimClient` against IB's official Python client (ibapi, which offers v100..226), run in its own thread."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from ibapi_helpers import connected, mes_june, threaded_server
 from sim_helpers import START
 
 from ibot.model import catalog
+from ibot.sim.client import HandshakeError, MarketDataSub, SimClient, negotiate
 from ibot.sim.server import SimServer
-from ibot.sim.session import HandshakeError, MarketDataSub, Session, negotiate
 from ibot.sim.wire import FrameBuffer, frame
 
 
@@ -117,11 +117,11 @@ def test_negotiate_refuses_ranges_it_cannot_meet(offer: str) -> None:
 _END = 9_999  # not an IB message: marks the end of one step's bytes on the test socket
 
 
-async def _session_on_a_socket(
+async def _client_on_a_socket(
     server: SimServer,
-) -> tuple[Session, asyncio.StreamReader, asyncio.StreamWriter]:
-    """A started session of `server` (its clock not running) on a real loopback socket: (session, client
-    reader, client writer)."""
+) -> tuple[SimClient, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A started `SimClient` of `server` (its clock not running) on a real loopback socket: (the client, the
+    test's reader, the test's writer)."""
     accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
         asyncio.get_running_loop().create_future()
     )
@@ -133,13 +133,13 @@ async def _session_on_a_socket(
     reader, writer = await asyncio.open_connection("127.0.0.1", listener.sockets[0].getsockname()[1])
     listener.close()
     r, w = await accepted
-    session = Session(server, r, w, 1)
-    session.started, session.server_version, session.client_id = True, 176, 1
-    return session, reader, writer
+    client = SimClient(server, r, w, 1)
+    client.started, client.server_version, client.client_id = True, 176, 1
+    return client, reader, writer
 
 
-async def _step_messages(session: Session, reader: asyncio.StreamReader) -> list[list[str]]:
-    session.writer.write(frame([_END]))
+async def _step_messages(client: SimClient, reader: asyncio.StreamReader) -> list[list[str]]:
+    client.writer.write(frame([_END]))
     buf, out = FrameBuffer(), []
     while not out or out[-1] != [str(_END)]:
         out += buf.feed(await reader.read(65536))
@@ -156,7 +156,7 @@ _DELAYED_TICKS |= {"close": 75, "open": 76, "last": 68, "time": 88}
 def test_after_every_clock_step_the_client_holds_the_market_quote_live_and_delayed() -> None:
     async def main() -> None:
         server = SimServer(port=0, symbols=["MES", "MCL"], speed=60.0, start=START)
-        session, reader, writer = await _session_on_a_socket(server)
+        client, reader, writer = await _client_on_a_socket(server)
         subs = [
             MarketDataSub(1, catalog.contract("MES", 2025, 6), delayed=False),
             MarketDataSub(2, catalog.contract("MCL", 2025, 5), delayed=False),
@@ -164,10 +164,10 @@ def test_after_every_clock_step_the_client_holds_the_market_quote_live_and_delay
         ]
         now = int(server.market.now_s)
         for sub in subs:
-            session._stream_quote(sub, now)
-            session.subs[sub.req_id] = sub
+            client._stream_quote(sub, now)
+            client.subs[sub.req_id] = sub
         held: dict[tuple[int, int], str] = {}  # (reqId, tick type) -> the last value the client received
-        messages = await _step_messages(session, reader)
+        messages = await _step_messages(client, reader)
         traded = 0
         for step in (1, 5, 0, 30, 2, 1, 5, 5):
             for m in messages:  # TICK_PRICE, TICK_SIZE, TICK_STRING: id, version, reqId, tickType, value...
@@ -187,12 +187,12 @@ def test_after_every_clock_step_the_client_holds_the_market_quote_live_and_delay
                     traded += 1
                     assert float(got["last"]) == q.last and got["time"] == str(second)
             old, new = server.market.advance(step)
-            session.on_clock(old, new, 0.0)
-            messages = await _step_messages(session, reader)
+            client.on_clock(old, new, 0.0)
+            messages = await _step_messages(client, reader)
             if step == 0:
                 assert messages == []  # nothing changed, nothing sent
         assert traded > 0
         writer.close()
-        session.close()
+        client.close()
 
     asyncio.run(main())
