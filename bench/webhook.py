@@ -1,0 +1,311 @@
+"""TradingView webhook throughput and latency: alerts/s sustained, ack latency, alert-to-order latency.
+
+Three processes on one machine, over loopback:
+- this one runs the TWS simulator (`ibot.sim.server.SimServer`, TWS's 50 msg/s limit off) and notes the wall
+  time (`time.time_ns`) at which each order's PLACE_ORDER reaches the simulated broker, by its orderRef (the
+  client order id the door gave the alert);
+- the node: a `TradingNode` with only the webhook door (`WebhookDoor`, as `ibot webhook` builds it), trading
+  on that simulator through ib_async, its records a SQLite file at the product's default durability;
+  ib_async's own throttle (45 requests/s, IB's 50 msg/s rule) is lifted: this measures the software path,
+  not IB's pacing (against a real TWS, 200 orders/s is not allowed);
+- the load generator: posts alerts open loop at `--rate` per second for `--seconds` (each at its scheduled
+  time, whatever the answers; send time `time.time_ns`), MKT 1 MES alternating BUY/SELL, each with its own
+  `id`, over a pool of keep-alive connections, and times each answer (the ack).
+
+Figures: alerts acknowledged per second over the run; ack latency p50/p99/max (send -> 200 answer);
+alert-to-order latency p50/p99/max (send -> the order at the simulator; same machine clock); lost (acked
+"accepted" with no order at the simulator after the drain) and placed twice. Target: p99 ack < 25 ms at
+200 alerts/s with none lost. The node's risk limits are raised for the run (max order size 1, position
+100,000, orders and trades per day 10^7): the limits are not what is measured.
+
+    .venv/bin/python bench/webhook.py [--rate 200] [--seconds 60] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SECRET = "bench-webhook-secret-7c1e"
+START = datetime(2025, 3, 5, 15, 0, tzinfo=UTC)  # a Wednesday, 09:00 Chicago: CME Globex is open
+
+
+# --- the node process ---------------------------------------------------------------------------------------
+
+
+async def node_main(ib_port: int, db: str) -> None:
+    """A node with only the webhook door on an external simulator; prints `READY <http port>`, runs until
+    SIGINT/SIGTERM, then prints the door's alert counts as one JSON line."""
+    from ibot.app.node import NodeOptions, TradingNode
+    from ibot.brokers.ib.config import ClientRole, load_ib_settings
+    from ibot.model.clock import MarketTime
+    from ibot.oms.risk import RiskLimits
+    from ibot.webhook import WebhookDoor, WebhookSettings
+
+    big = 10_000_000
+    risk = RiskLimits(
+        max_position=100_000,
+        max_order_size=1,
+        max_orders_per_day=big,
+        max_trades_per_day=big,
+        price_band_pct=None,
+    )
+    options = NodeOptions(
+        strategies=(), records_url=db, role=ClientRole.TRADINGVIEW, risk=risk, symbols=("MES",)
+    )
+    settings = load_ib_settings(
+        env={},
+        overrides={
+            "port": ib_port,
+            "role": ClientRole.TRADINGVIEW,
+            "restart_window": {"enabled": False},
+            "stale_after_seconds": 3600.0,
+        },
+    )
+    door = WebhookDoor(WebhookSettings.model_validate({"secret": SECRET, "port": 0}))
+
+    def notice(text: str) -> None:
+        if text.startswith("trading"):  # the start-up line: the session is ready and the door listens
+            node.session.venue.unthrottle()
+            print(f"READY {door.port}", flush=True)
+
+    node = TradingNode(options, settings=settings, market_clock=MarketTime(), notice=notice)
+    node.add(door)
+    await node.run()
+    print(json.dumps(door.summary()), flush=True)
+
+
+# --- the load generator process -----------------------------------------------------------------------------
+
+
+async def generate(url: str, rate: float, seconds: float, connections: int, out: Path) -> None:
+    """Post `rate` alerts a second for `seconds`, open loop; one JSON line per alert into `out`."""
+    import httpx
+
+    run = os.urandom(4).hex()
+    total = int(rate * seconds)
+    rows: list[dict[str, Any]] = []
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+
+        async def one(i: int) -> None:
+            body = {
+                "secret": SECRET,
+                "ticker": "MES1!",
+                "contract": "FUT",
+                "exchange": "CME_MINI",
+                "order": "MKT",
+                "action": "BUY" if i % 2 == 0 else "SELL",
+                "quantity": 1,
+                "reason": "bench",
+                "id": f"bench-{run}-{i}",
+                "timenow": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            raw = json.dumps(body)
+            sent_ns = time.time_ns()
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"i": i, "sent_ns": sent_ns}
+            try:
+                response = await client.post(url, content=raw, headers={"content-type": "text/plain"})
+                row["ack_ms"] = (time.perf_counter() - t0) * 1000
+                row["status"] = response.status_code
+                answer = response.json()
+                row["verdict"] = answer.get("status", "")
+                row["cid"] = answer.get("client_order_id", "")
+            except Exception as exc:  # an unanswered alert is a figure, not a crash of the generator
+                row["ack_ms"] = (time.perf_counter() - t0) * 1000
+                row["status"] = 0
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.2
+        tasks = []
+        for i in range(total):
+            due = start + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.gather(*tasks)
+    out.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+# --- the driver (this process: the simulator) ---------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spawn(log: Path, *args: str) -> subprocess.Popen[str]:
+    """A process of this script in another role; its stderr (the log) goes to `log`, never to a pipe no one
+    reads (a full pipe would stall the process)."""
+    with log.open("w") as err:
+        return subprocess.Popen(
+            [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=err, text=True
+        )
+
+
+async def wait_line(proc: subprocess.Popen[str], prefix: str, timeout: float, log: Path) -> str:
+    assert proc.stdout is not None
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), end - loop.time())
+        if line.startswith(prefix):
+            return line.strip()
+        if not line and proc.poll() is not None:
+            break
+    raise SystemExit(f"bench: the node did not start within {timeout:g} s (its log: {log})")
+
+
+async def drive(args: argparse.Namespace) -> int:
+    from ibot.sim.pacing import SimLimits
+    from ibot.sim.server import SimServer
+
+    server = SimServer(port=0, symbols=["MES"], speed=1.0, start=START, limits=SimLimits.off())
+    await server.start()
+    arrivals: dict[str, int] = {}
+    placed: Counter[str] = Counter()
+    broker = server.broker
+    place = broker.place
+
+    def noting_place(client_id: int, msg: Any) -> None:
+        ref = msg.order.order_ref
+        arrivals.setdefault(ref, time.time_ns())
+        placed[ref] += 1
+        place(client_id, msg)
+
+    broker.place = noting_place  # type: ignore[method-assign]
+    work = Path(tempfile.mkdtemp(prefix="ibot-bench-webhook-"))
+    db = f"sqlite:///{work / 'records.sqlite'}"
+    node = spawn(work / "node.log", "--role", "node", "--ib-port", str(server.port), "--db", db)
+    try:
+        ready = await wait_line(node, "READY", 60.0, work / "node.log")
+        url = f"http://127.0.0.1:{ready.split()[1]}/webhook/tradingview"
+        print(
+            f"bench: node ready (pid {node.pid}, {url}); posting {args.rate:g} alerts/s "
+            f"for {args.seconds:g} s over {args.connections} connections",
+            flush=True,
+        )
+        out = work / "alerts.jsonl"
+        gen_args = ["--role", "generate", "--url", url, "--out", str(out)]
+        gen_args += ["--rate", str(args.rate), "--seconds", str(args.seconds)]
+        cpu0 = cpu_seconds(node.pid)
+        gen = spawn(work / "generator.log", *gen_args, "--connections", str(args.connections))
+        while gen.poll() is None:
+            await asyncio.sleep(0.1)
+        if gen.returncode != 0:
+            raise SystemExit(f"bench: the load generator failed (its log: {work / 'generator.log'})")
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line]
+        acked = [r for r in rows if r["status"] == 200 and r.get("verdict") == "accepted"]
+        end = time.monotonic() + args.drain
+        while time.monotonic() < end and any(r["cid"] not in arrivals for r in acked):
+            await asyncio.sleep(0.1)
+        report(args, rows, acked, arrivals, placed)
+        cpu = cpu_seconds(node.pid) - cpu0
+        print(
+            f"node CPU:           {cpu:.1f} s, {cpu / max(len(rows), 1) * 1000:.2f} ms per alert", flush=True
+        )
+    finally:
+        if node.poll() is None:
+            node.send_signal(signal.SIGINT)
+            try:
+                node.wait(30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        await server.stop()
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    acked: list[dict[str, Any]],
+    arrivals: dict[str, int],
+    placed: Counter[str],
+) -> None:
+    statuses = Counter(r["status"] for r in rows)
+    span_s = (max(r["sent_ns"] for r in rows) - min(r["sent_ns"] for r in rows)) / 1e9 if rows else 0.0
+    acks = [r["ack_ms"] for r in rows if r["status"] == 200]
+    to_order = [(arrivals[r["cid"]] - r["sent_ns"]) / 1e6 for r in acked if r["cid"] in arrivals]
+    lost = [r["cid"] for r in acked if r["cid"] not in arrivals]
+    twice = [ref for ref, n in placed.items() if n > 1]
+    print(f"alerts sent:        {len(rows)} in {span_s:.1f} s ({len(rows) / max(span_s, 1e-9):.1f}/s)")
+    print(f"answers:            {dict(sorted(statuses.items()))} (0 = no answer)")
+    print(f"acked accepted:     {len(acked)} ({len(acked) / max(span_s, 1e-9):.1f} alerts/s sustained)")
+    print(
+        f"ack latency:        p50 {pct(acks, 50):.2f} ms  p99 {pct(acks, 99):.2f} ms  "
+        f"max {max(acks, default=float('nan')):.2f} ms"
+    )
+    print(
+        f"alert-to-order:     p50 {pct(to_order, 50):.2f} ms  p99 {pct(to_order, 99):.2f} ms  "
+        f"max {max(to_order, default=float('nan')):.2f} ms  (send -> PLACE_ORDER at the simulator)"
+    )
+    print(
+        f"orders at the sim:  {len(placed)}; lost (acked, no order): {len(lost)}; placed twice: {len(twice)}"
+    )
+    target = pct(acks, 99) < 25.0 and not lost and not twice and len(acked) == len(rows)
+    print(
+        f"target (p99 ack < 25 ms at {args.rate:g}/s, none lost): {'met' if target else 'MISSED'}",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="alerts per second (default 200)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to post (default 60)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for the last orders")
+    parser.add_argument(
+        "--role", choices=["drive", "node", "generate"], default="drive", help=argparse.SUPPRESS
+    )
+    parser.add_argument("--ib-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--db", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rate <= 0 or args.seconds <= 0 or args.connections < 1:
+        parser.error("--rate, --seconds and --connections must be positive")
+    if args.role == "node":
+        asyncio.run(node_main(args.ib_port, args.db))
+        return 0
+    if args.role == "generate":
+        asyncio.run(generate(args.url, args.rate, args.seconds, args.connections, Path(args.out)))
+        return 0
+    try:
+        return asyncio.run(drive(args))
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
