@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ibot.aio import StopSignals, unless_stopped
 from ibot.brokers.ib.config import ClientRole
@@ -55,6 +55,7 @@ __all__ = [
     "StrategySpec",
     "TradingNode",
     "check_node_options",
+    "describe_final",
     "replay_session",
 ]
 
@@ -175,6 +176,20 @@ class NodeResult:
     def traded(self) -> bool:
         """False: stopped before the session was ready (nothing was sent)."""
         return self.final is not None
+
+
+def describe_final(result: NodeResult) -> dict[str, Any]:
+    """The final state as plain data: positions, open orders, P&L, what stopped the run, what is not flat."""
+    final = result.final
+    return {
+        "stopped_by": result.stopped_by or "duration",
+        "traded": result.traded,  # False: stopped before the session was ready, nothing was sent
+        "positions": dict(final.positions) if final is not None else {},
+        "open_orders": list(final.open_orders) if final is not None else [],
+        "realized_pnl": final.realized_pnl if final is not None else None,
+        "day_pnl": final.day_pnl if final is not None else None,
+        "flatten_failed": "; ".join(result.flatten_failed),
+    }
 
 
 NodeCallback = Callable[["TradingNode"], None]

@@ -88,11 +88,11 @@ def run_live(
         simulated=sim,
         market_seconds=result.market_seconds,
         wall_seconds=result.wall_seconds,
-        bars=[tuple(b) for b in result.bars],
+        bars=[tuple(b) for b in result.strategies[0].bars] if result.strategies else [],
         final=describe_final(result),
     )
-    if result.flatten_failed:
-        say(f"warning: {result.flatten_failed}")
+    for why in result.flatten_failed:
+        say(f"warning: {why}")
     return summary
 
 

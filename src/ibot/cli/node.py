@@ -155,8 +155,7 @@ def run_node(
     """Run the node from `flags` over the `[node]` settings until the duration or a signal; this run's orders,
     fills, P&L, each strategy's bars and the final state, as plain data. Nothing is created (log folder,
     records file) for a node that cannot start."""
-    from ibot.app.live import LiveRunResult, describe_final
-    from ibot.app.node import TradingNode, check_node_options
+    from ibot.app.node import TradingNode, check_node_options, describe_final
     from ibot.app.records import orders_summary, records_url
     from ibot.cli.live import log_to_file
     from ibot.config import load_node_settings, load_settings
@@ -202,7 +201,7 @@ def run_node(
         simulated=options.sim,
         market_seconds=result.market_seconds,
         wall_seconds=result.wall_seconds,
-        final=describe_final(LiveRunResult.of(result)),
+        final=describe_final(result),
     )
     for why in result.flatten_failed:
         say(f"warning: {why}")
