@@ -19,7 +19,7 @@ from ibot.brokers.ib.connection import (
     NotConnectedError,
     classify_message,
 )
-from ibot.data.sessions import CME_GLOBEX
+from ibot.exchange.hours import CME_GLOBEX
 from ibot.model.market import NS_PER_SECOND, datetime_to_ns
 from ibot.sim.server import SimServer
 

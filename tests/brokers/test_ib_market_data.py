@@ -14,8 +14,8 @@ from ibot.brokers.ib.connection import HealthEventKind
 from ibot.brokers.ib.contracts import ContractResolver
 from ibot.brokers.ib.market_data import HistoricalBars, MarketDataFeed, Subscription
 from ibot.data.bars import BarAggregator
-from ibot.data.sessions import CME_GLOBEX
 from ibot.data.store import BarStore
+from ibot.exchange.hours import CME_GLOBEX
 from ibot.model.market import NS_PER_SECOND, Bar, Tick, datetime_to_ns
 from ibot.sim.server import SimServer
 

@@ -38,7 +38,7 @@ from ibot.brokers.ib.parsing import (
     ticks_from_ticker,
     update_from_trade,
 )
-from ibot.data.sessions import CME_GLOBEX
+from ibot.exchange.hours import CME_GLOBEX
 from ibot.model import catalog
 from ibot.model.errors import BarDataError, InvalidOrderError, InvalidPriceError
 from ibot.model.market import datetime_to_ns

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from ibot.exchange.hours import CME_GLOBEX
 from ibot.model import catalog
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim.market import (
-    GLOBEX_HOURS,
     ContractBook,
     ContractQuery,
     Quote,
@@ -78,7 +78,7 @@ def test_daily_bars_are_one_per_trade_date() -> None:
     days = m.bars(MES, NOW_S - 10 * 86_400, NOW_S, 86_400, "TRADES", False, "D")
     dates = [b.trade_date for b in days]
     assert dates == sorted(set(dates))
-    assert all(d is not None and GLOBEX_HOURS.is_trade_date(d) for d in dates)
+    assert all(d is not None and CME_GLOBEX.is_trade_date(d) for d in dates)
     assert dates[-1] == date(2025, 3, 5)
 
 
@@ -135,7 +135,7 @@ def test_contract_book_matches_an_expiry_by_its_leading_date(last_trade: str, fo
 def expected_quote(m: SimMarket, inst: Instrument, second: int) -> Quote | None:
     """The quote at `second` straight from the price source: high, low and volume over the session so far,
     bid and last at this second's price, ask one tick above, open the session's first price."""
-    hours = GLOBEX_HOURS
+    hours = CME_GLOBEX
     wins = hours.windows(second, second + 1, False)
     if not wins or not m.source.session_mask(inst, second, second + 1, False)[0]:
         return None

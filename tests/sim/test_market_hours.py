@@ -15,21 +15,20 @@ import pytest
 from ib_async import Future, Stock
 from sim_helpers import connect, run
 
-from ibot.data.sessions import session_for
+from ibot.exchange.hours import (
+    CME_GLOBEX_CRYPTO,
+    CME_GLOBEX_ENERGY,
+    CME_GLOBEX_EQUITY_INDEX,
+    CME_GLOBEX_METALS,
+    US_EQUITY_EXTENDED,
+    TradingHours,
+    hours_for,
+    listed_hours_for,
+)
 from ibot.model import catalog
 from ibot.model.exchange_hours import HoursGroup
 from ibot.model.market import NS_PER_SECOND
-from ibot.sim.market import (
-    GLOBEX_CRYPTO_HOURS,
-    GLOBEX_ENERGY_HOURS,
-    GLOBEX_EQUITY_INDEX_HOURS,
-    GLOBEX_METALS_HOURS,
-    US_STOCK_HOURS,
-    SimMarket,
-    SyntheticSource,
-    TradingHours,
-    hours_for,
-)
+from ibot.sim.market import SimMarket, SyntheticSource
 from ibot.sim.server import SimServer
 
 CT = ZoneInfo("US/Central")
@@ -311,39 +310,40 @@ def test_head_timestamp_on_a_holiday_is_the_next_trade_date_s_first_open() -> No
 @pytest.mark.parametrize(
     ("symbol", "hours"),
     [
-        ("MES", GLOBEX_EQUITY_INDEX_HOURS),
-        ("MNQ", GLOBEX_EQUITY_INDEX_HOURS),
-        ("M2K", GLOBEX_EQUITY_INDEX_HOURS),
-        ("MYM", GLOBEX_EQUITY_INDEX_HOURS),
-        ("MCL", GLOBEX_ENERGY_HOURS),
-        ("MGC", GLOBEX_METALS_HOURS),
-        ("MBT", GLOBEX_CRYPTO_HOURS),
-        ("SPY", US_STOCK_HOURS),
-        ("AAPL", US_STOCK_HOURS),
+        ("MES", CME_GLOBEX_EQUITY_INDEX),
+        ("MNQ", CME_GLOBEX_EQUITY_INDEX),
+        ("M2K", CME_GLOBEX_EQUITY_INDEX),
+        ("MYM", CME_GLOBEX_EQUITY_INDEX),
+        ("MCL", CME_GLOBEX_ENERGY),
+        ("MGC", CME_GLOBEX_METALS),
+        ("MBT", CME_GLOBEX_CRYPTO),
+        ("SPY", US_EQUITY_EXTENDED),
+        ("AAPL", US_EQUITY_EXTENDED),
     ],
 )
 def test_each_instrument_keeps_its_product_group_s_hours(symbol: str, hours: TradingHours) -> None:
     inst = catalog.get_instrument(symbol)
-    assert hours_for(inst) is hours
-    assert hours.group is (session_for(inst).hours or HoursGroup.NYSE)
+    assert listed_hours_for(inst) is hours
+    assert hours.group is (hours_for(inst).group or HoursGroup.NYSE)
 
 
 @pytest.mark.parametrize(
     ("symbol", "rth"), [("MES", False), ("MCL", False), ("MGC", False), ("MBT", False), ("SPY", True)]
 )
-def test_sim_sessions_are_ibot_s_sessions_2020_to_2030(symbol: str, rth: bool) -> None:
-    """Globex hours and a stock's regular hours, segment for segment as `ibot.data.sessions` has them."""
+def test_listed_hours_are_the_trading_day_s_hours_2020_to_2030(symbol: str, rth: bool) -> None:
+    """The listed Globex hours and a stock's listed regular hours, segment for segment as the trading day's
+    hours (`hours_for`) have them."""
     inst = catalog.get_instrument(symbol)
-    hours, session = hours_for(inst), session_for(inst)
+    hours, day_hours = listed_hours_for(inst), hours_for(inst)
     day = date(2020, 1, 1)
     while day <= date(2030, 12, 31):
-        expected = tuple((a // NS_PER_SECOND, b // NS_PER_SECOND) for a, b in session.session_segments(day))
+        expected = tuple((a // NS_PER_SECOND, b // NS_PER_SECOND) for a, b in day_hours.session_segments(day))
         assert hours.segments(day, rth) == expected, day
         day += timedelta(days=1)
 
 
 def test_the_session_mask_over_years_agrees_with_the_segments() -> None:
-    hours = GLOBEX_EQUITY_INDEX_HOURS
+    hours = CME_GLOBEX_EQUITY_INDEX
     start, end = ct(2024, 11, 1, 0), ct(2026, 2, 1, 0)
     mask = hours.mask(start, end, False)
     expected = 0

@@ -19,9 +19,9 @@ from ibapi.contract import Contract
 from ibapi_helpers import RecordingApp, market_order, mes_june, threaded_server
 from sim_helpers import WAIT, connect, qualified_mes, run
 
+from ibot.exchange.hours import listed_hours_for
 from ibot.model import catalog
 from ibot.sim.client import LOCKSTEP_ACK, SimClient
-from ibot.sim.market import hours_for
 from ibot.sim.messages import Incoming
 from ibot.sim.pacing import SimLimits
 from ibot.sim.requests import REQUESTS, UNSERVED_CODE
@@ -35,7 +35,7 @@ def _utc(ts: datetime) -> str:
 
 
 def _in_session(second: int, rth: bool = False) -> bool:
-    return bool(hours_for(MES).mask(second, second + 1, rth)[0])
+    return bool(listed_hours_for(MES).mask(second, second + 1, rth)[0])
 
 
 def _epoch(d: date) -> float:

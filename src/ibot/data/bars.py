@@ -27,7 +27,7 @@ from typing import Literal, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from ibot.data.sessions import CME_GLOBEX, TradingSession
+from ibot.exchange.hours import CME_GLOBEX, TradingHours
 from ibot.model.errors import BarDataError, ParameterError
 from ibot.model.market import NS_PER_SECOND, Bar, Tick, ns_to_datetime
 
@@ -273,11 +273,11 @@ def validate_bars(bars: BarFrame | Sequence[Bar], what: str = "bars") -> BarFram
 def resample_bars(
     bars: BarFrame | Sequence[Bar],
     interval: timedelta | str,
-    session: TradingSession = CME_GLOBEX,
+    hours: TradingHours = CME_GLOBEX,
 ) -> BarFrame:
     """Aggregate sorted bars into `interval` bars with the same rules (and results) as BarAggregator.add_bar.
 
-    `session` matters only for "1d" (session-aligned days; rows outside the session window are left out).
+    `hours` matters only for "1d" (session-aligned days; rows outside the session window are left out).
     """
     frame = as_frame(bars)
     step = parse_interval(interval)
@@ -292,7 +292,7 @@ def resample_bars(
             f"is not after row {i - 1} {_when(int(ts[i - 1]))}"
         )
     if step == NS_PER_DAY:
-        opens, closes = session.nominal_windows(ts)
+        opens, closes = hours.nominal_windows(ts)
         inside = (ts >= opens) & (ts < closes)
         if not inside.all():
             frame = BarFrame(
@@ -362,6 +362,7 @@ class BarAggregator:
         "_v",
         "duplicates_dropped",
         "emitted",
+        "hours",
         "interval_ns",
         "late_dropped",
         "late_policy",
@@ -369,7 +370,6 @@ class BarAggregator:
         "on_bar",
         "outside_session",
         "price_source",
-        "session",
     )
 
     def __init__(
@@ -380,7 +380,7 @@ class BarAggregator:
         late_policy: LatePolicy = "raise",
         price_source: PriceSource = "trade",
         input_bar_size: timedelta | str | None = None,
-        session: TradingSession = CME_GLOBEX,
+        hours: TradingHours = CME_GLOBEX,
         allow_negative_prices: bool = False,
         name: str = "",
     ) -> None:
@@ -399,7 +399,7 @@ class BarAggregator:
         self.emitted: list[Bar] = []  # completed bars, kept here only when there is no on_bar callback
         self.late_policy: LatePolicy = late_policy
         self.price_source: PriceSource = price_source
-        self.session = session
+        self.hours = hours
         self.name = name
         self._daily = self.interval_ns == NS_PER_DAY
         self._allow_negative = allow_negative_prices
@@ -526,7 +526,7 @@ class BarAggregator:
         if self._open:
             self._emit()
         if self._daily:
-            start, closes = self.session.nominal_open_close(self.session.session_date(ts))
+            start, closes = self.hours.nominal_open_close(self.hours.session_date(ts))
             if not (start <= ts < closes):
                 self.outside_session += 1  # the daily halt or extended hours: not part of a daily bar
                 return True

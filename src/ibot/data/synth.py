@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ibot.data.bars import NS_PER_DAY, BarFrame, parse_interval
-from ibot.data.sessions import TradingSession, session_for
+from ibot.exchange.hours import TradingHours, hours_for
 from ibot.model.errors import ParameterError
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Tick, datetime_to_ns
@@ -77,7 +77,7 @@ def synth_bars(
     start_price: float | None = None,
     annual_vol: float | None = None,
     volume_per_minute: float | None = None,
-    session: TradingSession | None = None,
+    hours: TradingHours | None = None,
 ) -> BarFrame:
     """`days` trading sessions of synthetic bars from `start`; see `synth_market` for the arguments."""
     return synth_market(
@@ -89,7 +89,7 @@ def synth_bars(
         start_price=start_price,
         annual_vol=annual_vol,
         volume_per_minute=volume_per_minute,
-        session=session,
+        hours=hours,
     ).bars
 
 
@@ -103,14 +103,14 @@ def synth_market(
     start_price: float | None = None,
     annual_vol: float | None = None,
     volume_per_minute: float | None = None,
-    session: TradingSession | None = None,
+    hours: TradingHours | None = None,
 ) -> SyntheticMarket:
     """Synthetic bars for the first `days` trading sessions whose trading day is on or after `start`.
 
     `start` as a date starts with that trading day's whole session; as an aware datetime, with the session it
     falls in and no bar before it. `bar_size` is intraday (1 s .. 12 h; bars lie on the epoch-aligned grid
     inside each session). Defaults per symbol: start price, annual volatility and mean volume per minute
-    (unknown symbols: 100.0, 25 %, 100). `session` defaults to the instrument's (Globex for futures).
+    (unknown symbols: 100.0, 25 %, 100). `hours` default to the instrument's (Globex for futures).
     """
     step = parse_interval(bar_size)
     if step >= NS_PER_DAY:
@@ -119,7 +119,7 @@ def synth_market(
         raise ParameterError(f"days {days} must be at least 1")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"seed {seed!r} must be an integer >= 0")
-    session = session or session_for(instrument)
+    hours = hours or hours_for(instrument)
     symbol = instrument.symbol.upper()
     price0 = DEFAULT_START_PRICE.get(symbol, _FALLBACK_START_PRICE) if start_price is None else start_price
     vol = DEFAULT_ANNUAL_VOL.get(symbol, _FALLBACK_ANNUAL_VOL) if annual_vol is None else annual_vol
@@ -135,7 +135,7 @@ def synth_market(
     if not (math.isfinite(per_minute) and per_minute > 0):
         raise ParameterError(f"{instrument.key}: volume per minute {per_minute!r} must be positive")
 
-    ts, session_start, tod_s, session_len_ns = _bar_times(session, start, days, step)
+    ts, session_start, tod_s, session_len_ns = _bar_times(hours, start, days, step)
     n = len(ts)
     rng_regime, rng_vol, rng_ret, rng_ohlc, rng_volume = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
@@ -145,7 +145,7 @@ def synth_market(
     bars_per_year = 252 * session_len_ns / step
     sigma_bar = vol / math.sqrt(bars_per_year)
     # Volume intensity by time of day, scaled to average 1 over a whole session.
-    open_s = session.open_time.hour * 3600 + session.open_time.minute * 60 + session.open_time.second
+    open_s = hours.open_time.hour * 3600 + hours.open_time.minute * 60 + hours.open_time.second
     one_session = (open_s + np.arange(0, session_len_ns, step) / NS_PER_SECOND) % 86_400.0
     activity = _intraday_activity(tod_s) / _intraday_activity(one_session).mean()
     vol_shape = np.sqrt(activity)
@@ -211,7 +211,7 @@ def synth_ticks(
     start_price: float | None = None,
     annual_vol: float | None = None,
     volume_per_minute: float | None = None,
-    session: TradingSession | None = None,
+    hours: TradingHours | None = None,
 ) -> Iterator[Tick]:
     """Trade ticks (with a one-tick-wide quote around each trade) that aggregate exactly to `synth_bars`
     of the same arguments: per bar the open first, the close last, high, low and two inner trades between,
@@ -225,7 +225,7 @@ def synth_ticks(
         start_price=start_price,
         annual_vol=annual_vol,
         volume_per_minute=volume_per_minute,
-        session=session,
+        hours=hours,
     )
     bars = market.bars
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5])
@@ -267,27 +267,25 @@ def synth_ticks(
 
 # Internals --------------------------------------------------------------------------------------------------
 def _bar_times(
-    session: TradingSession, start: date | datetime, days: int, step: int
+    hours: TradingHours, start: date | datetime, days: int, step: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.float64], int]:
     """Bar open times inside `days` sessions, whether each opens a session, its local time of day (s), and
     the length of a session in ns."""
     if isinstance(start, datetime):
         start_ns = datetime_to_ns(start)
-        first_day = session.session_date(start_ns)
+        first_day = hours.session_date(start_ns)
     else:
         start_ns = None
         first_day = start
     stamps: list[npt.NDArray[np.int64]] = []
     anchors: list[npt.NDArray[np.int64]] = []
-    local_open_s = session.open_time.hour * 3600 + session.open_time.minute * 60 + session.open_time.second
+    local_open_s = hours.open_time.hour * 3600 + hours.open_time.minute * 60 + hours.open_time.second
     # Volatility scales with the length of a regular session (the clock rule), not a holiday-shortened one.
-    local_close_s = (
-        session.close_time.hour * 3600 + session.close_time.minute * 60 + session.close_time.second
-    )
-    session_len = (local_close_s - local_open_s + (86_400 if session.overnight else 0)) * NS_PER_SECOND
-    for day in session.trading_days(first_day, days):
+    local_close_s = hours.close_time.hour * 3600 + hours.close_time.minute * 60 + hours.close_time.second
+    session_len = (local_close_s - local_open_s + (86_400 if hours.overnight else 0)) * NS_PER_SECOND
+    for day in hours.trading_days(first_day, days):
         day_stamps: list[npt.NDArray[np.int64]] = []
-        for opened, closed in session.session_segments(day):  # more than one around a holiday halt
+        for opened, closed in hours.session_segments(day):  # more than one around a holiday halt
             first = -(-opened // step) * step
             if start_ns is not None and first < start_ns:
                 first = -(-start_ns // step) * step

@@ -34,9 +34,9 @@ from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.connection import HealthEvent, HealthEventKind
 from ibot.brokers.ib.market_data import Subscription
 from ibot.data.bars import BarAggregator, parse_interval
-from ibot.data.sessions import session_for
 from ibot.engine.context import LiveContext
 from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
+from ibot.exchange.hours import hours_for
 from ibot.model import catalog
 from ibot.model.calendar import trading_day_bounds
 from ibot.model.errors import IbotError
@@ -341,7 +341,7 @@ class LiveRunner:
         if inst.expiry is not None and inst.expiry < today:
             self._no_data(f"{inst.key} expired on {inst.expiry} (market date {today}): no bars will come")
             return
-        opened = session_for(inst).open_since(now)
+        opened = hours_for(inst).open_since(now)
         if opened is None:
             return
         since = max(self.stats.data_ns, opened, self._started_ns)

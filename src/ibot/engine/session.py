@@ -40,7 +40,7 @@ from ibot.brokers.ib.connection import (
 from ibot.brokers.ib.contracts import ContractResolver
 from ibot.brokers.ib.factory import IBVenue, ib_venue
 from ibot.brokers.ib.market_data import MarketDataFeed, Subscription
-from ibot.data.sessions import CME_GLOBEX
+from ibot.exchange.hours import CME_GLOBEX
 from ibot.model import catalog
 from ibot.model.clock import Clock
 from ibot.model.errors import IbotError, UnknownSymbolError

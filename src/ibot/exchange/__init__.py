@@ -1,6 +1,7 @@
-"""ibot.exchange: the one matching engine (backtest and simulator alike) and the fee model."""
+"""ibot.exchange: the one matching engine (backtest and simulator alike), the fee model and trading hours."""
 
 from ibot.exchange.fees import IB_MICRO_FUTURES, FeeModel
+from ibot.exchange.hours import CME_GLOBEX, US_EQUITY_RTH, NoSessionError, TradingHours, hours_for
 from ibot.exchange.matching import (
     DailySessions,
     ExecutionListener,
@@ -11,12 +12,17 @@ from ibot.exchange.matching import (
 )
 
 __all__ = [
+    "CME_GLOBEX",
     "IB_MICRO_FUTURES",
+    "US_EQUITY_RTH",
     "DailySessions",
     "ExecutionListener",
     "FeeModel",
     "FillRules",
     "MatchingEngine",
+    "NoSessionError",
     "OrderRejected",
+    "TradingHours",
     "UnknownOrderError",
+    "hours_for",
 ]

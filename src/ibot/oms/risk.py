@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ibot.data.sessions import CME_GLOBEX, TradingSession, session_for
+from ibot.exchange.hours import CME_GLOBEX, TradingHours, hours_for
 from ibot.model.clock import Clock
 from ibot.model.errors import InvalidOrderError
 from ibot.model.instruments import Instrument, SecType
@@ -135,12 +135,12 @@ class RiskManager:
         limits: RiskLimits | None = None,
         clock: Clock | None = None,
         *,
-        sessions: Callable[[Instrument], TradingSession | None] = session_for,
+        hours: Callable[[Instrument], TradingHours | None] = hours_for,
         day_of: Callable[[int], date] = CME_GLOBEX.session_date,
     ) -> None:
         self.limits = limits or RiskLimits()
         self.clock = clock or Clock()
-        self._sessions = sessions
+        self._hours = hours
         self._day_of = day_of
         self._day: date | None = None
         self._books: dict[str, _Book] = {}
@@ -290,14 +290,14 @@ class RiskManager:
             return
         lim = self.limits
         if lim.enforce_trading_hours:
-            session = self._sessions(instrument)
-            if session is not None and not session.is_open(ts):
+            hours = self._hours(instrument)
+            if hours is not None and not hours.is_open(ts):
                 raise RiskLimitExceeded(
                     "trading_hours",
                     ns_to_datetime(ts),
-                    session.name,
+                    hours.name,
                     f"trading_hours: {where} at {ns_to_datetime(ts).isoformat()} is outside the "
-                    f"{session.name} session (next open {ns_to_datetime(session.next_open(ts)).isoformat()})",
+                    f"{hours.name} session (next open {ns_to_datetime(hours.next_open(ts)).isoformat()})",
                 )
         if self.kill_switch is not None:
             self._check_halted(request, position, working_same_side, where, self.kill_switch.reason)

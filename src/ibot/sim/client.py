@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ibot.exchange.hours import listed_hours_for
 from ibot.model.instruments import Instrument, SecType
 from ibot.sim import account as acct
 from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
@@ -31,7 +32,6 @@ from ibot.sim.market import (
     HistoricalTickRow,
     MarketError,
     QuoteTicks,
-    hours_for,
 )
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
 from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
@@ -337,7 +337,7 @@ def duration_start(text: str, end_s: int, inst: Instrument, rth: bool) -> int:
     if unit == "S":
         return end_s - n
     if unit == "D":
-        hours = hours_for(inst)
+        hours = listed_hours_for(inst)
         wins = hours.windows(end_s - (n + 10) * 86_400 * 2, end_s, rth)
         wins = [w for w in wins if w[1] < end_s]
         return wins[-n][1] if len(wins) >= n else end_s - n * 86_400
@@ -997,10 +997,10 @@ class SimClient:
         self.send(L.CONTRACT_DATA_END, reqId=req_id)
 
     def _details(self, inst: Instrument) -> dict[str, Any]:
-        hours = hours_for(inst)
-        today = datetime.fromtimestamp(int(self.server.market.now_s), hours.tz).date()  # the exchange's day
+        hours = listed_hours_for(inst)
+        today = datetime.fromtimestamp(int(self.server.market.now_s), hours.listing_tz).date()  # its day
         fut = inst.sec_type is SecType.FUT
-        tz = hours.tz_name
+        tz = hours.listing_tz_label
         last = f"{inst.expiry:%Y%m%d}" if fut and inst.expiry else ""
         valid_exchanges = [inst.exchange] if fut else ["SMART", inst.primary_exchange]
         return {
@@ -1398,7 +1398,7 @@ class SimClient:
         )
         market = self.server.market
         bar_s, unit = parse_bar_size(bar_text)
-        tz = hours_for(inst).tz
+        tz = listed_hours_for(inst).listing_tz
         now = int(market.now_s)
         if keep and end_text.strip():
             raise _req_error(
@@ -1486,7 +1486,9 @@ class SimClient:
         log.info("%s reqHeadTimeStamp %s reqId=%d", self.name, inst.key, req_id)
         head = self.server.market.head_second(inst)
         self.send(
-            L.HEAD_TIMESTAMP, reqId=req_id, headTimestamp=self._date(head, hours_for(inst).tz, format_date)
+            L.HEAD_TIMESTAMP,
+            reqId=req_id,
+            headTimestamp=self._date(head, listed_hours_for(inst).listing_tz, format_date),
         )
 
     def _req_historical_ticks(self, f: Fields) -> None:
@@ -1524,7 +1526,8 @@ class SimClient:
                 f"{', '.join(TICK_KINDS)}",
             )
         inst = self.resolve(req_id, replace(q, include_expired=include_expired))
-        anchor = parse_end(start_text or end_text, hours_for(inst).tz, int(self.server.market.now_s))
+        tz = listed_hours_for(inst).listing_tz
+        anchor = parse_end(start_text or end_text, tz, int(self.server.market.now_s))
         log.info(
             "%s reqHistoricalTicks %s %s %s=%s n=%d reqId=%d",
             self.name,
@@ -1703,7 +1706,7 @@ class SimClient:
 
     def _stream_historical(self, sub: HistoricalSub, now: int, wall: float) -> None:
         market = self.server.market
-        tz = hours_for(sub.inst).tz
+        tz = listed_hours_for(sub.inst).listing_tz
         if sub.unit:
             start = now - 40 * 86_400
         else:

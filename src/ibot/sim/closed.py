@@ -21,16 +21,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ibot.exchange.hours import listed_hours_for
 from ibot.model.instruments import Instrument
-from ibot.sim.market import hours_for
 
 ORDER_MESSAGE = 399  # "Order Message": a warning, the order stays live (ib_async keeps the trade)
 
 
 def exchange_time(inst: Instrument, second: int) -> str:
     """``2026-12-06 17:00:00 US/Central``: a second in the exchange's time zone, as IB writes it in 399."""
-    hours = hours_for(inst)
-    return f"{datetime.fromtimestamp(second, hours.tz):%Y-%m-%d %H:%M:%S} {hours.tz_name}"
+    hours = listed_hours_for(inst)
+    return f"{datetime.fromtimestamp(second, hours.listing_tz):%Y-%m-%d %H:%M:%S} {hours.listing_tz_label}"
 
 
 def utc_time(second: int) -> str:
@@ -58,7 +58,7 @@ def status_summary(insts: list[Instrument], second: int) -> str:
     share it, in their order."""
     groups: dict[str, list[str]] = {}
     for inst in insts:
-        is_open, boundary = hours_for(inst).state_at(second)
+        is_open, boundary = listed_hours_for(inst).state_at(second)
         at = datetime.fromtimestamp(boundary, UTC)
         state = f"{'open' if is_open else 'closed'} until {at:%Y-%m-%d %H:%M:%S} UTC"
         groups.setdefault(state, []).append(inst.symbol)

@@ -13,17 +13,15 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple, Protocol
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
+from ibot.exchange.hours import TradingHours, listed_hours_for
 from ibot.model import catalog
 from ibot.model.clock import Clock
-from ibot.model.exchange_hours import DayKind, HoursGroup, futures_hours_group, special_day
 from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import NS_PER_SECOND, Bar
 
@@ -42,285 +40,6 @@ _ANCHOR_DAYS = 40_000  # anchors from 2000 to past 2100
 
 class MarketError(ValueError):
     """A market-data request the simulated market cannot serve; the message says why."""
-
-
-# --- trading hours ------------------------------------------------------------------------------------------
-
-_ET = ZoneInfo("America/New_York")  # the holiday schedules' (ibot.model.exchange_hours) time zone
-_ONE_DAY = timedelta(days=1)
-_MAX_RUN = 14  # no run of days without a trade date is longer (weekend + holidays)
-Segments = tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TradingHours:
-    """Session hours of a product class in exchange time, with its exchange's holiday schedule.
-
-    The session of trade date D ends on D; when `open_time` is not before `close_time` it opens the evening
-    before (CME Globex: 17:00 CT the day before to 16:00 CT). Holidays follow `group`'s special days
-    (`ibot.model.exchange_hours`, the one schedule ibot keeps): a CLOSED day has no session; an ABBREVIATED
-    holiday halts early and its trades belong to the next trade date, whose session then has two segments
-    (the holiday's, opened the evening before it, and its own) and no regular hours on the holiday; an
-    EARLY_CLOSE day ends its session and its regular hours at the early close, except that extended hours
-    run on for `early_close_extended` after it (US stocks: regular 09:30-13:00 ET and extended hours to 17:00
-    ET, as IB lists them).
-
-    CME Globex (all catalog futures): regular hours 08:30-15:00 CT. US stocks: 04:00-20:00 ET, regular
-    09:30-16:00, NYSE holidays and early closes.
-    """
-
-    tz_name: str
-    open_time: time
-    close_time: time
-    rth_open: time
-    rth_close: time
-    group: HoursGroup
-    early_close_extended: timedelta = timedelta(0)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.tz_name)
-
-    @property
-    def overnight(self) -> bool:
-        return self.open_time >= self.close_time
-
-    def is_trade_date(self, d: date) -> bool:
-        """A day whose own session trades: a weekday neither closed nor an abbreviated holiday."""
-        return bool(_segments(self, d, False))
-
-    def segments(self, d: date, rth: bool) -> Segments:
-        """Epoch seconds [open, close) of every stretch that trades for trade date `d` (full or regular
-        hours), in time order; empty when `d` has none (not a trade date, or no regular hours that day)."""
-        return _segments(self, d, rth)
-
-    def window(self, d: date, rth: bool) -> tuple[int, int]:
-        """Epoch seconds (first open, last close) of trade date `d` (full or regular hours)."""
-        segs = _segments(self, d, rth)
-        if not segs:
-            raise MarketError(f"no {'regular ' if rth else ''}session on {d.isoformat()}")
-        return segs[0][0], segs[-1][1]
-
-    def windows(self, start_s: int, end_s: int, rth: bool) -> list[tuple[date, int, int]]:
-        """(trade date, first open, last close) of each trade date whose hours overlap [start_s, end_s), in
-        time order (a trade date with two segments counts from its first open, gap included)."""
-        table = _table(self, start_s, end_s, rth)
-        lo = int(np.searchsorted(table.day_closes, start_s, side="right"))
-        hi = int(np.searchsorted(table.day_opens, end_s, side="left"))
-        return [
-            (date.fromordinal(day), a, b)
-            for day, a, b in zip(
-                table.days[lo:hi].tolist(),
-                table.day_opens[lo:hi].tolist(),
-                table.day_closes[lo:hi].tolist(),
-                strict=True,
-            )
-        ]
-
-    def state_at(self, second: int) -> tuple[bool, int]:
-        """(True, close of the segment trading at `second`) or (False, the next segment's open) in full hours:
-        when a subscription or an order meets a closed market, the simulator says until when (a weekend, a
-        holiday, the daily halt, an abbreviated holiday's halt). Epoch seconds; a segment is [open, close)."""
-        table = _table(self, second, second + (_MAX_RUN + 1) * DAY, False)
-        i = int(np.searchsorted(table.closes, second, side="right"))  # the first segment closing after it
-        if i >= len(table.opens):  # beyond the table (it covers _MAX_RUN days ahead): never in practice
-            return False, second + (_MAX_RUN + 1) * DAY
-        a, b = int(table.opens[i]), int(table.closes[i])
-        return (True, b) if a <= second else (False, a)
-
-    def last_close(self, second: int) -> int | None:
-        """The close of the latest segment that ended at or before `second` (within `_MAX_RUN` days)."""
-        table = _table(self, second - (_MAX_RUN + 1) * DAY, second + 1, False)
-        i = int(np.searchsorted(table.closes, second, side="right")) - 1
-        return int(table.closes[i]) if i >= 0 else None
-
-    def mask(self, start_s: int, end_s: int, rth: bool) -> BoolArray:
-        """One bool per second of [start_s, end_s): inside a session segment (out of holiday halts, after
-        early closes and between sessions it is False). A binary search over the cached segment table, then
-        one slice per segment."""
-        m = np.zeros(max(end_s - start_s, 0), dtype=np.bool_)
-        if end_s <= start_s:
-            return m
-        table = _table(self, start_s, end_s, rth)
-        lo = int(np.searchsorted(table.closes, start_s, side="right"))
-        hi = int(np.searchsorted(table.opens, end_s, side="left"))
-        for a, b in zip(table.opens[lo:hi].tolist(), table.closes[lo:hi].tolist(), strict=True):
-            m[max(a, start_s) - start_s : min(b, end_s) - start_s] = True
-        return m
-
-    def describe(self, start: date, days: int, rth: bool) -> str:
-        """IB's tradingHours (rth False) / liquidHours (rth True) text for the calendar days from `start`:
-        ``20251126:1700-20251127:1200;20251127:1700-20251128:1215;20251129:CLOSED;...``.
-
-        Each segment is written ``YYYYMMDD:HHMM-YYYYMMDD:HHMM`` in the exchange's time zone, dated by its
-        open; a trade date with two segments (an abbreviated holiday session before its own) writes two. The
-        trade dates listed are those of the days, and any later one whose full session opens on one of them
-        (Monday's Globex session opens on Sunday); the same trade dates are listed in both texts. A day with
-        nothing listed on it is ``YYYYMMDD:CLOSED``: in tradingHours a day that is not a trade date and that
-        no segment opens on (a Saturday, Good Friday; not Christmas Day, on whose evening Globex reopens), in
-        liquidHours any day without regular hours (weekends, holidays, an abbreviated holiday, a trade date
-        closing before its regular open). IB's own texts key segments the same way, e.g. a stock's
-        ``20241128:CLOSED;20241129:0400-20241129:1700`` and a Globex ``20240720:CLOSED;20240721:1700-...``.
-        """
-        tz = self.tz
-        days_listed = [start + timedelta(days=i) for i in range(days)]
-        first, last = days_listed[0], days_listed[-1]
-        trade_dates: list[date] = []
-        d = first
-        while d <= last + timedelta(days=_MAX_RUN):
-            segs = _segments(self, d, False)
-            if segs and (d <= last or datetime.fromtimestamp(segs[0][0], tz).date() <= last):
-                trade_dates.append(d)
-            d += _ONE_DAY
-        entries: list[tuple[date, int, str]] = []
-        for d in trade_dates:
-            segs = _segments(self, d, rth)
-            if rth and not segs and first <= d <= last:
-                entries.append((d, 0, f"{d:%Y%m%d}:CLOSED"))
-            for a, b in segs:
-                sa, sb = datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz)
-                entries.append((sa.date(), a, f"{sa:%Y%m%d:%H%M}-{sb:%Y%m%d:%H%M}"))
-        opened_on = {e[0] for e in entries}
-        listed = set(trade_dates)
-        for d in days_listed:
-            if d not in listed and d not in opened_on:
-                entries.append((d, 0, f"{d:%Y%m%d}:CLOSED"))
-        entries.sort(key=lambda e: (e[0], e[1]))
-        return ";".join(e[2] for e in entries)
-
-
-def _at(d: date, t: time, tz: ZoneInfo) -> int:
-    return int(datetime.combine(d, t, tz).timestamp())
-
-
-@lru_cache(maxsize=65_536)
-def _segments(hours: TradingHours, d: date, rth: bool) -> Segments:
-    """The segments of trade date `d` (see `TradingHours.segments`), from `hours.group`'s special days."""
-    if not _trades(hours, d):
-        return ()
-    tz = hours.tz
-    special = special_day(hours.group, d)
-    early = special.close if special is not None and special.close is not None else None
-    if rth:
-        a, b = _at(d, hours.rth_open, tz), _at(d, hours.rth_close, tz)
-        if early is not None:
-            b = min(b, _at(d, early, _ET))
-        return ((a, b),) if a < b else ()
-    close = _at(d, hours.close_time, tz)
-    if early is not None:
-        close = min(close, _at(d, early, _ET) + int(hours.early_close_extended.total_seconds()))
-    segs = [(_open(hours, d), close)]
-    back = d - _ONE_DAY
-    for _ in range(_MAX_RUN):  # the abbreviated holiday sessions just before `d` trade for it
-        if _trades(hours, back):
-            break
-        before = special_day(hours.group, back)
-        if back.weekday() < 5 and before is not None and before.kind is DayKind.ABBREVIATED:
-            assert before.close is not None
-            segs.insert(0, (_open(hours, back), _at(back, before.close, _ET)))
-        back -= _ONE_DAY
-    return tuple(segs)
-
-
-def _open(hours: TradingHours, d: date) -> int:
-    """When the session of calendar day `d` opens by the clock (the evening before, for Globex)."""
-    return _at(d - _ONE_DAY if hours.overnight else d, hours.open_time, hours.tz)
-
-
-def _trades(hours: TradingHours, d: date) -> bool:
-    if d.weekday() >= 5:
-        return False
-    special = special_day(hours.group, d)
-    return special is None or special.kind is DayKind.EARLY_CLOSE
-
-
-class _SegmentTable(NamedTuple):
-    """Every segment (opens, closes) and every trade date's span (days as ordinals, day_opens, day_closes)
-    of a run of years, in time order, as epoch-second arrays."""
-
-    opens: IntArray
-    closes: IntArray
-    days: IntArray
-    day_opens: IntArray
-    day_closes: IntArray
-
-
-@lru_cache(maxsize=1024)
-def _year_table(hours: TradingHours, year: int, rth: bool) -> _SegmentTable:
-    """The segments of the trade dates of `year` (a trade date's first segment may open the year before)."""
-    opens: list[int] = []
-    closes: list[int] = []
-    days: list[int] = []
-    day_opens: list[int] = []
-    day_closes: list[int] = []
-    d, end = date(year, 1, 1), date(year + 1, 1, 1)
-    while d < end:
-        segs = _segments(hours, d, rth)
-        if segs:
-            opens.extend(a for a, _ in segs)
-            closes.extend(b for _, b in segs)
-            days.append(d.toordinal())
-            day_opens.append(segs[0][0])
-            day_closes.append(segs[-1][1])
-        d += _ONE_DAY
-    arrays = [np.array(x, dtype=np.int64) for x in (opens, closes, days, day_opens, day_closes)]
-    for a in arrays:
-        a.flags.writeable = False
-    return _SegmentTable(*arrays)
-
-
-@lru_cache(maxsize=256)
-def _years_table(hours: TradingHours, first: int, last: int, rth: bool) -> _SegmentTable:
-    if first == last:
-        return _year_table(hours, first, rth)
-    tables = [_year_table(hours, y, rth) for y in range(first, last + 1)]
-    arrays = [np.concatenate([t[i] for t in tables]) for i in range(5)]
-    for a in arrays:
-        a.flags.writeable = False
-    return _SegmentTable(*arrays)
-
-
-def _table(hours: TradingHours, start_s: int, end_s: int, rth: bool) -> _SegmentTable:
-    """The segment table covering every trade date that can overlap [start_s, end_s): trade dates are on or
-    after the (local) day of any second of their session, and open at most `_MAX_RUN` days before."""
-    first = (datetime.fromtimestamp(start_s, UTC) - _ONE_DAY).year
-    last = (datetime.fromtimestamp(max(end_s, start_s), UTC) + timedelta(days=_MAX_RUN + 1)).year
-    return _years_table(hours, first, last, rth)
-
-
-GLOBEX_EQUITY_INDEX_HOURS = TradingHours(
-    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_EQUITY_INDEX
-)
-GLOBEX_ENERGY_HOURS = TradingHours(
-    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_ENERGY
-)
-GLOBEX_METALS_HOURS = TradingHours(
-    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_METALS
-)
-GLOBEX_CRYPTO_HOURS = TradingHours(
-    "US/Central", time(17, 0), time(16, 0), time(8, 30), time(15, 0), HoursGroup.CME_CRYPTO
-)
-GLOBEX_HOURS = GLOBEX_EQUITY_INDEX_HOURS  # most catalog futures are equity index products
-US_STOCK_HOURS = TradingHours(
-    "US/Eastern", time(4, 0), time(20, 0), time(9, 30), time(16, 0), HoursGroup.NYSE, timedelta(hours=4)
-)
-_GLOBEX_HOURS_BY_GROUP = {
-    hours.group: hours
-    for hours in (GLOBEX_EQUITY_INDEX_HOURS, GLOBEX_ENERGY_HOURS, GLOBEX_METALS_HOURS, GLOBEX_CRYPTO_HOURS)
-}
-
-
-def hours_for(inst: Instrument) -> TradingHours:
-    """The hours of an instrument: US stock hours, or Globex hours with its product group's holidays (NYMEX
-    energy, COMEX metals, CME crypto, CME/CBOT equity index)."""
-    if inst.sec_type is SecType.STK:
-        return US_STOCK_HOURS
-    return _globex_hours(inst.exchange, inst.trading_class or inst.symbol)
-
-
-@lru_cache(maxsize=256)
-def _globex_hours(exchange: str, symbol: str) -> TradingHours:
-    return _GLOBEX_HOURS_BY_GROUP[futures_hours_group(exchange, symbol)]
 
 
 # --- price sources ------------------------------------------------------------------------------------------
@@ -401,7 +120,7 @@ class SyntheticSource:
         return np.concatenate(prices), np.concatenate(volumes)
 
     def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray:
-        return hours_for(inst).mask(start_s, end_s, rth)
+        return listed_hours_for(inst).mask(start_s, end_s, rth)
 
     def first_second(self, inst: Instrument) -> int | None:
         return None
@@ -492,7 +211,7 @@ class ReplaySource:
         off = secs - starts[np.clip(idx, 0, None)]
         m = ok & (off < self.bar_seconds)
         if rth:
-            m &= hours_for(inst).mask(start_s, end_s, True)
+            m &= listed_hours_for(inst).mask(start_s, end_s, True)
         return m
 
     def first_second(self, inst: Instrument) -> int | None:
@@ -705,13 +424,13 @@ class SimMarket:
 
     def closed_until(self, inst: Instrument, second: int) -> int | None:
         """None while the exchange's hours trade `inst` at `second`; else the second it opens again."""
-        is_open, boundary = hours_for(inst).state_at(second)
+        is_open, boundary = listed_hours_for(inst).state_at(second)
         return None if is_open else boundary
 
     def last_session_quote(self, inst: Instrument, second: int) -> QuoteTicks | None:
         """The quote of the last second of the latest segment that closed at or before `second`: what a
         closed market shows (last price, that session's high, low, open and volume), or None without data."""
-        close_s = hours_for(inst).last_close(second)
+        close_s = listed_hours_for(inst).last_close(second)
         if close_s is None:
             return None
         return self.quote_ticks(inst, close_s - 1, close_s - 1)[0]
@@ -730,7 +449,7 @@ class SimMarket:
         streaming fast path. Each instrument's session so far is folded once (high, low, volume) and moved
         forward with the clock, and the latest seconds are kept, so every subscriber of an instrument in one
         clock step shares one computation; a second before those is computed afresh from the session open."""
-        hours = hours_for(inst)
+        hours = listed_hours_for(inst)
         out: list[QuoteTicks | None] = []
         s = first
         while s <= last:
@@ -835,7 +554,7 @@ class SimMarket:
         seconds in session (a holiday halt has none) and not after the clock."""
         if what not in TICK_KINDS:
             raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(TICK_KINDS)}")
-        hours = hours_for(inst)
+        hours = listed_hours_for(inst)
         now = int(self.now_s)
         head = self.head_second(inst)
         if forward:
@@ -923,7 +642,7 @@ class SimMarket:
             d = inst.expiry - timedelta(days=380)
         else:
             d = date(2004, 1, 2)
-        hours = hours_for(inst)
+        hours = listed_hours_for(inst)
         while not hours.is_trade_date(d):
             d += timedelta(days=1)
         return hours.window(d, False)[0]
@@ -945,7 +664,7 @@ class SimMarket:
         end_s = min(end_s, int(self.now_s) + 1)
         if end_s <= start_s:
             return []
-        hours = hours_for(inst)
+        hours = listed_hours_for(inst)
         if calendar_unit:
             groups: list[tuple[int, int, int, date | None]] = []
             for d, a, b in hours.windows(start_s, end_s, rth):

@@ -32,7 +32,7 @@ from ib_async.ib import StartupFetch, StartupFetchALL, StartupFetchNONE
 from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.config import ClientRole, IBSettings
 from ibot.brokers.ib.messages import install_log_filter
-from ibot.data.sessions import CME_GLOBEX, TradingSession
+from ibot.exchange.hours import CME_GLOBEX, TradingHours
 from ibot.model.clock import MarketTime
 from ibot.model.errors import IbotError
 from ibot.model.market import NS_PER_SECOND, datetime_to_ns
@@ -186,7 +186,7 @@ def classify_message(code: int, message: str) -> tuple[HealthEventKind, str] | N
 
 @dataclass(slots=True)
 class _Feed:
-    session: TradingSession
+    hours: TradingHours
     last_ns: int
     stale: bool = False
 
@@ -203,9 +203,9 @@ class FeedWatchdog:
     stale_after_ns: int
     _feeds: dict[str, _Feed] = field(default_factory=dict)
 
-    def watch(self, key: str, now_ns: int, session: TradingSession = CME_GLOBEX) -> None:
+    def watch(self, key: str, now_ns: int, hours: TradingHours = CME_GLOBEX) -> None:
         """Start watching `key` as of `now_ns` (a new subscription counts as fresh)."""
-        self._feeds[key] = _Feed(session, now_ns)
+        self._feeds[key] = _Feed(hours, now_ns)
 
     def unwatch(self, key: str) -> bool:
         """Stop watching; True when the feed was stale (so the caller can clear it)."""
@@ -227,7 +227,7 @@ class FeedWatchdog:
         """Feeds that became stale as of `now_ns` (each reported once until data arrives again)."""
         newly: list[str] = []
         for key, feed in self._feeds.items():
-            opened = None if feed.stale else feed.session.open_since(now_ns)
+            opened = None if feed.stale else feed.hours.open_since(now_ns)
             if opened is None:
                 continue
             if now_ns - max(feed.last_ns, opened) >= self.stale_after_ns:
@@ -384,8 +384,8 @@ class IBConnection:
         self._time_sync.add_done_callback(self._tasks.discard)
 
     # --- data watchdog --------------------------------------------------------------------------------------
-    def watch_feed(self, key: str, session: TradingSession = CME_GLOBEX) -> None:
-        self.watchdog.watch(key, self.clock(), session)
+    def watch_feed(self, key: str, hours: TradingHours = CME_GLOBEX) -> None:
+        self.watchdog.watch(key, self.clock(), hours)
 
     def unwatch_feed(self, key: str) -> None:
         if self.watchdog.unwatch(key):

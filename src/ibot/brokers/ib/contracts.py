@@ -19,7 +19,7 @@ from ib_async import Contract, ContractDetails, Stock
 
 from ibot.brokers.ib.connection import IBConnection
 from ibot.brokers.ib.parsing import contract_for, instrument_from_details
-from ibot.data.sessions import session_for
+from ibot.exchange.hours import hours_for
 from ibot.model import catalog
 from ibot.model.errors import IbotError, UnknownSymbolError
 from ibot.model.instruments import Instrument, SecType
@@ -81,7 +81,7 @@ class ContractResolver:
         """The exchange trading day as of IB's server time (after the 17:00 CT close it is the next day)."""
         ib = self.connection.ib
         now = await asyncio.wait_for(ib.reqCurrentTimeAsync(), self.timeout)
-        return session_for(instrument).session_date(datetime_to_ns(now))
+        return hours_for(instrument).session_date(datetime_to_ns(now))
 
     async def qualify(self, symbol: str, asof: date | None = None) -> Instrument:
         """Catalog symbol or local symbol (``MES``, ``MESZ5``, ``SPY``) -> the IB-qualified instrument.

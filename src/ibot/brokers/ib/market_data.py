@@ -22,8 +22,8 @@ from ibot.brokers.ib.connection import IBConnection
 from ibot.brokers.ib.contracts import ContractResolver
 from ibot.brokers.ib.parsing import bar_from_realtime, bars_from_bardata, ticks_from_ticker
 from ibot.data.bars import NS_PER_DAY, BarAggregator, BarFrame, parse_interval, validate_bars
-from ibot.data.sessions import TradingSession, session_for
 from ibot.data.store import BarStore
+from ibot.exchange.hours import TradingHours, hours_for
 from ibot.model.errors import BarDataError, IbotError
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND, Bar, Tick, datetime_to_ns
@@ -133,7 +133,7 @@ class MarketDataFeed:
     def _start(self, sub: Subscription) -> None:
         self.connection.require_connected(f"subscribe {sub.key}")
         self._subs.append(sub)
-        self.connection.watch_feed(sub.key, session_for(sub.instrument))
+        self.connection.watch_feed(sub.key, hours_for(sub.instrument))
         self._request(sub)
 
     def _request(self, sub: Subscription) -> None:
@@ -250,13 +250,11 @@ class HistoricalBars:
         what = f"{bar_size} {what_to_show} bars for {instrument.key} over {duration}"
         if not raw:
             raise HistoricalDataError(f"IB returned no {what}")
-        session = session_for(instrument)
-        bars = bars_from_bardata(raw, session)
+        hours = hours_for(instrument)
+        bars = bars_from_bardata(raw, hours)
         if complete_only:
             bars = [
-                b
-                for b in bars
-                if _bar_end(b.ts, parse_interval(bar_size), session) <= self.connection.clock()
+                b for b in bars if _bar_end(b.ts, parse_interval(bar_size), hours) <= self.connection.clock()
             ]
         if not bars:
             raise HistoricalDataError(f"IB returned no completed {what}")
@@ -278,7 +276,7 @@ class HistoricalBars:
         return rows
 
 
-def _bar_end(ts: int, interval_ns: int, session: TradingSession) -> int:
+def _bar_end(ts: int, interval_ns: int, hours: TradingHours) -> int:
     if interval_ns == NS_PER_DAY:
-        return session.nominal_open_close(session.session_date(ts))[1]
+        return hours.nominal_open_close(hours.session_date(ts))[1]
     return ts + interval_ns

@@ -17,7 +17,7 @@ from ib_async.objects import AccountValue, BarData, CommissionReport, Execution,
 from ib_async.objects import Fill as IBFill
 from ib_async.objects import Position as IBPosition
 
-from ibot.data.sessions import TradingSession
+from ibot.exchange.hours import TradingHours
 from ibot.model.errors import BarDataError, IbotError, InvalidOrderError
 from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import Bar, Tick, datetime_to_ns
@@ -169,7 +169,7 @@ def _plain(d: Decimal) -> str:
 # --- market data --------------------------------------------------------------------------------------------
 
 
-def bar_from_bardata(bar: BarData, session: TradingSession) -> Bar:
+def bar_from_bardata(bar: BarData, hours: TradingHours) -> Bar:
     """A historical bar: intraday `date` is an aware datetime (exchange zone with formatDate=1, UTC with 2);
     a daily bar's `date` is the trading day, stamped with that session's open (as BarAggregator does)."""
     when = bar.date
@@ -178,14 +178,14 @@ def bar_from_bardata(bar: BarData, session: TradingSession) -> Bar:
             raise BarDataError(f"historical bar at {when.isoformat()} has no time zone; request formatDate=2")
         ts = datetime_to_ns(when)
     elif isinstance(when, date):
-        ts = session.nominal_open_close(when)[0]
+        ts = hours.nominal_open_close(when)[0]
     else:
         raise BarDataError(f"historical bar date {when!r} is neither a date nor a datetime")
     return Bar(ts, float(bar.open), float(bar.high), float(bar.low), float(bar.close), _volume(bar.volume))
 
 
-def bars_from_bardata(bars: Iterable[BarData], session: TradingSession) -> list[Bar]:
-    return [bar_from_bardata(b, session) for b in bars]
+def bars_from_bardata(bars: Iterable[BarData], hours: TradingHours) -> list[Bar]:
+    return [bar_from_bardata(b, hours) for b in bars]
 
 
 def bar_from_realtime(bar: RealTimeBar) -> Bar:

@@ -1,4 +1,4 @@
-"""Trading sessions: CME Globex and US stock hours, trading days, daylight-saving changes, holidays."""
+"""Trading hours: CME Globex and US stock hours, trading days, daylight-saving changes, holidays."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from ibot.data.sessions import CME_GLOBEX, US_EQUITY_RTH, NoSessionError, TradingSession, session_for
+from ibot.exchange.hours import CME_GLOBEX, US_EQUITY_RTH, NoSessionError, TradingHours, hours_for
 from ibot.model import Instrument, SecType, datetime_to_ns
 
 ET = ZoneInfo("America/New_York")
@@ -66,10 +66,10 @@ def test_a_weekend_day_has_no_session() -> None:
 
 def test_holidays_close_the_session() -> None:
     good_friday = date(2024, 3, 29)
-    with_holiday = TradingSession(
+    with_holiday = TradingHours(
         "Globex with holidays", open_time=time(18), close_time=time(17), holidays=frozenset({good_friday})
     )
-    clock_only = TradingSession("Globex without holidays", open_time=time(18), close_time=time(17))
+    clock_only = TradingHours("Globex without holidays", open_time=time(18), close_time=time(17))
     assert not with_holiday.is_open(et(2024, 3, 29, 10, 0))
     assert clock_only.is_open(et(2024, 3, 29, 10, 0))
     assert not CME_GLOBEX.is_open(et(2024, 3, 29, 10, 0))  # Good Friday is on CME's published schedule
@@ -111,5 +111,5 @@ def test_vectorized_windows_agree_with_the_scalar_rule() -> None:
 def test_default_session_by_security_type() -> None:
     mes = Instrument("MES", SecType.FUT, "CME", "USD", Decimal(5), Decimal("0.25"))
     spy = Instrument("SPY", SecType.STK, "SMART", "USD", Decimal(1), Decimal("0.01"))
-    assert session_for(mes) is CME_GLOBEX
-    assert session_for(spy) is US_EQUITY_RTH
+    assert hours_for(mes) is CME_GLOBEX
+    assert hours_for(spy) is US_EQUITY_RTH

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ibot.data.bars import resample_bars
-from ibot.data.sessions import (
+from ibot.data.synth import synth_bars
+from ibot.exchange.hours import (
     CME_GLOBEX,
     CME_GLOBEX_CRYPTO,
     CME_GLOBEX_ENERGY,
@@ -19,10 +20,9 @@ from ibot.data.sessions import (
     CME_GLOBEX_METALS,
     US_EQUITY_RTH,
     NoSessionError,
-    TradingSession,
-    session_for,
+    TradingHours,
+    hours_for,
 )
-from ibot.data.synth import synth_bars
 from ibot.model import Bar, datetime_to_ns
 from ibot.model.calendar import business_days
 from ibot.model.catalog import contract, get_instrument
@@ -246,7 +246,7 @@ def test_nyse_new_years_day_on_a_saturday_is_not_observed_on_the_friday_before()
     ],
 )
 def test_is_open_around_holiday_halts_and_early_closes(
-    session: TradingSession, when: int, is_open: bool
+    session: TradingHours, when: int, is_open: bool
 ) -> None:
     assert session.is_open(when) is is_open
 
@@ -356,7 +356,7 @@ def test_holiday_hours_follow_daylight_saving_time() -> None:
 @pytest.mark.parametrize(
     "session", [CME_GLOBEX_EQUITY_INDEX, CME_GLOBEX_ENERGY, CME_GLOBEX_METALS, CME_GLOBEX_CRYPTO]
 )
-def test_globex_trading_days_are_cme_business_days_2020_to_2030(session: TradingSession) -> None:
+def test_globex_trading_days_are_cme_business_days_2020_to_2030(session: TradingHours) -> None:
     start, end = date(2020, 1, 1), date(2030, 12, 31)
     assert [d for d, _, _ in session.sessions(start, end)] == business_days(start, end, "CME")
 
@@ -369,7 +369,7 @@ def test_nyse_trading_days_are_cme_business_days_but_the_2025_day_of_mourning() 
 
 @pytest.mark.parametrize("session", [CME_GLOBEX, CME_GLOBEX_ENERGY, CME_GLOBEX_CRYPTO, US_EQUITY_RTH])
 def test_every_session_segment_2020_to_2030_is_ordered_and_shorter_than_the_regular_day(
-    session: TradingSession,
+    session: TradingHours,
 ) -> None:
     regular = timedelta(hours=23 if session.overnight else 6.5)
     for day, opened, closed in session.sessions(date(2020, 1, 1), date(2030, 12, 31)):
@@ -384,7 +384,7 @@ def test_every_session_segment_2020_to_2030_is_ordered_and_shorter_than_the_regu
 
 
 @pytest.mark.parametrize("session", [CME_GLOBEX, CME_GLOBEX_ENERGY, US_EQUITY_RTH])
-def test_vectorized_windows_agree_with_the_scalar_rule_across_holidays(session: TradingSession) -> None:
+def test_vectorized_windows_agree_with_the_scalar_rule_across_holidays(session: TradingHours) -> None:
     rng = np.random.default_rng(7)
     ts = np.sort(
         np.r_[
@@ -428,21 +428,21 @@ def test_daily_bars_fold_the_abbreviated_holiday_session_into_the_next_trading_d
         ("AAPL", US_EQUITY_RTH),
     ],
 )
-def test_session_for_picks_the_product_group_of_each_catalog_instrument(
-    symbol: str, session: TradingSession
+def test_hours_for_picks_the_product_group_of_each_catalog_instrument(
+    symbol: str, session: TradingHours
 ) -> None:
-    assert session_for(get_instrument(symbol)) is session
+    assert hours_for(get_instrument(symbol)) is session
 
 
-def test_session_for_a_futures_month_is_its_product_s() -> None:
-    assert session_for(contract("MCL", 2025, 3)) is CME_GLOBEX_ENERGY
-    assert session_for(contract("MES", 2025, 3)) is CME_GLOBEX
+def test_hours_for_a_futures_month_is_its_product_s() -> None:
+    assert hours_for(contract("MCL", 2025, 3)) is CME_GLOBEX_ENERGY
+    assert hours_for(contract("MES", 2025, 3)) is CME_GLOBEX
     assert futures_hours_group("nymex", "CL") is HoursGroup.CME_ENERGY
 
 
 def test_holiday_hours_need_the_eastern_time_zone() -> None:
     with pytest.raises(ValueError, match="US Eastern"):
-        TradingSession("x", time(17), time(16), tz_name="America/Chicago", hours=HoursGroup.CME_ENERGY)
+        TradingHours("x", time(17), time(16), tz_name="America/Chicago", group=HoursGroup.CME_ENERGY)
 
 
 def test_synthetic_bars_keep_the_holiday_schedule() -> None:
