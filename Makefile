@@ -46,11 +46,14 @@ bench: install
 MUTATION_DIR := out/mutation
 MUTATION_CHILDREN ?= 2
 MUTATION_MODULES ?= risk.py states.py manager.py records.py
+# The tree mutated: the working tree, or a commit (MUTATION_FROM=HEAD) when work in progress breaks tests/oms.
+MUTATION_FROM ?= worktree
 
 mutation: install
 	@UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --all-extras --group mutation -q
 	@rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
-	@cp -a src tests pyproject.toml $(MUTATION_DIR)/
+	@if [ "$(MUTATION_FROM)" = worktree ]; then cp -a src tests pyproject.toml $(MUTATION_DIR)/; \
+	else git archive $(MUTATION_FROM) src tests pyproject.toml | tar -x -C $(MUTATION_DIR); fi
 	set -f; cd $(MUTATION_DIR) && $(abspath $(BIN))/mutmut run --max-children $(MUTATION_CHILDREN) \
 		$$($(abspath $(BIN))/python $(abspath scripts/mutation_report.py) --scope --modules "$(MUTATION_MODULES)")
 	$(BIN)/python scripts/mutation_report.py $(MUTATION_DIR) --modules "$(MUTATION_MODULES)"

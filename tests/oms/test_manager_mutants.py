@@ -9,6 +9,7 @@ through the manager's public doors: `on_broker_event` and `reconcile`.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -16,10 +17,18 @@ from oms_helpers import MES, SECOND, T0, run
 from test_manager import FEE, Rig, lmt, mkt, quote, rig
 
 from ibot.model.clock import Clock
-from ibot.model.orders import OrderStatus, Side
-from ibot.oms.broker import BrokerCommission, BrokerExecution, BrokerIds, BrokerOrder, BrokerPosition
+from ibot.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side
+from ibot.oms.broker import (
+    BrokerCommission,
+    BrokerEvent,
+    BrokerExecution,
+    BrokerIds,
+    BrokerOrder,
+    BrokerPosition,
+    BrokerStatus,
+)
 from ibot.oms.paper import PaperBroker
-from ibot.oms.records import OrderRecords
+from ibot.oms.records import OrderRecords, execution_time
 from ibot.oms.risk import RiskLimitExceeded
 
 S = OrderStatus
@@ -69,6 +78,37 @@ def test_an_execution_carrying_only_one_of_its_ids_is_counted_on_its_order(
         assert (f.exec_id, f.quantity, f.price) == ("e1", 1, Decimal(4900))
         assert r.om.risk.position(MES) == 1
         assert [x.client_order_id for x in r.strategy.fills] == ["w"]
+
+    run(main())
+
+
+class PermIdLaterBroker(PaperBroker):
+    """A venue that names no perm id when it takes an order (IB's placeOrder returns none; it comes later)."""
+
+    async def place(self, order: BrokerOrder) -> BrokerIds:
+        return BrokerIds((await super().place(order)).order_id)
+
+    def _emit(self, event: BrokerEvent) -> None:
+        super()._emit(replace(event, perm_id=None) if isinstance(event, BrokerStatus) else event)
+
+
+def test_the_perm_id_an_execution_brings_is_kept_and_finds_the_next_one(records: OrderRecords) -> None:
+    async def main() -> None:
+        clock = Clock(T0)
+        r = rig(records, broker=PermIdLaterBroker(clock))
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        m = await r.om.submit(lmt(Side.BUY, 4900.0, 3, cid="w"))
+        assert m.perm_id is None and m.order_id is not None
+        r.om.on_broker_event(execution("e1", m.order_id, perm_id=424242))
+        assert m.perm_id == 424242
+        saved = records.get_order("w")
+        assert saved is not None and saved.perm_id == 424242
+        r.om.on_broker_event(execution("e2", m.order_id))  # no perm id on this one: the known one stays
+        assert m.perm_id == 424242
+        r.om.on_broker_event(execution("e3", 0, perm_id=424242))  # another session's order id
+        assert (m.filled, [f.exec_id for f in records.fills("w")]) == (3, ["e1", "e2", "e3"])
+        assert r.om.risk.position(MES) == 3
 
     run(main())
 
@@ -371,5 +411,182 @@ def test_a_broker_position_in_an_instrument_no_longer_known_is_compared_and_said
             messages(caplog, logging.WARNING)
         )
         assert r.om.risk.positions() == {}
+
+    run(main())
+
+
+# What one execution does: strategy, records, risk ---------------------------------------------------------
+def test_an_execution_reaches_the_strategy_the_records_and_the_events_field_by_field(
+    records: OrderRecords,
+) -> None:
+    """One execution without a fee or currency (live), one with both (adopted by reconcile): the strategy's
+    Fill, the recorded fill and the order's event say exactly what the broker reported, and who said it."""
+
+    async def main() -> None:
+        r = rig(records)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        request = OrderRequest(
+            "MES", Side.BUY, 3, OrderType.LMT, limit_price=4900.0, client_order_id="w", reason="dip buy"
+        )
+        m = await r.om.submit(request)
+        assert m.order_id is not None
+        r.om.on_broker_event(execution("e1", m.order_id, account="DU7"))
+        last = r.strategy.updates[-1]
+        assert (last.client_order_id, last.filled, last.ts, last.message) == ("w", 1, T0 + SECOND, "")
+        second = execution("e2", m.order_id, ts=T0 + 2 * SECOND, price=Decimal("4899.75"), commission=FEE)
+        r.om.reconcile(await r.broker.open_orders(), [second], [BrokerPosition("MESZ4", 2)])
+        assert r.strategy.fills == [
+            Fill("w", "MES", Side.BUY, 1, 4900.0, T0 + SECOND, Decimal(0), "e1", "dip buy"),
+            Fill("w", "MES", Side.BUY, 1, 4899.75, T0 + 2 * SECOND, FEE, "e2", "dip buy"),
+        ]
+        f1, f2 = records.fills("w")
+        assert (f1.ib_order_id, f1.currency, f1.account, f1.commission) == (m.order_id, "USD", "DU7", None)
+        assert (f2.ib_order_id, f2.price, f2.commission, f2.commission_final) == (
+            m.order_id,
+            Decimal("4899.75"),
+            FEE,
+            True,
+        )
+        fill_events = [e for e in records.events("w") if e.message.startswith("execution")]
+        assert [(e.message, e.source, e.ts, e.filled) for e in fill_events] == [
+            ("execution e1: BUY 1 @ 4900", "broker", T0 + SECOND, 1),
+            ("execution e2: BUY 1 @ 4899.75", "reconcile", T0 + 2 * SECOND, 2),
+        ]
+        assert r.om.risk.position(MES) == 2 and r.om.risk.day_pnl() == Decimal(500) + Decimal("501.25") - FEE
+
+    run(main())
+
+
+def test_an_execution_recorded_by_another_process_updates_this_ones_order_state(
+    records: OrderRecords,
+) -> None:
+    """The fill is in the records already (same content: nothing written), but the order this process holds
+    had not counted it: its new state (filled 1 of 3) is still recorded, with the execution as the event."""
+
+    async def main() -> None:
+        r = rig(records)
+        order_id, _ = await working_buy(r)
+        recorded = records.record_fill(
+            "w",
+            exec_id="e1",
+            ts=T0 + SECOND,
+            side=Side.BUY,
+            quantity=1,
+            price=Decimal(4900),
+            symbol="MESZ4",
+            currency="USD",
+            ib_order_id=order_id,
+        )
+        assert recorded
+        r.om.on_broker_event(execution("e1", order_id))
+        saved = records.get_order("w")
+        assert saved is not None and (saved.filled, saved.remaining, saved.status) == (1, 2, S.SUBMITTED)
+        event = records.events("w")[-1]
+        assert (event.message, event.source, event.ts, event.filled) == (
+            "execution e1: BUY 1 @ 4900",
+            "broker",
+            T0 + SECOND,
+            1,
+        )
+        assert len(records.fills("w")) == 1 and r.om.risk.position(MES) == 1
+
+    run(main())
+
+
+@pytest.mark.parametrize("what", ["the fill", "its commission"])
+def test_an_execution_that_trips_the_kill_switch_flattens_at_the_executions_time(
+    records: OrderRecords, what: str
+) -> None:
+    """An execution reported with its fee: the loss of the fill (bought 10 points over the last price) or only
+    its fee (bought at the last price, 0.50 allowed) trips the switch, stamped with the execution's time, and
+    the position is flattened."""
+
+    async def main() -> None:
+        limit = Decimal(40) if what == "the fill" else Decimal("0.50")
+        r = rig(records, daily_loss_limit=limit)
+        order_id, _ = await working_buy(r, quantity=1)
+        price = Decimal(5010) if what == "the fill" else Decimal(5000)
+        r.om.on_broker_event(execution("e1", order_id, price=price, ts=T0 + 5 * SECOND, commission=FEE))
+        ks = r.om.risk.kill_switch
+        assert ks is not None and ks.ts == T0 + 5 * SECOND and ks.reason.startswith("daily_loss")
+        await r.om.drain()
+        flat = [m for m in r.om.orders() if m.strategy == "kill_switch"]
+        assert [(m.request.side, m.request.quantity) for m in flat] == [(Side.SELL, 1)]
+
+    run(main())
+
+
+def test_a_fill_on_the_next_trading_day_counts_on_that_day(records: OrderRecords) -> None:
+    async def main() -> None:
+        r = rig(records)
+        order_id, _ = await working_buy(r)
+        r.om.on_broker_event(execution("e1", order_id))
+        assert r.om.risk.trades_today == 1
+        r.om.on_broker_event(execution("e2", order_id, ts=T0 + DAY))
+        assert (r.om.risk.trades_today, r.om.risk.orders_today) == (1, 0)
+
+    run(main())
+
+
+def test_an_exec_id_recorded_for_another_of_our_orders_is_kept_aside_under_the_order_it_names(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        r = rig(records)
+        first, _ = await working_buy(r, cid="w1")
+        second = await r.om.submit(lmt(Side.BUY, 4900.0, 1, cid="w2"))
+        assert second.order_id is not None
+        r.om.on_broker_event(execution("e1", first))
+        foreign = execution("e1", second.order_id)
+        report = r.om.reconcile(await r.broker.open_orders(), [foreign], [BrokerPosition("MESZ4", 1)])
+        assert (report.conflicting_executions, report.unknown_executions) == (["e1"], [])
+        (error,) = r.om.integrity_errors
+        assert "(BUY 1 MESZ4 @ 4900, order w2) conflicts" in error and "order w1 recorded, w2 now" in error
+        (kept,) = records.fill_conflicts()
+        assert (kept.client_order_id, kept.source) == ("w2", "reconcile")
+        assert second.filled == 0 and r.om.risk.position(MES) == 1
+
+    run(main())
+
+
+@pytest.mark.parametrize("what", ["side", "time"])
+def test_a_redelivery_with_another_side_or_time_is_an_integrity_error_saying_so(
+    records: OrderRecords, what: str
+) -> None:
+    async def main() -> None:
+        r = rig(records)
+        order_id, _ = await working_buy(r)
+        r.om.on_broker_event(execution("e1", order_id))
+        if what == "side":
+            bad = replace(execution("e1", order_id), side=Side.SELL)
+            said = "side BUY counted, SELL now"
+        else:
+            bad = execution("e1", order_id, ts=T0 + 3 * SECOND)
+            said = f"time {execution_time(T0 + SECOND)} counted, {execution_time(T0 + 3 * SECOND)} now"
+        r.om.on_broker_event(bad)
+        (error,) = r.om.integrity_errors
+        assert f"({said})" in error
+        (kept,) = records.fill_conflicts()
+        assert kept.differences == said
+        assert r.om.risk.position(MES) == 1
+
+    run(main())
+
+
+def test_an_order_filled_inside_the_send_is_announced_before_its_fill(records: OrderRecords) -> None:
+    """A market order against a standing quote fills while the broker takes it: the strategy still hears
+    PendingSubmit first, then the fill."""
+
+    async def main() -> None:
+        r = rig(records)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        quote(r, 4999.75, 5000.0)
+        m = await r.om.submit(mkt(Side.BUY, 1, cid="now"))
+        assert (m.status, m.filled) == (S.FILLED, 1)
+        statuses = r.strategy.statuses("now")
+        assert statuses[0] is S.PENDING_SUBMIT and statuses[-1] is S.FILLED
+        assert [f.client_order_id for f in r.strategy.fills] == ["now"]
 
     run(main())
