@@ -38,7 +38,7 @@ def limits() -> RiskLimits:
 
 
 @asynccontextmanager
-async def sim_session(
+async def session_on_sim(
     url: str, *, keep_records: bool = False, settings: dict[str, Any] | None = None, **server: Any
 ) -> AsyncIterator[tuple[SimServer, OrderRecords, TradingSession]]:
     """A started simulator (MES, SPEED, START; `server` overrides), migrated records at `url` and a trading
@@ -65,7 +65,7 @@ async def sim_session(
 
 
 async def trade_session(url: str, market_seconds: float) -> tuple[Rig, LiveRunner]:
-    async with sim_session(url, keep_records=True, seed=11) as (server, records, session):
+    async with session_on_sim(url, keep_records=True, seed=11) as (server, records, session):
         rig = Rig(server, records, session)
         runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
         await runner.start()
@@ -111,7 +111,7 @@ def test_orders_while_the_session_is_not_ready_are_refused_with_a_log_line_and_n
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
-        async with sim_session(sqlite_url) as (_server, records, session):
+        async with session_on_sim(sqlite_url) as (_server, records, session):
             strategy = OneOrderOnFirstBar()
             await session.start()
             ctx = LiveContext(session, session.instrument("MES"), strategy)
@@ -143,7 +143,7 @@ async def _filled(session: TradingSession, cid: str) -> None:
 
 def test_a_stale_feed_during_trading_hours_pauses_the_strategy_until_data_returns(sqlite_url: str) -> None:
     async def main() -> None:
-        async with sim_session(sqlite_url, settings={"stale_after_seconds": 120.0}, seed=11) as (
+        async with session_on_sim(sqlite_url, settings={"stale_after_seconds": 120.0}, seed=11) as (
             server,
             records,
             session,
@@ -176,7 +176,7 @@ def test_while_a_runner_trades_the_survivors_of_a_collection_leave_the_full_coll
         return sum(id(n) in old for n in nodes)
 
     async def main() -> None:
-        async with sim_session(sqlite_url, seed=11) as (_server, _records, session):
+        async with session_on_sim(sqlite_url, seed=11) as (_server, _records, session):
             runner = LiveRunner(session, MaBreakout(**PARAMS), "MES", "1min")
             await runner.start()
             kept = [Node() for _ in range(500)]  # what a session keeps: orders, trades, fills
