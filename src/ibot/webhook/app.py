@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ibot.aio import cancel_and_wait
+from ibot.engine.runner import _SURVIVORS
 from ibot.model.errors import IbotError
 from ibot.webhook.alerts import AlertStore
 from ibot.webhook.handler import AlertHandler, market_date
@@ -131,6 +132,7 @@ class WebhookDoor:
         self._serve_task: asyncio.Task[None] | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._final: dict[str, int] | None = None
+        self._holding_survivors = False
 
     def __repr__(self) -> str:
         return f"WebhookDoor({self.settings.host}:{self.port or self.settings.port})"
@@ -174,6 +176,9 @@ class WebhookDoor:
                 raise WebhookError(f"webhook could not start on {self.settings.host}:{self.port}")
             await asyncio.sleep(0.01)
         self._worker_task = asyncio.ensure_future(self.worker.run())
+        if not self._holding_survivors:
+            _SURVIVORS.hold()  # as a strategy's runner does: full collections stop scanning every order kept
+            self._holding_survivors = True
         log.info("webhook listening on %s", self.url)
 
     async def stop(self) -> None:
@@ -187,6 +192,9 @@ class WebhookDoor:
                 self._server.force_exit = True
                 await cancel_and_wait([self._serve_task])
         await cancel_and_wait([self._worker_task])
+        if self._holding_survivors:
+            _SURVIVORS.release()
+            self._holding_survivors = False
         self._server = self._serve_task = self._worker_task = None
         if self.store is not None:
             self._final = dict(self.store.counts())  # the node closes the records after its doors

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from ibot.model.instruments import Instrument
 from ibot.model.market import ns_to_datetime
 from ibot.oms.intake import IntakeRejected, OrderIntake, OrderTicket
-from ibot.webhook.alerts import REDACTED, AlertStore, AlertVerdict, redact_secret
+from ibot.webhook.alerts import REDACTED, AlertStore, AlertVerdict, client_order_id, redact_secret
 from ibot.webhook.schema import AlertError, ParsedAlert, TradingViewAlert, parse_alert, validation_error
 from ibot.webhook.settings import WebhookSettings
 from ibot.webhook.tickers import UnknownTickerError, instrument_for_ticker
@@ -241,8 +241,7 @@ class AlertHandler:
                     "client_order_id": first.client_order_id,
                 },
             )
-        record = self.store.get(alert_id)
-        cid = record.client_order_id if record is not None else ""
+        cid = client_order_id(alert_id, key)  # what admit() stored with the row (no second read)
         log.info(
             "alert %d from %s accepted: %s %s %s (%s)",
             alert_id,

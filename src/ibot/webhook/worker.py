@@ -49,6 +49,9 @@ class AlertWorker:
         self._wake = asyncio.Event()
         self._wake.set()  # the first pass takes what a crash left pending
         self.processed = 0
+        # alerts up to this id were committed before this worker started (by an earlier process, perhaps
+        # one that crashed after placing their order): only those may already have an order recorded
+        self._inherited_up_to: int | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -57,7 +60,10 @@ class AlertWorker:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            for alert in self.store.pending():
+            pending = self.store.pending()
+            if self._inherited_up_to is None:
+                self._inherited_up_to = pending[-1].id if pending else 0
+            for alert in pending:
                 await self._until_ready()
                 await self.process(alert)
 
@@ -70,7 +76,8 @@ class AlertWorker:
         """Submit one pending alert and record its verdict (it stays pending only if the session dropped)."""
         cid = alert.client_order_id
         records = self.session.records
-        if records.get_order(cid) is not None:
+        inherited = self._inherited_up_to is None or alert.id <= self._inherited_up_to
+        if inherited and records.get_order(cid) is not None:
             self.store.finish(alert.id, AlertVerdict.ACCEPTED, f"order {cid} was recorded before a restart")
             self.processed += 1
             return
