@@ -437,6 +437,7 @@ class TradingNode:
             overrides={
                 "host": "127.0.0.1",
                 "port": server.port,
+                "role": self.options.role,  # the standalone webhook connects in the TradingView range
                 "restart_window": {"enabled": False},
                 "reconnect_initial_delay": 0.1,
                 "reconnect_max_delay": 1.0,

@@ -105,7 +105,7 @@ def webhook(
     if as_json:
         print_json({"stopped_by": result.stopped_by, "alerts": summary, "orders": sorted(result.order_ids)})
         return
-    shown = ", ".join(f"{n} {verdict}" for verdict, n in sorted(summary.items())) or "no alerts"
+    shown = ", ".join(f"{n} {verdict}" for verdict, n in sorted(summary.items())) or "none"
     console.print(
         f"webhook stopped ({result.stopped_by or 'done'}): alerts {shown}; {len(result.order_ids)} orders"
     )
