@@ -541,7 +541,7 @@ def run(
         webhook_port=webhook_port,
     )
     with forced_stop_exits():
-        summary = run_node(flags, console, quiet=as_json)
+        summary, _ = run_node(flags, console, quiet=as_json)
     if as_json:
         print_json(summary)
     else:
@@ -611,8 +611,9 @@ def demo(
             run_webhook_demo(out, console)
         return
     from ibot.backtest.chart import write_live_chart
-    from ibot.cli.live import run_live
+    from ibot.cli.node import NodeFlags, run_node
     from ibot.cli.render import print_final
+    from ibot.config import NodeSettings
 
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "demo_orders.sqlite"
@@ -620,28 +621,27 @@ def demo(
     console.rule(
         "[bold]ibot demo: ma_breakout live through ib_async against the TWS simulator (MES, 1-min bars)"
     )
-    with forced_stop_exits():
-        summary = run_live(
-            "ma_breakout",
-            "MES",
-            [],
-            "1min",
-            f"sqlite:///{db_path}",
-            True,
-            DEMO_SIM_SPEED,
-            DEMO_SESSION_SECONDS,
-            console,
-            seed=7,
-            lockstep=True,
-            status_every=1.0,
-            log_file=out / "demo_live.log",
-        )
+    flags = NodeFlags(
+        strategies=("ma_breakout",),
+        symbols=("MES",),
+        bar="1min",
+        db=f"sqlite:///{db_path}",
+        sim=True,
+        sim_speed=DEMO_SIM_SPEED,
+        duration=DEMO_SESSION_SECONDS,
+        seed=7,
+        lockstep=True,
+    )
+    with forced_stop_exits():  # embedded defaults: the [node] table of an ibot.toml does not apply
+        summary, result = run_node(flags, console, settings=NodeSettings(), log_file=out / "demo_live.log")
     console.rule("[bold]read back from the records database")
     print_orders(summary, console, title=str(db_path))
     print_final(summary, console)
-    chart = write_live_chart(summary, out / "demo_live.png")
+    bars = [tuple(b) for b in result.strategies[0].bars] if result.strategies else []
+    chart_data = {**summary, "strategy": "ma_breakout", "symbol": "MES", "bar": "1min", "bars": bars}
+    chart = write_live_chart(chart_data, out / "demo_live.png")
     console.print(
-        f"  {len(summary['bars'])} bars, {summary['market_seconds'] / 3600:.1f} h of market in "
+        f"  {len(bars)} bars, {summary['market_seconds'] / 3600:.1f} h of market in "
         f"{summary['wall_seconds']:.1f} s; records: {db_path}; chart: {chart}; log: {out / 'demo_live.log'}"
     )
 

@@ -1,8 +1,8 @@
-"""`ibot run` as the CLI drives the trading node: pair the repeated `--strategy`/`--symbol` flags, merge them
-over the `[node]` table of ibot.toml, add the doors asked for (`--webhook`), refuse a node that cannot start
-before anything is created, run it on its own asyncio loop (`asyncio.run` lives here, never in ibot.app),
-show its start-up and status lines, and return this run's orders, fills, P&L and final state as plain data
-for the renderers."""
+"""`ibot run` and the live `ibot demo` as the CLI drives the trading node: pair the repeated `--strategy` /
+`--symbol` flags, merge them over the `[node]` table of ibot.toml, add the doors asked for (`--webhook`),
+refuse a node that cannot start before anything is created, run it on its own asyncio loop (`asyncio.run`
+lives here, never in ibot.app), show its start-up and status lines, and return this run's orders, fills, P&L
+and final state as plain data for the renderers."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from ibot.model.errors import ParameterError
 
 if TYPE_CHECKING:
-    from ibot.app.node import NodeOptions, StrategySpec, TradingNode
+    from ibot.app.node import NodeOptions, NodeResult, StrategySpec, TradingNode
     from ibot.config import NodeSettings
     from ibot.engine.runner import LiveRunner
 
@@ -86,9 +86,12 @@ def _params_for(name: str, params: Sequence[str], several: bool) -> tuple[str, .
     return tuple(out)
 
 
-def node_options(flags: NodeFlags, settings: NodeSettings, records_url: str) -> NodeOptions:
+def node_options(
+    flags: NodeFlags, settings: NodeSettings, records_url: str, *, records_sync: str | None = None
+) -> NodeOptions:
     """The node to run: the command line's strategies (or the `[node]` table's, or ma_breakout on MES),
-    its venue and stop flags, the settings' risk budget and door symbols."""
+    its venue and stop flags, the settings' risk budget and door symbols; `records_sync`: the records'
+    durability (`[ibot] records_sync`; None: $IBOT_RECORDS_SYNC or the default)."""
     from ibot.app.node import NodeOptions, StrategySpec
 
     specs: list[StrategySpec] = []
@@ -120,6 +123,7 @@ def node_options(flags: NodeFlags, settings: NodeSettings, records_url: str) -> 
         flatten=settings.flatten if flags.flatten is None else flags.flatten,
         risk=settings.risk,
         symbols=tuple(s.upper() for s in settings.symbols),
+        records_sync=records_sync,
     )
 
 
@@ -150,23 +154,30 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def run_node(
-    flags: NodeFlags, console: Console, *, quiet: bool = False, log_file: Path | None = None
-) -> dict[str, Any]:
-    """Run the node from `flags` over the `[node]` settings until the duration or a signal; this run's orders,
-    fills, P&L, each strategy's bars and the final state, as plain data. Nothing is created (log folder,
-    records file) for a node that cannot start."""
+    flags: NodeFlags,
+    console: Console,
+    *,
+    settings: NodeSettings | None = None,
+    quiet: bool = False,
+    log_file: Path | None = None,
+) -> tuple[dict[str, Any], NodeResult]:
+    """Run the node from `flags` over the `[node]` settings (`settings`, default ibot.toml's; the demo passes
+    the defaults) until the duration or a signal. Returns this run's orders, fills, P&L, each strategy's bar
+    count and the final state as plain data, and the node's result (each strategy's bars). Nothing is created
+    (log folder, records file) for a node that cannot start."""
     from ibot.app.node import TradingNode, check_node_options, describe_final
     from ibot.app.records import orders_summary, records_url
     from ibot.cli.live import log_to_file
     from ibot.config import load_node_settings, load_settings
     from ibot.oms.database import open_records
 
-    settings = load_node_settings()  # ConfigError names the key
+    settings = settings or load_node_settings()  # ConfigError names the key
+    ibot_settings = load_settings()
     url = records_url(flags.db)
-    options = node_options(flags, settings, url)
+    options = node_options(flags, settings, url, records_sync=ibot_settings.records_sync)
     check_node_options(options)
     doors = [_webhook_door(flags)] if flags.webhook or settings.webhook else []
-    log_to_file(log_file or load_settings().out_dir / "live" / "ibot_live.log")
+    log_to_file(log_file or ibot_settings.out_dir / "live" / "ibot_live.log")
 
     def say(text: str) -> None:
         if quiet:
@@ -205,7 +216,7 @@ def run_node(
     )
     for why in result.flatten_failed:
         say(f"warning: {why}")
-    return summary
+    return summary, result
 
 
 def _status_printer(console: Console) -> Any:
