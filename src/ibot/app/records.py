@@ -32,7 +32,16 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class OrderLine:
+class _Line:
+    """A row of the records as people read it; `to_dict()` is its `--json` object and its table row."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Keyed by field name, in field order (the `--json` keys and the table columns)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine(_Line):
     """One order record as people read it: times in UTC, the instrument key, limit (or stop) price."""
 
     created: str
@@ -67,13 +76,10 @@ class OrderLine:
             avg_price=o.avg_fill_price,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
-
 
 @dataclass(frozen=True, slots=True)
-class FillLine:
-    """One recorded execution: UTC time, exec id, the order it belongs to, price, commission."""
+class _ExecutionLine(_Line):
+    """The columns a recorded fill and an execution kept aside share, first and in this order."""
 
     time: str
     exec_id: str
@@ -82,55 +88,34 @@ class FillLine:
     side: str
     qty: int
     price: Decimal
+
+
+def _execution(r: FillRecord | FillConflictRecord) -> tuple[str, str, str, str, str, int, Decimal]:
+    """An execution's shared columns (`_ExecutionLine`'s fields, in order): UTC time, ids, what, at what."""
+    return format_time(r.ts), r.exec_id, r.client_order_id, r.symbol, str(r.side), r.quantity, r.price
+
+
+@dataclass(frozen=True, slots=True)
+class FillLine(_ExecutionLine):
+    """One recorded execution: UTC time, exec id, the order it belongs to, price, commission."""
+
     commission: Decimal | None
     realized_pnl: Decimal | None
 
     @classmethod
     def of(cls, f: FillRecord) -> FillLine:
-        return cls(
-            time=format_time(f.ts),
-            exec_id=f.exec_id,
-            client_order_id=f.client_order_id,
-            symbol=f.symbol,
-            side=str(f.side),
-            qty=f.quantity,
-            price=f.price,
-            commission=f.commission,
-            realized_pnl=f.realized_pnl,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        return cls(*_execution(f), commission=f.commission, realized_pnl=f.realized_pnl)
 
 
 @dataclass(frozen=True, slots=True)
-class ConflictLine:
+class ConflictLine(_ExecutionLine):
     """An execution kept aside: its exec id was recorded before with other content (never merged)."""
 
-    time: str
-    exec_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    qty: int
-    price: Decimal
     differences: str
 
     @classmethod
     def of(cls, c: FillConflictRecord) -> ConflictLine:
-        return cls(
-            time=format_time(c.ts),
-            exec_id=c.exec_id,
-            client_order_id=c.client_order_id,
-            symbol=c.symbol,
-            side=str(c.side),
-            qty=c.quantity,
-            price=c.price,
-            differences=c.differences,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        return cls(*_execution(c), differences=c.differences)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +145,6 @@ class OrdersSummary:
         if self.fill_conflicts is not None:
             out["fill_conflicts"] = [c.to_dict() for c in self.fill_conflicts]
         return out
-
-
-def _plain(line: OrderLine | FillLine | ConflictLine) -> dict[str, Any]:
-    """A line as a dict keyed by its field names, in field order (the `--json` and table columns)."""
-    return {f.name: getattr(line, f.name) for f in fields(line)}
 
 
 def records_url(db: str | None, create: bool = True) -> str:
