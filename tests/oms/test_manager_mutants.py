@@ -8,15 +8,18 @@ through the manager's public doors: `on_broker_event` and `reconcile`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from oms_helpers import MES, SECOND, T0, run
+from oms_helpers import MES, MNQ, SECOND, T0, run
 from test_manager import FEE, Rig, lmt, mkt, quote, rig
 
 from ibot.model.clock import Clock
+from ibot.model.errors import InvalidOrderError
 from ibot.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side
 from ibot.oms.broker import (
     BrokerCommission,
@@ -588,5 +591,180 @@ def test_an_order_filled_inside_the_send_is_announced_before_its_fill(records: O
         statuses = r.strategy.statuses("now")
         assert statuses[0] is S.PENDING_SUBMIT and statuses[-1] is S.FILLED
         assert [f.client_order_id for f in r.strategy.fills] == ["now"]
+
+    run(main())
+
+
+# Submit: a refusal, a repeat, the working orders that count -----------------------------------------------
+def test_an_order_refused_by_risk_is_recorded_held_and_reported_field_by_field(
+    records: OrderRecords, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        r = rig(records, max_order_size=2)
+        r.om.account = "DU5"
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        with caplog.at_level(logging.WARNING, logger=MANAGER), pytest.raises(RiskLimitExceeded) as info:
+            await r.om.submit(mkt(Side.BUY, 5), strategy="s1")
+        why = str(info.value)
+        (m,) = r.om.orders()
+        cid = m.client_order_id
+        assert re.fullmatch(r"ibot-rej-[0-9a-f]{12}", cid)
+        assert (m.request.client_order_id, m.request.quantity, m.instrument, m.strategy) == (
+            cid,
+            5,
+            MES,
+            "s1",
+        )
+        assert (m.status, m.state.ts, m.state.message, m.order_id, m.perm_id) == (
+            S.REJECTED,
+            T0,
+            why,
+            None,
+            None,
+        )
+        saved = records.get_order(cid)
+        assert saved is not None
+        assert (saved.status, saved.local_symbol, saved.client_id, saved.account, saved.strategy) == (
+            S.REJECTED,
+            "MESZ4",
+            1000,
+            "DU5",
+            "s1",
+        )
+        assert saved.last_message == why and saved.ib_order_id is None
+        assert [(e.status, e.source, e.message) for e in records.events(cid)] == [(S.REJECTED, "risk", why)]
+        last = r.strategy.updates[-1]
+        assert (last.client_order_id, last.status, last.ts, last.message) == (cid, S.REJECTED, T0, why)
+        assert f"order {cid} rejected by risk: {why}" in messages(caplog, logging.WARNING)
+        assert r.broker.placed == []
+
+    run(main())
+
+
+def test_an_order_sent_is_recorded_with_its_strategy_and_the_send_and_a_repeat_is_the_same_order(
+    records: OrderRecords, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        r = rig(records)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        m = await r.om.submit(lmt(Side.BUY, 4900.0, cid="a"))
+        saved = records.get_order("a")
+        assert saved is not None and saved.strategy == ""
+        events = records.events("a")
+        assert (events[1].status, events[1].message) == (S.PENDING_SUBMIT, "sent to broker")
+        assert [(u.status, u.message) for u in r.strategy.updates[:1]] == [
+            (S.PENDING_SUBMIT, "sent to broker")
+        ]
+        with caplog.at_level(logging.INFO, logger=MANAGER):
+            again = await r.om.submit(lmt(Side.BUY, 4900.0, cid="a"))
+        assert again is m and len(r.broker.placed) == 1
+        assert "order a already exists (Submitted): not sent again" in messages(caplog, logging.INFO)
+
+    run(main())
+
+
+def test_working_orders_of_another_instrument_do_not_count_against_this_ones_position_limit(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        r = rig(records, max_position=3)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        r.om.on_price(MNQ, 20000.0)
+        other = await r.om.submit(OrderRequest("MNQ", Side.BUY, 3, OrderType.LMT, limit_price=19900.0))
+        assert other.status is S.SUBMITTED
+        m = await r.om.submit(lmt(Side.BUY, 4900.0, 3))
+        assert m.status is S.SUBMITTED
+        with pytest.raises(RiskLimitExceeded, match="max_position"):
+            await r.om.submit(lmt(Side.BUY, 4900.0, 1))
+
+    run(main())
+
+
+def test_an_order_sent_under_a_made_up_id_carries_it_everywhere_and_moves_the_next_id(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        r = rig(records)
+        r.om.account = "DU5"
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        m = await r.om.submit(lmt(Side.BUY, 4900.0))
+        assert m.order_id is not None
+        assert (m.client_order_id, m.request.client_order_id) == (f"ibot-1000-{m.order_id}",) * 2
+        assert r.broker.placed[-1].client_order_id == m.client_order_id
+        assert r.om.broker_next_id == m.order_id + 1
+        saved = records.get_order(m.client_order_id)
+        assert saved is not None and (saved.client_id, saved.account, saved.ib_order_id) == (
+            1000,
+            "DU5",
+            m.order_id,
+        )
+
+    run(main())
+
+
+class SlowBroker(PaperBroker):
+    """A venue that takes a while to accept an order (the send is in flight meanwhile)."""
+
+    refusal: Exception | None = None
+
+    async def place(self, order: BrokerOrder) -> BrokerIds:
+        await asyncio.sleep(0.01)
+        if self.refusal is not None:
+            raise self.refusal
+        return await super().place(order)
+
+
+def test_reconciling_while_a_send_is_in_flight_does_not_close_that_order(records: OrderRecords) -> None:
+    async def main() -> None:
+        r = rig(records, broker=SlowBroker(Clock(T0)))
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        sending = asyncio.ensure_future(r.om.submit(lmt(Side.BUY, 4900.0, cid="a")))
+        await asyncio.sleep(0)  # recorded, now waiting for the venue
+        report = r.om.reconcile([], [], [])
+        assert report.closed_orders == []
+        m = await sending
+        assert m.status is S.SUBMITTED and r.om.working_orders() == [m]
+
+    run(main())
+
+
+@pytest.mark.parametrize("refusal", ["adapter", "send"])
+def test_an_order_the_adapter_refuses_is_inactive_and_one_whose_send_fails_says_its_state_is_unknown(
+    records: OrderRecords, refusal: str
+) -> None:
+    async def main() -> None:
+        broker = SlowBroker(Clock(T0))
+        if refusal == "adapter":
+            broker.refusal = InvalidOrderError("MES: no such exchange")
+        else:
+            broker.refusal = ConnectionError("socket closed")
+        r = rig(records, broker=broker)
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        with pytest.raises(type(broker.refusal)):
+            await r.om.submit(lmt(Side.BUY, 4900.0, cid="a"))
+        m = r.om.order("a")
+        assert m is not None
+        saved = records.get_order("a")
+        assert saved is not None
+        last = records.events("a")[-1]
+        if refusal == "adapter":
+            said = "refused by the broker adapter: MES: no such exchange"
+            assert (m.status, saved.status) == (S.INACTIVE, S.INACTIVE)
+            assert (last.status, last.message, last.source, last.ts) == (S.INACTIVE, said, "oms", T0)
+            assert r.strategy.statuses("a") == [S.PENDING_SUBMIT, S.INACTIVE]
+            assert r.strategy.updates[-1].message == said
+        else:
+            said = "send failed (ConnectionError: socket closed); state unknown"
+            assert (m.status, saved.status) == (S.PENDING_SUBMIT, S.PENDING_SUBMIT)
+            assert (last.message, last.source, last.ts) == (said, "oms", T0)
+            assert (m.state.message, saved.last_message) == (said, said)
+            assert r.strategy.statuses("a") == [S.PENDING_SUBMIT]
+        assert r.om.working_orders() == ([] if refusal == "adapter" else [m])
 
     run(main())
