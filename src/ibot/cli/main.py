@@ -125,6 +125,10 @@ def _out_dir_option(value: Path | None) -> Path | None:
 
 
 DataDirOpt = Annotated[Path | None, typer.Option(metavar="DIR", help="Data directory (default from config).")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(metavar="URL", help="Records database URL (default: SQLite file in the data directory)."),
+]
 
 
 def friendly_errors(func: F) -> F:
@@ -472,12 +476,7 @@ def run(
         str | None,
         typer.Option(help="Bar size the strategies see (a multiple of 5s).", show_default="5min"),
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL", help="Records database URL (default: SQLite file in the data directory)."
-        ),
-    ] = None,
+    db: DbOpt = None,
     sim: Annotated[
         bool, typer.Option("--sim", help="Trade against the TWS simulator started in this process.")
     ] = False,
@@ -552,12 +551,7 @@ def run(
 @app.command()
 @friendly_errors
 def orders(
-    db: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL", help="Records database URL (default: SQLite file in the data directory)."
-        ),
-    ] = None,
+    db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every order record and fill in the records database, and the P&L they add up to."""

@@ -7,9 +7,8 @@ and final state as plain data for the renderers."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +22,9 @@ if TYPE_CHECKING:
     from ibot.app.node import NodeOptions, NodeResult, StrategySpec, TradingNode
     from ibot.config import NodeSettings
     from ibot.engine.runner import LiveRunner
+    from ibot.webhook import WebhookDoor
 
-__all__ = ["NodeFlags", "node_options", "pair_strategies", "run_node"]
+__all__ = ["NodeFlags", "node_options", "pair_strategies", "run_node", "webhook_door"]
 
 DEFAULT_STRATEGY = "ma_breakout"
 DEFAULT_SYMBOL = "MES"
@@ -127,30 +127,19 @@ def node_options(
     )
 
 
-def _webhook_door(flags: NodeFlags) -> Any:
-    """The TradingView door from `[webhook]` / IBOT_WEBHOOK_SECRET (`--webhook-port` overrides the port);
-    its secret and port are checked before anything is started."""
+def webhook_door(overrides: Mapping[str, Any]) -> WebhookDoor:
+    """The TradingView door from `[webhook]` / IBOT_WEBHOOK_SECRET with the command line's `overrides` (None:
+    not given), for `ibot run --webhook` and `ibot webhook`. Its secret (missing: where to set it) and its
+    address (a busy port, a host not of this machine) are refused in one sentence before anything starts."""
     try:
         from ibot.webhook import WebhookDoor, load_webhook_settings
+        from ibot.webhook.app import _listen
     except ImportError:
-        raise ParameterError("--webhook: the webhook door is not available in this installation") from None
-    overrides = {} if flags.webhook_port is None else {"port": flags.webhook_port}
+        raise ParameterError("the webhook door is not available in this installation") from None
     settings = load_webhook_settings(overrides=overrides)  # ConfigError names the key, never the secret
     door = WebhookDoor(settings)  # refuses a missing secret, naming where to set it
-    if settings.port:
-        _check_port_free(settings.host, settings.port)
+    _listen(settings.host, settings.port).close()  # before IB is contacted
     return door
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ParameterError(
-                f"--webhook: cannot listen on {host}:{port} ({exc.strerror or exc})"
-            ) from None
 
 
 def run_node(
@@ -176,7 +165,7 @@ def run_node(
     url = records_url(flags.db)
     options = node_options(flags, settings, url, records_sync=ibot_settings.records_sync)
     check_node_options(options)
-    doors = [_webhook_door(flags)] if flags.webhook or settings.webhook else []
+    doors = [webhook_door({"port": flags.webhook_port})] if flags.webhook or settings.webhook else []
     log_to_file(log_file or ibot_settings.out_dir / "live" / "ibot_live.log")
 
     def say(text: str) -> None:

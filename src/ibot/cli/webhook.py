@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ibot.cli.main import JsonOpt, app, console, forced_stop_exits, friendly_errors, print_json
+from ibot.cli.main import DbOpt, JsonOpt, app, console, forced_stop_exits, friendly_errors, print_json
 
 if TYPE_CHECKING:
     from ibot.app.node import TradingNode
@@ -31,12 +31,7 @@ def webhook(
     host: Annotated[
         str, typer.Option(help="Address to listen on; put a TLS proxy in front for TradingView.")
     ] = ("127.0.0.1"),
-    db: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL", help="Records database URL (default: SQLite file in the data directory)."
-        ),
-    ] = None,
+    db: DbOpt = None,
     allow: Annotated[
         str | None,
         typer.Option(
@@ -66,15 +61,11 @@ def webhook(
     from ibot.app.records import records_url
     from ibot.brokers.ib.config import ClientRole, load_ib_settings
     from ibot.cli.live import log_to_file
+    from ibot.cli.node import webhook_door
     from ibot.config import load_node_settings, load_settings
     from ibot.model import catalog
-    from ibot.webhook import WebhookDoor, load_webhook_settings
-    from ibot.webhook.app import _listen
 
-    overrides = {"host": host, "port": port, "allow": allow}
-    settings = load_webhook_settings(overrides=overrides)  # ConfigError names the key, never the secret
-    settings.require_secret()
-    _listen(settings.host, settings.port).close()  # a busy port is refused before IB is contacted
+    door = webhook_door({"host": host, "port": port, "allow": allow})  # secret and address, before IB
     node_settings = load_node_settings()
     symbols = tuple(s.upper() for s in (symbol or node_settings.symbols or ("MES",)))
     for name in symbols:
@@ -94,7 +85,6 @@ def webhook(
     else:
         ib = load_ib_settings(overrides={"role": ClientRole.TRADINGVIEW})  # 8000-8999 unless TWS_API_CLIENTID
     log_to_file(load_settings().out_dir / "webhook" / "ibot_webhook.log")
-    door = WebhookDoor(settings)
     node = TradingNode(
         options, settings=ib, notice=_say(as_json), on_status=_status(door, as_json), status_every=5
     )
