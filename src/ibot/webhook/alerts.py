@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CursorResult, Row, Table, func, insert, select, update
+from sqlalchemy import CursorResult, Row, Table, bindparam, func, insert, select, update
 
 from ibot.oms.records import AlertRow, OrderRecords
 
@@ -135,6 +135,34 @@ def redact_secret(body: str, secret: str) -> str:
     return body
 
 
+# The statements of the ack's path, built once: each execution reuses the compiled form (no construction, no
+# cache-key walk of a fresh statement on every alert).
+_INSERT = insert(_ALERTS)
+_FIRST_WITH_KEY = (
+    select(_ALERTS)
+    .where(_ALERTS.c.idempotency_key == bindparam("key"), _ALERTS.c.http_status == 200)
+    .where(_ALERTS.c.verdict != str(AlertVerdict.DUPLICATE))
+    .order_by(_ALERTS.c.id.desc())
+    .limit(1)
+)
+_SET_CID = (
+    update(_ALERTS).where(_ALERTS.c.id == bindparam("alert_id")).values(client_order_id=bindparam("cid"))
+)
+
+_FINISH = (
+    update(_ALERTS)
+    .where(_ALERTS.c.id == bindparam("alert_id"))
+    .values(
+        verdict=bindparam("v_verdict"),
+        reason=bindparam("v_reason"),
+        field=bindparam("v_field"),
+        state=bindparam("v_state"),
+        processed_at=bindparam("v_processed_at"),
+    )
+)
+_FINISH_WITH_CID = _FINISH.values(client_order_id=bindparam("v_cid"))
+
+
 class AlertStore:
     """The `alerts` table of the records database. Every method commits before it returns.
 
@@ -186,7 +214,7 @@ class AlertStore:
             reason=reason, field=field[:64], idempotency_key=key, processed_at=values["received_at"]
         )
         with self.records.engine.begin() as conn:
-            return _inserted_id(conn.execute(insert(_ALERTS).values(**values)))
+            return _inserted_id(conn.execute(_INSERT, values))
 
     def admit(
         self,
@@ -207,13 +235,7 @@ class AlertStore:
         values.update(idempotency_key=key, state=str(AlertState.PENDING), ticket=json.dumps(ticket))
         since = values["received_at"] - window
         with self.records.engine.begin() as conn:
-            rows = conn.execute(
-                select(_ALERTS)
-                .where(_ALERTS.c.idempotency_key == key, _ALERTS.c.http_status == 200)
-                .where(_ALERTS.c.verdict != str(AlertVerdict.DUPLICATE))
-                .order_by(_ALERTS.c.id.desc())
-                .limit(1)
-            ).all()
+            rows = conn.execute(_FIRST_WITH_KEY, {"key": key}).all()
             first = _record(rows[0]) if rows else None
             if first is not None and first.received_at >= since:
                 values.update(
@@ -226,10 +248,9 @@ class AlertStore:
                 )
             else:
                 first = None
-            alert_id = _inserted_id(conn.execute(insert(_ALERTS).values(**values)))
+            alert_id = _inserted_id(conn.execute(_INSERT, values))
             if first is None:
-                cid = client_order_id(alert_id, key)
-                conn.execute(update(_ALERTS).where(_ALERTS.c.id == alert_id).values(client_order_id=cid))
+                conn.execute(_SET_CID, {"alert_id": alert_id, "cid": client_order_id(alert_id, key)})
         return alert_id, first
 
     def finish(
@@ -242,16 +263,18 @@ class AlertStore:
     ) -> None:
         """Say what the intake made of a pending alert; it will not be processed again."""
         values: dict[str, Any] = {
-            "verdict": str(verdict),
-            "reason": reason,
-            "field": field[:64],
-            "state": str(AlertState.DONE),
-            "processed_at": self.wall(),
+            "alert_id": alert_id,
+            "v_verdict": str(verdict),
+            "v_reason": reason,
+            "v_field": field[:64],
+            "v_state": str(AlertState.DONE),
+            "v_processed_at": self.wall(),
         }
+        statement = _FINISH
         if client_order_id:
-            values["client_order_id"] = client_order_id
+            statement, values["v_cid"] = _FINISH_WITH_CID, client_order_id
         with self.records.engine.begin() as conn:
-            conn.execute(update(_ALERTS).where(_ALERTS.c.id == alert_id).values(**values))
+            conn.execute(statement, values)
 
     def pending(self) -> list[AlertRecord]:
         """Alerts acknowledged and not yet processed, oldest first."""

@@ -66,6 +66,9 @@ class AlertWorker:
             for alert in pending:
                 await self._until_ready()
                 await self.process(alert)
+                # An intake submit need not suspend (contract cached, the send is a buffered write): without
+                # this a backlog of alerts would run back to back and hold every answer of the door.
+                await asyncio.sleep(0)
 
     async def _until_ready(self) -> None:
         """Wait for the session to be ready (orders refused until then: the alert stays pending)."""
