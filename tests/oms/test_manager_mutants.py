@@ -26,6 +26,7 @@ from ibot.oms.broker import (
     BrokerEvent,
     BrokerExecution,
     BrokerIds,
+    BrokerOpenOrder,
     BrokerOrder,
     BrokerPosition,
     BrokerStatus,
@@ -127,8 +128,11 @@ def test_an_execution_of_no_order_of_ours_is_said_not_adopted(
         assert messages(caplog, logging.ERROR) == ["execution alien for unknown order id 77: not adopted"]
         assert records.fill("alien") is None and records.fill_conflicts() == []
         assert r.om.risk.position(MES) == 0
-        report = r.om.reconcile([], [execution("alien", 77)], [])
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger=MANAGER):
+            report = r.om.reconcile([], [execution("alien", 77)], [])
         assert (report.unknown_executions, report.conflicting_executions) == (["alien"], [])
+        assert "reconcile: execution alien of order id 77 is not ours" in messages(caplog, logging.ERROR)
 
     run(main())
 
@@ -420,7 +424,7 @@ def test_a_broker_position_in_an_instrument_no_longer_known_is_compared_and_said
 
 # What one execution does: strategy, records, risk ---------------------------------------------------------
 def test_an_execution_reaches_the_strategy_the_records_and_the_events_field_by_field(
-    records: OrderRecords,
+    records: OrderRecords, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One execution without a fee or currency (live), one with both (adopted by reconcile): the strategy's
     Fill, the recorded fill and the order's event say exactly what the broker reported, and who said it."""
@@ -438,7 +442,12 @@ def test_an_execution_reaches_the_strategy_the_records_and_the_events_field_by_f
         last = r.strategy.updates[-1]
         assert (last.client_order_id, last.filled, last.ts, last.message) == ("w", 1, T0 + SECOND, "")
         second = execution("e2", m.order_id, ts=T0 + 2 * SECOND, price=Decimal("4899.75"), commission=FEE)
-        r.om.reconcile(await r.broker.open_orders(), [second], [BrokerPosition("MESZ4", 2)])
+        with caplog.at_level(logging.WARNING, logger=MANAGER):
+            report = r.om.reconcile(await r.broker.open_orders(), [second], [BrokerPosition("MESZ4", 2)])
+        assert report.adopted_fills == ["e2"]
+        assert "reconcile: adopted execution e2 missed while disconnected" in messages(
+            caplog, logging.WARNING
+        )
         assert r.strategy.fills == [
             Fill("w", "MES", Side.BUY, 1, 4900.0, T0 + SECOND, Decimal(0), "e1", "dip buy"),
             Fill("w", "MES", Side.BUY, 1, 4899.75, T0 + 2 * SECOND, FEE, "e2", "dip buy"),
@@ -729,6 +738,7 @@ def test_reconciling_while_a_send_is_in_flight_does_not_close_that_order(records
         assert report.closed_orders == []
         m = await sending
         assert m.status is S.SUBMITTED and r.om.working_orders() == [m]
+        assert r.om.reconcile([], [], []).closed_orders == ["a"]  # sent: no longer in flight
 
     run(main())
 
@@ -766,5 +776,210 @@ def test_an_order_the_adapter_refuses_is_inactive_and_one_whose_send_fails_says_
             assert (m.state.message, saved.last_message) == (said, said)
             assert r.strategy.statuses("a") == [S.PENDING_SUBMIT]
         assert r.om.working_orders() == ([] if refusal == "adapter" else [m])
+
+    run(main())
+
+
+class NoPermInStatusBroker(PaperBroker):
+    """A venue that names the perm id when it takes an order but not in its status reports."""
+
+    def _emit(self, event: BrokerEvent) -> None:
+        super()._emit(replace(event, perm_id=None) if isinstance(event, BrokerStatus) else event)
+
+
+def test_the_perm_id_the_venue_gives_on_placing_is_kept_recorded_and_finds_executions(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        r = rig(records, broker=NoPermInStatusBroker(Clock(T0)))
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        m = await r.om.submit(lmt(Side.BUY, 4900.0, 2, cid="a"))
+        assert m.order_id is not None and m.perm_id
+        placed = f"placed: order id {m.order_id}, perm id {m.perm_id}"
+        saved = records.get_order("a")
+        assert saved is not None and (saved.perm_id, saved.last_message) == (m.perm_id, placed)
+        event = records.events("a")[-1]
+        assert (event.message, event.source, event.ts) == (placed, "broker", T0)
+        assert m.state.message == placed
+        r.om.on_broker_event(execution("e1", 0, perm_id=m.perm_id))  # another session's order id
+        assert m.filled == 1 and r.om.risk.position(MES) == 1
+
+    run(main())
+
+
+# Reconcile: the broker's open orders, ours it lacks, fees it reports, what it remembers ---------------------
+def open_order(order_id: int, status: OrderStatus, **kw: object) -> BrokerOpenOrder:
+    base: dict[str, object] = {"client_order_id": "", "perm_id": None, "symbol": "MESZ4", "side": Side.BUY}
+    base.update(kw)
+    return BrokerOpenOrder(order_id, quantity=3, status=status, **base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("by", ["order id", "perm id", "client order id"])
+def test_the_brokers_status_of_an_open_order_found_by_any_one_id_is_adopted_and_recorded(
+    records: OrderRecords, caplog: pytest.LogCaptureFixture, by: str
+) -> None:
+    """An order the broker does not know comes first (reported, and the next one still looked at); ours,
+    named by one id only, takes the broker's status: recorded, reported, not closed."""
+
+    async def main() -> None:
+        r = rig(records)
+        order_id, perm_id = await working_buy(r, cid="a")
+        ours = {
+            "order id": open_order(order_id, S.PENDING_CANCEL),
+            "perm id": open_order(0, S.PENDING_CANCEL, perm_id=perm_id),
+            "client order id": open_order(0, S.PENDING_CANCEL, client_order_id="a"),
+        }[by]
+        r.clock.ns = T0 + 7 * SECOND
+        with caplog.at_level(logging.WARNING, logger=MANAGER):
+            report = r.om.reconcile([open_order(999, S.SUBMITTED, symbol="MNQZ4"), ours], [], [])
+        assert report.unknown_open_orders == [999]
+        assert "reconcile: broker has order id 999 (MNQZ4) that we never placed" in messages(
+            caplog, logging.ERROR
+        )
+        assert (report.status_changes, report.closed_orders) == ([("a", S.PENDING_CANCEL)], [])
+        m = r.om.order("a")
+        assert m is not None and m.status is S.PENDING_CANCEL
+        event = records.events("a")[-1]
+        assert (event.status, event.message, event.source, event.ts) == (
+            S.PENDING_CANCEL,
+            "reconcile: status at the broker",
+            "reconcile",
+            T0 + 7 * SECOND,
+        )
+
+    run(main())
+
+
+def test_a_perm_id_first_heard_from_the_brokers_open_orders_is_kept_and_recorded(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        clock = Clock(T0)
+        r = rig(records, broker=PermIdLaterBroker(clock))
+        await r.om.connect()
+        r.om.on_price(MES, 5000.0)
+        m = await r.om.submit(lmt(Side.BUY, 4900.0, 3, cid="a"))
+        assert m.perm_id is None and m.order_id is not None
+        clock.ns = T0 + 3 * SECOND
+        report = r.om.reconcile([open_order(m.order_id, S.SUBMITTED, perm_id=4242)], [], [])
+        assert report.status_changes == [] and m.perm_id == 4242
+        event = records.events("a")[-1]
+        assert (event.message, event.source, event.ts) == (
+            "reconcile: perm id 4242",
+            "reconcile",
+            T0 + 3 * SECOND,
+        )
+        saved = records.get_order("a")
+        assert saved is not None and saved.perm_id == 4242
+        r.om.on_broker_event(execution("e1", 0, perm_id=4242))
+        assert m.filled == 1
+        again = r.om.reconcile([open_order(m.order_id, S.SUBMITTED, perm_id=4242)], [], [])
+        assert again.status_changes == [] and records.events("a")[-1].message != "reconcile: perm id 4242"
+
+    run(main())
+
+
+def test_our_orders_the_broker_no_longer_has_are_closed_by_what_they_became(
+    records: OrderRecords, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Still at the broker: kept. Gone after being acknowledged: Cancelled. Gone with every execution seen:
+    Filled. Recorded and never acknowledged (a crash right after the write-ahead): Inactive."""
+
+    async def main() -> None:
+        r = rig(records)
+        kept, _ = await working_buy(r, cid="kept")
+        await r.om.submit(lmt(Side.BUY, 4900.0, 1, cid="gone"))
+        full = await r.om.submit(lmt(Side.BUY, 4900.0, 1, cid="full"))
+        assert full.order_id is not None
+        records.record_fill(  # recorded, its order's row still Submitted (a record whose status lags)
+            "full", exec_id="e1", ts=T0, side=Side.BUY, quantity=1, price=Decimal(4900), symbol="MESZ4"
+        )
+        r.om.on_broker_event(execution("e2", kept))
+        records.record_submission(
+            lmt(Side.BUY, 4900.0, 1, cid="never"),
+            ts=T0,
+            instrument=MES,
+            broker_next_id=50,
+            client_order_id="never",
+            client_id=1000,
+        )
+        later = rig(records, broker=r.broker, clock=r.clock)  # a restart: loads the open orders
+        r.clock.ns = T0 + 9 * SECOND
+        with caplog.at_level(logging.WARNING, logger=MANAGER):
+            at_broker = [o for o in await r.broker.open_orders() if o.client_order_id == "kept"]
+            report = later.om.reconcile(at_broker, [], [BrokerPosition("MESZ4", 2)])
+        closed = {cid: later.om.order(cid) for cid in ("gone", "full", "never")}
+        assert {cid: m.status for cid, m in closed.items() if m is not None} == {
+            "gone": S.CANCELLED,
+            "full": S.FILLED,
+            "never": S.INACTIVE,
+        }
+        assert sorted(report.closed_orders) == ["full", "gone", "never"]
+        k = later.om.order("kept")
+        assert k is not None and k.status is S.SUBMITTED
+        event = records.events("gone")[-1]
+        assert (event.status, event.message, event.source, event.ts) == (
+            S.CANCELLED,
+            "reconcile: the broker no longer has this order",
+            "reconcile",
+            T0 + 9 * SECOND,
+        )
+        assert "reconcile: closed gone as Cancelled (not at the broker)" in messages(caplog, logging.WARNING)
+
+    run(main())
+
+
+def test_a_fee_the_broker_reports_with_an_execution_already_counted_is_applied_at_its_time(
+    records: OrderRecords,
+) -> None:
+    async def main() -> None:
+        r = rig(records, daily_loss_limit=Decimal("0.50"))
+        order_id, _ = await working_buy(r, quantity=1)
+        ex = execution("e1", order_id, price=Decimal(5000), ts=T0 + 4 * SECOND)
+        r.om.on_broker_event(ex)  # counted, its fee not reported yet
+        assert r.om.risk.kill_switch is None
+        report = r.om.reconcile(
+            [], [replace(ex, commission=FEE, currency="USD")], [BrokerPosition("MESZ4", 1)]
+        )
+        assert report.adopted_fills == [] and report.conflicting_executions == []
+        f = records.fill("e1")
+        assert f is not None and (f.commission, f.commission_final) == (FEE, True)
+        assert r.om.risk.day_pnl() == -FEE
+        ks = r.om.risk.kill_switch
+        assert ks is not None and ks.ts == T0 + 4 * SECOND
+
+    run(main())
+
+
+@pytest.mark.parametrize("reported", ["an open order", "an execution"])
+def test_a_broker_that_reports_an_open_order_or_an_execution_is_not_said_to_have_no_memory(
+    records: OrderRecords, reported: str
+) -> None:
+    async def main() -> None:
+        r = rig(records)
+        order_id, _ = await working_buy(r, quantity=1)
+        if reported == "an open order":
+            report = r.om.reconcile([open_order(order_id, S.SUBMITTED)], [], [])
+        else:
+            report = r.om.reconcile([], [execution("e1", order_id)], [])
+        assert not report.fresh_broker
+
+    run(main())
+
+
+def test_a_flat_instrument_sorted_first_does_not_hide_a_difference_in_the_next(
+    records: OrderRecords, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        r = rig(records)
+        order_id, _ = await working_buy(r, quantity=2)
+        r.om.on_broker_event(execution("e1", order_id))
+        r.om.on_broker_event(replace(execution("e2", order_id), side=Side.SELL))  # MESZ4 nets to 0
+        with caplog.at_level(logging.WARNING, logger=MANAGER):
+            report = r.om.reconcile([open_order(order_id, S.SUBMITTED)], [], [BrokerPosition("MNQZ4", 1)])
+        assert report.position_differences == {"MNQZ4": (0, 1)}
+        assert report.recorded_positions == {"MNQZ4": 0}
+        assert r.om.risk.position("MNQZ4") == 1
 
     run(main())
