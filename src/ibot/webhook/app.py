@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ibot.aio import cancel_and_wait
 from ibot.engine.runner import _SURVIVORS
@@ -83,15 +84,35 @@ def create_app(door: WebhookDoor) -> FastAPI:
         },
     )
     async def tradingview(request: Request) -> JSONResponse:
-        try:
-            answer = await door.handle(request)
-        except Exception as exc:  # a defect: logged with its traceback, answered in one line, never shown
-            log.exception("webhook: the request failed")
-            body = {"status": "error", "error": f"internal error ({type(exc).__name__}); see the node's log"}
-            return JSONResponse(body, status_code=500)
-        return JSONResponse(answer.body, status_code=answer.status)
+        return await _respond(door, request)
 
     return app
+
+
+async def _respond(door: WebhookDoor, request: Request) -> JSONResponse:
+    """The door's answer to one POST of an alert."""
+    try:
+        answer = await door.handle(request)
+    except Exception as exc:  # a defect: logged with its traceback, answered in one line, never shown
+        log.exception("webhook: the request failed")
+        body = {"status": "error", "error": f"internal error ({type(exc).__name__}); see the node's log"}
+        return JSONResponse(body, status_code=500)
+    return JSONResponse(answer.body, status_code=answer.status)
+
+
+def _fast_path(door: WebhookDoor, app: FastAPI) -> ASGIApp:
+    """What uvicorn serves: a POST to the alert path goes straight to the door's handler (the answer FastAPI's
+    route gives, without its routing and middleware stack on every alert); anything else goes to `app`
+    (404, 405, ...)."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == ALERT_PATH:
+            response = await _respond(door, Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return asgi
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -159,7 +180,7 @@ class WebhookDoor:
         sock = _listen(self.settings.host, self.settings.port)
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            self.app,
+            _fast_path(self, self.app),
             lifespan="off",
             log_config=None,
             access_log=False,
