@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -89,56 +90,93 @@ async def node_main(ib_port: int, db: str) -> None:
 # --- the load generator process -----------------------------------------------------------------------------
 
 
-async def generate(url: str, rate: float, seconds: float, connections: int, out: Path) -> None:
-    """Post `rate` alerts a second for `seconds`, open loop; one JSON line per alert into `out`."""
-    import httpx
+def alert_body(run: str, i: int) -> bytes:
+    body = {
+        "secret": SECRET,
+        "ticker": "MES1!",
+        "contract": "FUT",
+        "exchange": "CME_MINI",
+        "order": "MKT",
+        "action": "BUY" if i % 2 == 0 else "SELL",
+        "quantity": 1,
+        "reason": "bench",
+        "id": f"bench-{run}-{i}",
+        "timenow": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return json.dumps(body).encode()
 
+
+async def post_once(
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], host: str, path: str, body: bytes
+) -> tuple[int, dict[str, Any]]:
+    """One HTTP/1.1 POST on a kept-alive connection: the status and the JSON answer."""
+    reader, writer = conn
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the node closed the connection")
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    answer = json.loads(await reader.readexactly(length)) if length else {}
+    return int(status_line.split()[1]), answer
+
+
+async def generate(url: str, rate: float, seconds: float, connections: int, out: Path) -> None:
+    """Post `rate` alerts a second for `seconds`, open loop: alert i is due at start + i/rate and its latency
+    counts from then, so an answer that keeps every connection busy delays (and is charged for) the next
+    sends. `connections` keep-alive connections, raw HTTP/1.1 (a light client: the generator must not be the
+    bottleneck). One JSON line per alert into `out`."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
     run = os.urandom(4).hex()
     total = int(rate * seconds)
     rows: list[dict[str, Any]] = []
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    start_mono = loop.time() + 0.2
+    start_wall_ns = time.time_ns() + 200_000_000
 
-        async def one(i: int) -> None:
-            body = {
-                "secret": SECRET,
-                "ticker": "MES1!",
-                "contract": "FUT",
-                "exchange": "CME_MINI",
-                "order": "MKT",
-                "action": "BUY" if i % 2 == 0 else "SELL",
-                "quantity": 1,
-                "reason": "bench",
-                "id": f"bench-{run}-{i}",
-                "timenow": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-            raw = json.dumps(body)
-            sent_ns = time.time_ns()
-            t0 = time.perf_counter()
-            row: dict[str, Any] = {"i": i, "sent_ns": sent_ns}
+    async def worker() -> None:
+        conn = await asyncio.open_connection(host, port)
+        while True:
+            i = await queue.get()
+            due = start_mono + i / rate
+            row: dict[str, Any] = {"i": i, "sent_ns": start_wall_ns + round(i / rate * 1e9)}
             try:
-                response = await client.post(url, content=raw, headers={"content-type": "text/plain"})
-                row["ack_ms"] = (time.perf_counter() - t0) * 1000
-                row["status"] = response.status_code
-                answer = response.json()
-                row["verdict"] = answer.get("status", "")
-                row["cid"] = answer.get("client_order_id", "")
+                for attempt in (1, 2):
+                    try:
+                        status, answer = await post_once(conn, host, path, alert_body(run, i))
+                        break
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        if attempt == 2:
+                            raise
+                        conn[1].close()
+                        conn = await asyncio.open_connection(host, port)
+                row.update(status=status, verdict=answer.get("status", ""), cid=answer.get("client_order_id"))
             except Exception as exc:  # an unanswered alert is a figure, not a crash of the generator
-                row["ack_ms"] = (time.perf_counter() - t0) * 1000
-                row["status"] = 0
-                row["error"] = f"{type(exc).__name__}: {exc}"
+                row.update(status=0, error=f"{type(exc).__name__}: {exc}")
+            row["ack_ms"] = (loop.time() - due) * 1000
             rows.append(row)
+            queue.task_done()
 
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 0.2
-        tasks = []
-        for i in range(total):
-            due = start + i / rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(i)))
-        await asyncio.gather(*tasks)
+    workers = [asyncio.ensure_future(worker()) for _ in range(connections)]
+    for i in range(total):
+        delay = start_mono + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(i)
+    await queue.join()
+    for w in workers:
+        w.cancel()
     out.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
 
@@ -187,7 +225,12 @@ async def drive(args: argparse.Namespace) -> int:
     from ibot.sim.pacing import SimLimits
     from ibot.sim.server import SimServer
 
-    server = SimServer(port=0, symbols=["MES"], speed=1.0, start=START, limits=SimLimits.off())
+    # 60 market seconds a second: the simulated market fills market orders as its clock steps, so at real
+    # time 200 orders would pile up within each second and fill in one burst; a large account, so that no
+    # margin check refuses an order the bench sends
+    server = SimServer(
+        port=0, symbols=["MES"], speed=60.0, start=START, limits=SimLimits.off(), cash=Decimal(10**10)
+    )
     await server.start()
     arrivals: dict[str, int] = {}
     placed: Counter[str] = Counter()
@@ -227,6 +270,8 @@ async def drive(args: argparse.Namespace) -> int:
         while time.monotonic() < end and any(r["cid"] not in arrivals for r in acked):
             await asyncio.sleep(0.1)
         report(args, rows, acked, arrivals, placed)
+        filled = sum(1 for o in broker.completed_orders() if o.status == "Filled")
+        print(f"filled at the sim:  {filled} of {broker.order_count()} orders", flush=True)
         cpu = cpu_seconds(node.pid) - cpu0
         print(
             f"node CPU:           {cpu:.1f} s, {cpu / max(len(rows), 1) * 1000:.2f} ms per alert", flush=True
@@ -283,7 +328,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="alerts per second (default 200)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to post (default 60)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
-    parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for the last orders")
+    parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for the last orders")
     parser.add_argument(
         "--role", choices=["drive", "node", "generate"], default="drive", help=argparse.SUPPRESS
     )
