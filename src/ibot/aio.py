@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["ForcedStop", "StopSignals", "cancel_and_wait", "unless_stopped"]
+__all__ = ["ForcedStop", "StopSignals", "cancel_and_wait", "run_stoppable", "unless_stopped"]
+
+# SIGINT/SIGTERM that arrived after a long-running command began but before its StopSignals was installed
+# (while it opened its records, say): `run_stoppable` keeps them here and StopSignals acts on them at once.
+_EARLY_SIGNALS: list[signal.Signals] = []
 
 T = TypeVar("T")
 
@@ -76,6 +80,9 @@ class StopSignals:
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / not Unix
                 continue
             self._installed.append(sig)
+        early, _EARLY_SIGNALS[:] = list(_EARLY_SIGNALS), []
+        for sig in early:
+            self._on_signal(sig)
         return self
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -102,12 +109,33 @@ class StopSignals:
             raise ForcedStop(f"forced by a second {self.received[-1]}")
 
 
+def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` for a long-running command whose coroutine stops on `StopSignals`: a SIGINT or
+    SIGTERM that comes before StopSignals is installed is kept and acted on then (a graceful stop), instead
+    of asyncio's default (cancel the task wherever it is) or Python's (KeyboardInterrupt)."""
+
+    def keep(signum: int, _frame: object) -> None:
+        _EARLY_SIGNALS.append(signal.Signals(signum))
+
+    previous = {sig: signal.signal(sig, keep) for sig in StopSignals.SIGNALS}
+    try:
+        return asyncio.run(main)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _EARLY_SIGNALS.clear()
+
+
 async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
-    """Await `work` unless `stop` is set first (then `work` is cancelled): (finished, its result)."""
+    """Await `work` unless `stop` is set first (then `work` is cancelled): (finished, its result). If the
+    caller is cancelled meanwhile, `work` is cancelled too (never left running on its own)."""
     task = asyncio.ensure_future(work)
     waiter = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        await cancel_and_wait([task])
+        raise
     finally:
         await cancel_and_wait([waiter])
     if task.done():

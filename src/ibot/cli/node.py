@@ -6,7 +6,6 @@ and final state as plain data for the renderers."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from ibot.aio import run_stoppable
 from ibot.model.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def run_node(
     )
     for door in doors:
         node.add(door)
-    result = asyncio.run(node.run())
+    result = run_stoppable(node.run())
     records = open_records(url)
     try:
         summary = orders_summary(records, only=result.order_ids).to_dict()

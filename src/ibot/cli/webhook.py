@@ -8,13 +8,13 @@ command line (it would show in the process list and the shell's history).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ibot.aio import run_stoppable
 from ibot.cli.main import DbOpt, JsonOpt, app, console, forced_stop_exits, friendly_errors, print_json
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def webhook(
     )
     node.add(door)
     with forced_stop_exits():
-        result = asyncio.run(node.run())
+        result = run_stoppable(node.run())
     summary = door.summary()
     if as_json:
         print_json({"stopped_by": result.stopped_by, "alerts": summary, "orders": sorted(result.order_ids)})
