@@ -414,6 +414,11 @@ def test_a_broker_position_in_an_instrument_no_longer_known_is_compared_and_said
         with caplog.at_level(logging.WARNING, logger=MANAGER):
             report = r.om.reconcile([], [], [BrokerPosition("XYZZ9", 1)])
         assert report.position_differences == {"XYZZ9": (0, 1)}
+        (said,) = [m for m in messages(caplog, logging.ERROR) if "XYZZ9" in m]
+        assert said.startswith(
+            "reconcile: position XYZZ9 is +0 by the recorded fills (all runs) but +1 at the broker"
+        )
+        assert said.endswith("; adopting the broker's")
         assert "reconcile: position XYZZ9 +1 (the broker's) not given to the risk checks: 'XYZZ9'" in (
             messages(caplog, logging.WARNING)
         )
@@ -968,18 +973,21 @@ def test_a_broker_that_reports_an_open_order_or_an_execution_is_not_said_to_have
     run(main())
 
 
-def test_a_flat_instrument_sorted_first_does_not_hide_a_difference_in_the_next(
-    records: OrderRecords, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("first", ["flat", "agreeing"])
+def test_an_instrument_sorted_first_that_is_flat_or_agrees_does_not_hide_a_difference_in_the_next(
+    records: OrderRecords, first: str
 ) -> None:
     async def main() -> None:
         r = rig(records)
         order_id, _ = await working_buy(r, quantity=2)
         r.om.on_broker_event(execution("e1", order_id))
-        r.om.on_broker_event(replace(execution("e2", order_id), side=Side.SELL))  # MESZ4 nets to 0
-        with caplog.at_level(logging.WARNING, logger=MANAGER):
-            report = r.om.reconcile([open_order(order_id, S.SUBMITTED)], [], [BrokerPosition("MNQZ4", 1)])
+        if first == "flat":
+            r.om.on_broker_event(replace(execution("e2", order_id), side=Side.SELL))  # MESZ4 nets to 0
+        held = 0 if first == "flat" else 1
+        positions = [BrokerPosition("MNQZ4", 1)] + ([BrokerPosition("MESZ4", 1)] if held else [])
+        report = r.om.reconcile([open_order(order_id, S.SUBMITTED)], [], positions)
         assert report.position_differences == {"MNQZ4": (0, 1)}
-        assert report.recorded_positions == {"MNQZ4": 0}
-        assert r.om.risk.position("MNQZ4") == 1
+        assert report.recorded_positions == ({"MNQZ4": 0} if first == "flat" else {"MESZ4": 1, "MNQZ4": 0})
+        assert (r.om.risk.position("MNQZ4"), r.om.risk.position(MES)) == (1, held)
 
     run(main())

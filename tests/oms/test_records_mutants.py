@@ -98,3 +98,20 @@ def test_an_execution_kept_aside_without_optional_fields_keeps_them_empty(record
         "broker",
     )
     assert kept.differences == "side BUY counted, SELL now"
+
+
+def test_a_fill_recorded_without_optional_fields_keeps_them_empty(records: OrderRecords) -> None:
+    new_order(records)
+    assert records.record_fill(
+        "o1", exec_id="e1", ts=T0, side=Side.BUY, quantity=1, price=5000.25, symbol="MESZ4"
+    )
+    f = records.fill("e1")
+    assert f is not None
+    assert (f.currency, f.account, f.ib_order_id, f.commission, f.commission_final, f.realized_pnl) == (
+        "",
+        "",
+        None,
+        None,
+        False,
+        None,
+    )
