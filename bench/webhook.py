@@ -1,24 +1,28 @@
 """TradingView webhook throughput and latency: alerts/s sustained, ack latency, alert-to-order latency.
 
 Three processes on one machine, over loopback:
-- this one runs the TWS simulator (`ibot.sim.server.SimServer`, TWS's 50 msg/s limit off) and notes the wall
-  time (`time.time_ns`) at which each order's PLACE_ORDER reaches the simulated broker, by its orderRef (the
-  client order id the door gave the alert);
+- this one runs the TWS simulator (`ibot.sim.server.SimServer` at 60 market seconds a second, TWS's 50 msg/s
+  limit off, an account large enough that no margin check refuses an order) and notes the wall time
+  (`time.time_ns`) at which each order's PLACE_ORDER reaches the simulated broker, by its orderRef (the client
+  order id the door gave the alert);
 - the node: a `TradingNode` with only the webhook door (`WebhookDoor`, as `ibot webhook` builds it), trading
   on that simulator through ib_async, its records a SQLite file at the product's default durability;
   ib_async's own throttle (45 requests/s, IB's 50 msg/s rule) is lifted: this measures the software path,
   not IB's pacing (against a real TWS, 200 orders/s is not allowed);
-- the load generator: posts alerts open loop at `--rate` per second for `--seconds` (each at its scheduled
-  time, whatever the answers; send time `time.time_ns`), MKT 1 MES alternating BUY/SELL, each with its own
-  `id`, over a pool of keep-alive connections, and times each answer (the ack).
+- the load generator: posts alerts open loop at `--rate` per second, `--warmup` seconds untimed then
+  `--seconds` timed; alert i is due at start + i/rate and its latencies count from then (a slow answer that
+  keeps every connection busy is charged to the alerts it delays), MKT 1 MES alternating BUY/SELL, each with
+  its own `id`, over `--connections` keep-alive connections of raw HTTP/1.1 (light, so the generator is not
+  the bottleneck).
 
-Figures: alerts acknowledged per second over the run; ack latency p50/p99/max (send -> 200 answer);
-alert-to-order latency p50/p99/max (send -> the order at the simulator; same machine clock); lost (acked
-"accepted" with no order at the simulator after the drain) and placed twice. Target: p99 ack < 25 ms at
-200 alerts/s with none lost. The node's risk limits are raised for the run (max order size 1, position
-100,000, orders and trades per day 10^7): the limits are not what is measured.
+Figures: alerts acknowledged per second over the timed run; ack latency p50/p99/max (due -> 200 answer);
+alert-to-order latency p50/p99/max (due -> the order at the simulator; same machine clock); lost (acked
+"accepted" with no order at the simulator after the drain, warm-up included), placed twice, filled; the
+node's CPU time per alert. Target: p99 ack < 25 ms at 200 alerts/s with none lost. The node's risk limits are
+raised for the run (max order size 1, position 100,000, orders and trades per day 10^7): the limits are not
+what is measured.
 
-    .venv/bin/python bench/webhook.py [--rate 200] [--seconds 60] [--connections 16]
+    .venv/bin/python bench/webhook.py [--rate 200] [--seconds 60] [--warmup 2] [--connections 16]
 """
 
 from __future__ import annotations
@@ -128,7 +132,9 @@ async def post_once(
     return int(status_line.split()[1]), answer
 
 
-async def generate(url: str, rate: float, seconds: float, connections: int, out: Path) -> None:
+async def generate(
+    url: str, rate: float, seconds: float, connections: int, out: Path, warmup: float = 0.0
+) -> None:
     """Post `rate` alerts a second for `seconds`, open loop: alert i is due at start + i/rate and its latency
     counts from then, so an answer that keeps every connection busy delays (and is charged for) the next
     sends. `connections` keep-alive connections, raw HTTP/1.1 (a light client: the generator must not be the
@@ -138,7 +144,8 @@ async def generate(url: str, rate: float, seconds: float, connections: int, out:
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
     run = os.urandom(4).hex()
-    total = int(rate * seconds)
+    first_timed = int(rate * warmup)
+    total = first_timed + int(rate * seconds)
     rows: list[dict[str, Any]] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -151,6 +158,7 @@ async def generate(url: str, rate: float, seconds: float, connections: int, out:
             i = await queue.get()
             due = start_mono + i / rate
             row: dict[str, Any] = {"i": i, "sent_ns": start_wall_ns + round(i / rate * 1e9)}
+            row["warmup"] = i < first_timed
             try:
                 for attempt in (1, 2):
                     try:
@@ -252,29 +260,36 @@ async def drive(args: argparse.Namespace) -> int:
         url = f"http://127.0.0.1:{ready.split()[1]}/webhook/tradingview"
         print(
             f"bench: node ready (pid {node.pid}, {url}); posting {args.rate:g} alerts/s "
-            f"for {args.seconds:g} s over {args.connections} connections",
+            f"for {args.warmup:g} + {args.seconds:g} s over {args.connections} connections",
             flush=True,
         )
         out = work / "alerts.jsonl"
         gen_args = ["--role", "generate", "--url", url, "--out", str(out)]
-        gen_args += ["--rate", str(args.rate), "--seconds", str(args.seconds)]
+        gen_args += ["--rate", str(args.rate), "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
         cpu0 = cpu_seconds(node.pid)
         gen = spawn(work / "generator.log", *gen_args, "--connections", str(args.connections))
         while gen.poll() is None:
             await asyncio.sleep(0.1)
         if gen.returncode != 0:
             raise SystemExit(f"bench: the load generator failed (its log: {work / 'generator.log'})")
-        rows = [json.loads(line) for line in out.read_text().splitlines() if line]
+        every = [json.loads(line) for line in out.read_text().splitlines() if line]
+        every_acked = [r for r in every if r["status"] == 200 and r.get("verdict") == "accepted"]
+        rows = [r for r in every if not r["warmup"]]
         acked = [r for r in rows if r["status"] == 200 and r.get("verdict") == "accepted"]
         end = time.monotonic() + args.drain
-        while time.monotonic() < end and any(r["cid"] not in arrivals for r in acked):
+        while time.monotonic() < end and any(r["cid"] not in arrivals for r in every_acked):
             await asyncio.sleep(0.1)
-        report(args, rows, acked, arrivals, placed)
+        print(
+            f"warm-up:            {len(every) - len(rows)} alerts in {args.warmup:g} s, not timed", flush=True
+        )
+        report(args, rows, acked, arrivals, placed, every_acked)
         filled = sum(1 for o in broker.completed_orders() if o.status == "Filled")
         print(f"filled at the sim:  {filled} of {broker.order_count()} orders", flush=True)
         cpu = cpu_seconds(node.pid) - cpu0
         print(
-            f"node CPU:           {cpu:.1f} s, {cpu / max(len(rows), 1) * 1000:.2f} ms per alert", flush=True
+            f"node CPU:           {cpu:.1f} s, {cpu / max(len(every), 1) * 1000:.2f} ms per alert "
+            "(warm-up included)",
+            flush=True,
         )
     finally:
         if node.poll() is None:
@@ -293,12 +308,14 @@ def report(
     acked: list[dict[str, Any]],
     arrivals: dict[str, int],
     placed: Counter[str],
+    every_acked: list[dict[str, Any]],
 ) -> None:
+    """The figures of the timed alerts; lost and placed twice over every alert (warm-up included)."""
     statuses = Counter(r["status"] for r in rows)
     span_s = (max(r["sent_ns"] for r in rows) - min(r["sent_ns"] for r in rows)) / 1e9 if rows else 0.0
     acks = [r["ack_ms"] for r in rows if r["status"] == 200]
     to_order = [(arrivals[r["cid"]] - r["sent_ns"]) / 1e6 for r in acked if r["cid"] in arrivals]
-    lost = [r["cid"] for r in acked if r["cid"] not in arrivals]
+    lost = [r["cid"] for r in every_acked if r["cid"] not in arrivals]
     twice = [ref for ref, n in placed.items() if n > 1]
     print(f"alerts sent:        {len(rows)} in {span_s:.1f} s ({len(rows) / max(span_s, 1e-9):.1f}/s)")
     print(f"answers:            {dict(sorted(statuses.items()))} (0 = no answer)")
@@ -328,6 +345,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="alerts per second (default 200)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to post (default 60)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds posted at the rate first, not timed (default 2)"
+    )
     parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for the last orders")
     parser.add_argument(
         "--role", choices=["drive", "node", "generate"], default="drive", help=argparse.SUPPRESS
@@ -343,7 +363,9 @@ def main() -> int:
         asyncio.run(node_main(args.ib_port, args.db))
         return 0
     if args.role == "generate":
-        asyncio.run(generate(args.url, args.rate, args.seconds, args.connections, Path(args.out)))
+        asyncio.run(
+            generate(args.url, args.rate, args.seconds, args.connections, Path(args.out), args.warmup)
+        )
         return 0
     try:
         return asyncio.run(drive(args))
