@@ -268,8 +268,13 @@ async def drive(args: argparse.Namespace) -> int:
         gen_args += ["--rate", str(args.rate), "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
         cpu0 = cpu_seconds(node.pid)
         gen = spawn(work / "generator.log", *gen_args, "--connections", str(args.connections))
-        while gen.poll() is None:
-            await asyncio.sleep(0.1)
+        try:
+            while gen.poll() is None:
+                await asyncio.sleep(0.1)
+        finally:
+            if gen.poll() is None:  # interrupted: the generator goes with us
+                gen.terminate()
+                gen.wait(10)
         if gen.returncode != 0:
             raise SystemExit(f"bench: the load generator failed (its log: {work / 'generator.log'})")
         every = [json.loads(line) for line in out.read_text().splitlines() if line]
