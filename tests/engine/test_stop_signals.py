@@ -173,3 +173,29 @@ def test_a_second_sigint_forces_the_exit_and_the_records_stay_consistent(
     for order in summary["orders"]:
         filled = sum(f["qty"] for f in summary["fills"] if f["client_order_id"] == order["client_order_id"])
         assert filled == order["filled"], order
+
+
+def test_sigint_on_a_lockstep_run_flattens_against_the_next_replayed_bar(tmp_path: Path) -> None:
+    """In lockstep the simulator's clock waits for the strategy's acknowledgements: the stop keeps
+    acknowledging bars until its cancels and flatten are matched, so the run ends flat, not stuck."""
+    db = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    proc = subprocess.Popen(
+        [IBOT, "run", "--sim", "--lockstep", "--strategy", "sma_reversal", "--param", "sma_period=2",
+         "--bar", "1min", "--duration", "604800", "--db", db],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, COLUMNS="200"),
+    )  # fmt: skip
+    try:
+        _wait_for_position(proc)  # sma_reversal(2) holds a position from its first cross on
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    final = [line for line in out.splitlines() if line.startswith("final state")]
+    assert final and "stopped by SIGINT" in final[-1], out[-3000:]
+    assert "position flat, open orders 0" in final[-1], final[-1]

@@ -64,6 +64,7 @@ log = logging.getLogger("ibot.app")
 # Where `--sim` puts the simulated market unless told otherwise: a Wednesday at the RTH open (08:30 Chicago),
 # so CME Globex is open and the risk checks' trading-hours rule lets orders through.
 SIM_START = datetime(2025, 3, 5, 14, 30, tzinfo=UTC)
+REPLAY_MARGIN_S = 3600  # market seconds replayed past a lockstep run's end (its stop's orders fill there)
 
 
 class NodeNotStartedError(IbotError, RuntimeError):
@@ -477,6 +478,7 @@ class TradingNode:
                     lockstep=o.lockstep,
                     ready_timeout=o.ready_timeout,
                     name=_label(spec),
+                    until_ns=self._lockstep_end(),
                 )
             )
         if o.lockstep:  # one acknowledgement per bar, once every strategy is done with it
@@ -510,10 +512,20 @@ class TradingNode:
             return now
         return min(now, self.result.start_ns + round(self.options.duration * NS_PER_SECOND))
 
+    def _lockstep_end(self) -> int | None:
+        """In lockstep the run ends at a fixed market time (the replay's start + duration): the strategies
+        see no bar past it, whenever the node notices, so the same seed gives the same run."""
+        o = self.options
+        if not (o.lockstep and o.duration):
+            return None
+        return int((o.sim_start or SIM_START).timestamp() * NS_PER_SECOND) + round(o.duration * NS_PER_SECOND)
+
     async def _wind_down(self) -> tuple[str, ...]:
         """Stop every strategy: data off, working orders cancelled, flattened when asked; what is not flat."""
         left: list[str] = []
         flatten = self.options.flatten
+        for runner in self.runners:  # no strategy acts once the stop has begun, while the others wind down
+            runner.halt()
         for runner in self.runners:
             try:
                 await runner.stop(flatten=flatten)
@@ -603,7 +615,8 @@ def replay_session(product: str, start: datetime, duration: float | None, seed: 
         inst, datetime(start.year, start.month, start.day, tzinfo=UTC), days, "1min", seed=seed
     )
     lo = int(start.timestamp()) * NS_PER_SECOND
-    hi = lo + int(span.total_seconds()) * NS_PER_SECOND
+    # an hour of market past the end: the bars the stop's cancels and flatten are matched against
+    hi = lo + int(span.total_seconds() + REPLAY_MARGIN_S) * NS_PER_SECOND
     bars = [b for b in frame.bars() if lo <= b.ts < hi]
     if not bars:
         raise ParameterError(

@@ -125,8 +125,14 @@ class LiveRunner:
         ready_timeout: float = 30.0,
         on_bar: Callable[[Bar], None] | None = None,
         name: str = "",
+        until_ns: int | None = None,
     ) -> None:
+        """`until_ns`: the market time the run ends; a bar ending after it still feeds the indicators (and
+        is acknowledged in lockstep) but is not handed to the strategy, so where the run stops does not
+        depend on how soon its owner notices the clock has passed the end."""
         self.session = session
+        self.until_ns = until_ns
+        self._stopping = False
         self.name = name or f"{strategy.name}:{symbol}"  # its name at the venue's lockstep gate and in logs
         self.strategy = strategy
         self.symbol = symbol
@@ -207,15 +213,32 @@ class LiveRunner:
     async def run_until(self, stop: asyncio.Event) -> None:
         await stop.wait()
 
+    def halt(self) -> None:
+        """Call the strategy no more (its owner is stopping; `stop()` follows)."""
+        self._stopping = True
+
     async def stop(self, *, flatten: bool = False, cancel: bool = True, timeout: float = 5.0) -> None:
         """Unsubscribe; optionally cancel our working orders and flatten the position (a market order, sent
         once every order of ours is final), waiting up to `timeout` seconds for IB to confirm each step. The
         session itself is left running (its owner stops it)."""
+        self._stopping = True  # the strategy is called no more
         if self._freezing:
             self._freezing = False
             _SURVIVORS.release()
         task, self._data_watch = self._data_watch, None
         await cancel_and_wait([task])
+        if self.lockstep:
+            # the simulator's clock waits on our acknowledgements: keep the bars (and acks) flowing while the
+            # cancels and the flatten are matched, then unsubscribe
+            try:
+                await self._wind_down(flatten=flatten, cancel=cancel, timeout=timeout)
+            finally:
+                await self._unsubscribe(timeout)
+            return
+        await self._unsubscribe(timeout)
+        await self._wind_down(flatten=flatten, cancel=cancel, timeout=timeout)
+
+    async def _unsubscribe(self, timeout: float) -> None:
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 self.session.feed.cancel(sub)
@@ -232,6 +255,9 @@ class LiveRunner:
             await cancel_and_wait(list(self._ack_tasks))
         if self.lockstep:  # the other strategies of a lockstep node no longer wait for this one
             self.session.venue.lockstep_leave(self.name, self.interval_ns // NS_PER_SECOND)
+
+    async def _wind_down(self, *, flatten: bool, cancel: bool, timeout: float) -> None:
+        """Cancel our working orders and flatten (each step waiting up to `timeout` seconds for IB)."""
         ctx = self.ctx
         if ctx is None or not self.session.ready:
             return
@@ -280,12 +306,13 @@ class LiveRunner:
         ctx = self.ctx
         if ctx is None:
             return
-        self.bars.append(bar)
+        if self.until_ns is None or bar.ts + self.interval_ns <= self.until_ns:
+            self.bars.append(bar)  # the run's bars (a lockstep stop's acknowledged bars are past its end)
         stats = self.stats
         stats.last_bar = bar
         stats.last_bar_end_ns = bar.ts + self.interval_ns
         ctx.on_bar(bar)  # indicators first, as in the backtester
-        if self._can_act():
+        if self._can_act(bar.ts + self.interval_ns):
             stats.bars += 1
             self._guard("on_bar", self.strategy.on_bar, bar)
         else:
@@ -359,10 +386,16 @@ class LiveRunner:
         log.warning("runner: %s", why)
 
     # --- pausing --------------------------------------------------------------------------------------------
-    def _can_act(self) -> bool:
+    def _can_act(self, bar_end_ns: int = 0) -> bool:
+        if self._stopping or (self.until_ns is not None and bar_end_ns > self.until_ns):
+            return False
         return self.session.ready and not self.stats.paused_reasons
 
     def _pause_reason(self) -> str:
+        if self._stopping:
+            return "the run is stopping"
+        if self.until_ns is not None and self.stats.last_bar_end_ns > self.until_ns:
+            return "past the run's end"
         if not self.session.ready:
             return f"session {self.session.state.value}"
         return ", ".join(sorted(self.stats.paused_reasons))
