@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -241,9 +241,18 @@ class OrderManager:
         inst = self._instruments.get(symbol)
         if inst is None:
             inst = self._resolve(symbol)
-            self._instruments[symbol] = inst
-            self._instruments[inst.key] = inst
+            if self.clock.ns:  # a month resolved against the machine's date (no market time yet) is not kept:
+                # "MESH5" read from the records before the market's date is known may name the wrong decade
+                self._instruments[symbol] = inst
+                self._instruments[inst.key] = inst
         return inst
+
+    def _recorded_instrument(self, rec: OrderRecord) -> Instrument:
+        """The month a recorded order traded: known, or resolved at the market date; before that date is
+        known, at the date the order was created (its local symbol names a month of that decade)."""
+        if rec.key in self._instruments or self.clock.ns or not rec.created_ts:
+            return self.instrument(rec.key)
+        return resolve(rec.key, datetime.fromtimestamp(rec.created_ts / 1e9, UTC).date())
 
     def order(self, client_order_id: str) -> ManagedOrder | None:
         """The order with this client id, from memory or the records."""
@@ -272,7 +281,7 @@ class OrderManager:
 
     def _load(self, rec: OrderRecord) -> ManagedOrder:
         """Rebuild an order from its record and executions (after a restart, or for a late event)."""
-        inst = self.instrument(rec.key)
+        inst = self._recorded_instrument(rec)
         request = OrderRequest(
             rec.symbol,
             rec.side,
