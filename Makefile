@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/live_latency.py
+	$(BIN)/python bench/webhook.py
 
 # Mutation testing of the OMS code that guards money (not CI: risk.py + states.py ~7 min on 2 cores, all four
 # modules about an hour; MUTATION_MODULES="risk.py states.py" narrows it; survivors explained in
