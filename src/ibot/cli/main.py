@@ -70,6 +70,7 @@ app = IbotApp(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode="markdown",  # a docstring's wrapped lines form one paragraph in --help
 )
 data_app = typer.Typer(
     help="The Parquet bar store: generate, list.", no_args_is_help=True, context_settings=CONTEXT_SETTINGS
@@ -416,10 +417,11 @@ def sim(
         ),
     ] = None,
 ) -> None:
-    """Run the TWS-protocol simulator: an offline IB that any IB API client can connect to. The start-up
-    line gives the market time and whether each market is open or closed (and until when); Ctrl-C or
-    SIGTERM closes every client's connection and prints a final line (exit 0); a second Ctrl-C exits
-    at once."""
+    """Run the TWS-protocol simulator: an offline IB that any IB API client can connect to.
+
+    The start-up line gives the market time and whether each market is open or closed (and until when);
+    Ctrl-C or SIGTERM closes every client's connection and prints a final line (exit 0); a second Ctrl-C
+    exits at once."""
     from ibot.sim.launch import build, check_numbers, parse_start, parse_symbols, serve
     from ibot.sim.pacing import SimLimits
     from ibot.sim.script import parse_fault
@@ -515,8 +517,10 @@ def run(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the trading node: strategies (several, on several instruments) and doors (`--webhook`) over one
-    IB order connection, one order manager and one risk budget (`node` table of ibot.toml; flags win).
+    """Run the trading node: strategies and doors over one IB order connection and one risk budget.
+
+    Strategies (several, on several instruments) and doors (`--webhook`) share one IB order connection, one
+    order manager and one risk budget (`node` table of ibot.toml; flags win).
     TWS / IB Gateway from settings and TWS_API_ADDR/PORT/CLIENTID, or `--sim` for the offline simulator.
     Prints a status line while it runs, then the run's orders and fills from the records database."""
     from ibot.cli.node import NodeFlags, run_node
@@ -590,10 +594,12 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    """Run the main job on embedded defaults, no IB account needed: ma_breakout trading live through ib_async
-    against the TWS simulator (a seeded MES session replayed bar by bar in lockstep, so the same seed gives
-    the same numbers), then the orders, fills and P&L read back from the records database, and a chart.
-    `--backtest`: the 90-day backtest demo. `--webhook`: alerts over HTTP to the node's TradingView door."""
+    """Run the main job on embedded defaults, no IB account needed.
+
+    ma_breakout trades live through ib_async against the TWS simulator (a seeded MES session replayed bar
+    by bar in lockstep, so the same seed gives the same numbers), then the orders, fills and P&L read back
+    from the records database, and a chart. `--backtest`: the 90-day backtest demo. `--webhook`: alerts
+    over HTTP to the node's TradingView door."""
     if backtest:
         _demo_backtest(out)
         return

@@ -55,8 +55,10 @@ def webhook(
     ] = 1.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Receive TradingView alerts on POST /webhook/tradingview and trade them through the node's order intake
-    (validation, idempotency, the node's risk limits, write-ahead records). Runs until Ctrl-C or SIGTERM."""
+    """Receive TradingView alerts and trade them through the node's order intake.
+
+    POST /webhook/tradingview; each alert goes through validation, idempotency, the node's risk limits and
+    the write-ahead records. Runs until Ctrl-C or SIGTERM."""
     from ibot.app.node import NodeOptions, TradingNode, check_node_options
     from ibot.app.records import records_url
     from ibot.brokers.ib.config import ClientRole, load_ib_settings
