@@ -591,19 +591,32 @@ def test_a_redelivery_with_another_side_or_time_is_an_integrity_error_saying_so(
     run(main())
 
 
-def test_an_order_filled_inside_the_send_is_announced_before_its_fill(records: OrderRecords) -> None:
+class ExecutionsOnlyBroker(PaperBroker):
+    """A venue whose execution reports come before (here: instead of) its order status reports, as IB's
+    execDetails may precede orderStatus."""
+
+    def _emit(self, event: BrokerEvent) -> None:
+        if not isinstance(event, BrokerStatus):
+            super()._emit(event)
+
+
+@pytest.mark.parametrize("venue", ["status first", "execution first"])
+def test_an_order_filled_inside_the_send_is_announced_before_its_fill(
+    records: OrderRecords, venue: str
+) -> None:
     """A market order against a standing quote fills while the broker takes it: the strategy still hears
-    PendingSubmit first, then the fill."""
+    PendingSubmit first, then the fill, whichever report the venue sends first."""
 
     async def main() -> None:
-        r = rig(records)
+        broker = PaperBroker(Clock(T0)) if venue == "status first" else ExecutionsOnlyBroker(Clock(T0))
+        r = rig(records, broker=broker)
         await r.om.connect()
         r.om.on_price(MES, 5000.0)
         quote(r, 4999.75, 5000.0)
         m = await r.om.submit(mkt(Side.BUY, 1, cid="now"))
-        assert (m.status, m.filled) == (S.FILLED, 1)
+        assert m.filled == 1 and r.om.risk.position(MES) == 1
         statuses = r.strategy.statuses("now")
-        assert statuses[0] is S.PENDING_SUBMIT and statuses[-1] is S.FILLED
+        assert statuses[0] is S.PENDING_SUBMIT and statuses[-1] is S.FILLED and m.status is S.FILLED
         assert [f.client_order_id for f in r.strategy.fills] == ["now"]
 
     run(main())
