@@ -259,6 +259,39 @@ def test_finish_and_release(records: OrderRecords) -> None:
     assert records.claim_intake_key("k", "cli", "c2", T, MINUTE) is None  # free again
 
 
+def test_order_status_answers_whether_an_order_is_recorded(records: OrderRecords) -> None:
+    """The intake's cheap "is this client order id recorded?" agrees with get_order, on both backends."""
+    assert records.order_status("c-none") is None
+    request = OrderRequest("MES", Side.BUY, 1, OrderType.MKT, client_order_id="c-rej")
+    records.record_new(request, ts=T, status=OrderStatus.REJECTED, message="max_position")
+    recorded = records.get_order("c-rej")
+    assert recorded is not None and records.order_status("c-rej") == str(recorded.status) == "Rejected"
+    assert records.order_status("c-re") is None  # exact ids only
+
+
+def test_a_claim_on_the_driver_connection_matches_the_core_path(tmp_path: Path) -> None:
+    """A SQLite file claims on its driver connection (prepared statements), in-memory SQLite on Core: the
+    same answers and the same rows."""
+    answers = []
+    for url in (f"sqlite:///{tmp_path / 'driver.sqlite'}", "sqlite://"):
+        rec = OrderRecords(url)
+        rec.migrate()
+        try:
+            got = [
+                rec.claim_intake_key("k", "webhook" * 10, "c1", T, MINUTE),
+                rec.claim_intake_key("k", "cli", "c2", T + MINUTE - 1, MINUTE),
+                rec.claim_intake_key("k", "cli", "c3", T + MINUTE, MINUTE),
+            ]
+            rec.finish_intake_key("k", "nothing_to_do_and_more")
+            claim = rec.intake_key("k")
+            assert claim is not None
+            answers.append((got, claim.source, claim.client_order_id, claim.claimed_ts, claim.verdict))
+        finally:
+            rec.close()
+    assert answers[0] == answers[1]
+    assert answers[0] == ([None, "c1", None], "cli", "c3", T + MINUTE, "nothing_to_do_an")
+
+
 def test_a_claim_survives_a_restart_of_the_records(db_url: str) -> None:
     first = OrderRecords(db_url)
     first.migrate()

@@ -336,7 +336,7 @@ class OrderIntake:
         held = records.claim_intake_key(key, valid.source, cid, ts, self.window_ns)
         if held is not None:
             claim = records.intake_key(key)
-            if claim is None or claim.verdict or key in self._busy or records.get_order(held) is not None:
+            if claim is None or claim.verdict or key in self._busy or records.order_status(held) is not None:
                 when = ns_to_datetime(claim.claimed_ts).strftime("%Y-%m-%d %H:%M:%S UTC") if claim else "?"
                 return self._verdict(
                     IntakeVerdict.DUPLICATE,
@@ -346,13 +346,12 @@ class OrderIntake:
                 )
             log.warning("intake: key %r was claimed but never placed (a crash?): placing it as %s", key, held)
             cid = held
-        elif (recorded := records.get_order(cid)) is not None:
+        elif (status := records.order_status(cid)) is not None:  # the status alone: no record built
             records.finish_intake_key(key, IntakeVerdict.DUPLICATE)
             return self._verdict(
                 IntakeVerdict.DUPLICATE,
                 cid,
-                f"client_order_id {cid} is already recorded ({recorded.status}); an order is never sent "
-                "twice",
+                f"client_order_id {cid} is already recorded ({status}); an order is never sent twice",
                 "client_order_id",
             )
         self._busy.add(key)
@@ -422,7 +421,7 @@ class OrderIntake:
         except InvalidOrderError as exc:  # the broker adapter refused it: recorded (Inactive), never sent
             return self._verdict(IntakeVerdict.REJECTED, cid, f"order {cid}: {exc}", "order")
         except Exception as exc:
-            if records.get_order(cid) is None:  # nothing recorded, nothing sent: a retry may place it
+            if records.order_status(cid) is None:  # nothing recorded, nothing sent: a retry may place it
                 records.release_intake_key(valid.idempotency_key)
                 if isinstance(exc, IbotError):
                     return self._verdict(IntakeVerdict.REJECTED, None, str(exc), "symbol")

@@ -881,6 +881,49 @@ def _write_change(conn: Connection, cid: str, change: OrderChange, now: datetime
     return row
 
 
+# --- the order intake's statements (built once; prepared on the driver connection of a SQLite file) ------
+
+_INTAKE_CLAIM_COLUMNS = ("key", "source", "client_order_id", "claimed_ts", "claimed_at", "verdict")
+_INTAKE_HELD = select(_INTAKE_KEYS.c.client_order_id).where(
+    _INTAKE_KEYS.c.key == bindparam("key", type_=String())
+)
+_INTAKE_FINISH = (
+    update(_INTAKE_KEYS)
+    .where(_INTAKE_KEYS.c.key == bindparam("b_key", type_=String()))
+    .values(verdict=bindparam("b_verdict", type_=String()))
+)
+_ORDER_STATUS = select(_ORDERS.c.status).where(_ORDERS.c.client_order_id == bindparam("cid", type_=String()))
+_INTAKE_CLAIMS: dict[str, Any] = {}
+
+
+def _claim_statement(dialect: str) -> Any:
+    """The claim of an intake key for `dialect` (built once): ONE INSERT ... ON CONFLICT DO UPDATE that takes
+    over only a claim `window_ns` or more older than the new one, RETURNING the key when it claimed it."""
+    stmt = _INTAKE_CLAIMS.get(dialect)
+    if stmt is None:
+        insert_ = _upsert(dialect)(_INTAKE_KEYS)
+        fresh = insert_.excluded
+        stmt = insert_.on_conflict_do_update(
+            index_elements=[_INTAKE_KEYS.c.key],
+            set_={c: getattr(fresh, c) for c in _INTAKE_CLAIM_COLUMNS if c != "key"},
+            where=_INTAKE_KEYS.c.claimed_ts <= fresh.claimed_ts - bindparam("window_ns", type_=BigInteger()),
+        ).returning(_INTAKE_KEYS.c.key)
+        _INTAKE_CLAIMS[dialect] = stmt
+    return stmt
+
+
+class _IntakeStatements:
+    """The intake's statements compiled once for the driver connection (`OrderRecords._intake_driver`)."""
+
+    __slots__ = ("claim", "finish", "held", "order_status")
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.claim = _Prepared(_claim_statement(dialect.name), dialect, _INTAKE_CLAIM_COLUMNS)
+        self.held = _Prepared(_INTAKE_HELD, dialect)
+        self.finish = _Prepared(_INTAKE_FINISH, dialect)
+        self.order_status = _Prepared(_ORDER_STATUS, dialect)
+
+
 # --- the SQLite write-ahead on the driver's connection (the tick-to-order path) --------------------------
 
 
@@ -1150,6 +1193,7 @@ class OrderRecords:
         # Private switch: tests force the Core path to compare what the two write.
         self._driver_write_ahead = sqlite_file
         self._driver: _SqliteWriteAhead | None = None
+        self._intake_sql: _IntakeStatements | None = None  # the intake's statements on that connection
         self._driver_init = threading.Lock()
         self._checkpointer = _Checkpointer(self.engine) if threaded else None
 
@@ -1623,6 +1667,15 @@ class OrderRecords:
         return max(counter or 0, used or 0)
 
     # Idempotency keys of the order intake ----------------------------------------------------------------
+    def _intake_driver(self) -> tuple[_SqliteWriteAhead, _IntakeStatements] | None:
+        """The driver connection and the intake's statements prepared for it, or None on the Core path."""
+        driver = self._driver_connection()
+        if driver is None:
+            return None
+        if self._intake_sql is None:
+            self._intake_sql = _IntakeStatements(self.engine.dialect)
+        return driver, self._intake_sql
+
     def claim_intake_key(
         self, key: str, source: str, client_order_id: str, ts_ns: int, window_ns: int
     ) -> str | None:
@@ -1633,7 +1686,7 @@ class OrderRecords:
         Atomic on SQLite and PostgreSQL: ONE INSERT ... ON CONFLICT DO UPDATE (taking over only an expired
         claim) on the primary key, never a read then a write, so of two concurrent claims (threads,
         processes) exactly one wins. A claim time after `ts_ns` (the market clock of a new simulator run)
-        holds the key."""
+        holds the key. The statements are built once (prepared on the driver connection of a SQLite file)."""
         values = {
             "key": key,
             "source": source[:32],
@@ -1641,29 +1694,40 @@ class OrderRecords:
             "claimed_ts": ts_ns,
             "claimed_at": _wall_now(),
             "verdict": "",
+            "window_ns": window_ns,
         }
-        with self.engine.begin() as conn:
-            for _ in range(3):  # a claim released between the two statements: claim again
-                stmt = _upsert(conn.dialect.name)(_INTAKE_KEYS).values(values)
-                fresh = stmt.excluded
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[_INTAKE_KEYS.c.key],
-                    set_={c: getattr(fresh, c) for c in values if c != "key"},
-                    where=_INTAKE_KEYS.c.claimed_ts <= fresh.claimed_ts - window_ns,
-                ).returning(_INTAKE_KEYS.c.key)
-                if conn.execute(stmt).first() is not None:
-                    return None
-                held = conn.execute(
-                    select(_INTAKE_KEYS.c.client_order_id).where(_INTAKE_KEYS.c.key == key)
-                ).scalar_one_or_none()
-                if held is not None:
-                    return str(held)
+        on_driver = self._intake_driver()
+        if on_driver is not None:
+            driver, sql = on_driver
+            claim, held = sql.claim.params(values), sql.held.params(values)
+            with driver.transaction() as tx:
+                for _ in range(3):  # a claim released between the two statements: claim again
+                    if tx.execute(sql.claim.sql, claim).fetchall():
+                        return None
+                    rows = tx.execute(sql.held.sql, held).fetchall()
+                    if rows:
+                        return str(rows[0][0])
+        else:
+            with self.engine.begin() as conn:
+                for _ in range(3):
+                    if conn.execute(_claim_statement(conn.dialect.name), values).first() is not None:
+                        return None
+                    held_cid = conn.execute(_INTAKE_HELD, values).scalar_one_or_none()
+                    if held_cid is not None:
+                        return str(held_cid)
         raise RecordsError(f"intake key {key!r} could not be claimed: it was released three times meanwhile")
 
     def finish_intake_key(self, key: str, verdict: str) -> None:
         """Say what the ticket of a claimed key became (what the intake decided); the claim stays."""
+        values = {"b_key": key, "b_verdict": verdict[:16]}
+        on_driver = self._intake_driver()
+        if on_driver is not None:
+            driver, sql = on_driver
+            with driver.transaction() as tx:
+                tx.execute(sql.finish.sql, sql.finish.params(values))
+            return
         with self.engine.begin() as conn:
-            conn.execute(update(_INTAKE_KEYS).where(_INTAKE_KEYS.c.key == key).values(verdict=verdict[:16]))
+            conn.execute(_INTAKE_FINISH, values)
 
     def release_intake_key(self, key: str) -> None:
         """Forget a claim whose ticket placed nothing (the session was not ready): a retry may claim it."""
@@ -1679,6 +1743,38 @@ class OrderRecords:
         return IntakeKeyRecord(
             row.key, row.source, row.client_order_id, row.claimed_ts, _aware(row.claimed_at), row.verdict
         )
+
+    def prepared(self, stmt: ClauseElement, column_keys: Sequence[str] | None = None) -> _Prepared | None:
+        """`stmt` compiled once for the driver connection of a SQLite file, to run in `driver_transaction`
+        (the door's alert writes use it as the intake's do); None on the Core path (PostgreSQL, in-memory)."""
+        if self._driver_connection() is None:
+            return None
+        return _Prepared(stmt, self.engine.dialect, column_keys)
+
+    @contextmanager
+    def driver_transaction(self) -> Iterator[_DriverTransaction]:
+        """One transaction on the driver connection (committed when the block ends, rolled back on any
+        error); RecordsError on the Core path (`prepared` gave None there)."""
+        driver = self._driver_connection()
+        if driver is None:
+            raise RecordsError(f"the records database {self.url!r} has no driver connection")
+        with driver.transaction() as tx:
+            yield tx
+
+    def order_status(self, client_order_id: str) -> str | None:
+        """The recorded status of the order `client_order_id` ("Filled", "Rejected"...), or None when no order
+        has that id: `get_order`'s answer to "is it recorded?" without building the record (the intake asks
+        it of every ticket)."""
+        values = {"cid": client_order_id}
+        on_driver = self._intake_driver()
+        if on_driver is not None:
+            driver, sql = on_driver
+            with driver.transaction() as tx:
+                rows = tx.execute(sql.order_status.sql, sql.order_status.params(values)).fetchall()
+            return str(rows[0][0]) if rows else None
+        with self.engine.connect() as conn:
+            status = conn.execute(_ORDER_STATUS, values).scalar_one_or_none()
+        return None if status is None else str(status)
 
     # Queries --------------------------------------------------------------------------------------------
     def get_order(self, client_order_id: str) -> OrderRecord | None:

@@ -161,6 +161,35 @@ _FINISH = (
     )
 )
 _FINISH_WITH_CID = _FINISH.values(client_order_id=bindparam("v_cid"))
+# The duplicate check on the driver connection: only what `admit` decides with (the record is read after).
+_FIRST_WITH_KEY_BRIEF = (
+    select(_ALERTS.c.id, _ALERTS.c.received_at, _ALERTS.c.client_order_id)
+    .where(_ALERTS.c.idempotency_key == bindparam("key"), _ALERTS.c.http_status == 200)
+    .where(_ALERTS.c.verdict != str(AlertVerdict.DUPLICATE))
+    .order_by(_ALERTS.c.id.desc())
+    .limit(1)
+)
+_INSERT_COLUMNS = [c.key for c in _ALERTS.c if c.key != "id"]
+
+
+class _Prepared:
+    """The ack path's statements compiled once for the records' driver connection (a SQLite file): the same
+    SQL as the Core statements above, without Core's per-execution cost."""
+
+    def __init__(self, records: OrderRecords) -> None:
+        def prepare(stmt: Any, column_keys: list[str] | None = None) -> Any:
+            prepared = records.prepared(stmt, column_keys)
+            assert prepared is not None, "prepared only where the records have a driver connection"
+            return prepared
+
+        self.insert = prepare(_INSERT, _INSERT_COLUMNS)
+        self.first = prepare(_FIRST_WITH_KEY_BRIEF)
+        self.set_cid = prepare(_SET_CID)
+        self.finish = prepare(_FINISH)
+        self.finish_with_cid = prepare(_FINISH_WITH_CID)
+        dialect = records.engine.dialect
+        stamp = _ALERTS.c.received_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        self.received_at: Callable[[Any], Any] = stamp if stamp is not None else (lambda v: v)
 
 
 class AlertStore:
@@ -179,6 +208,17 @@ class AlertStore:
         self.records = records
         self.market = market
         self.wall = wall
+        self._driver: _Prepared | None = None
+        self._driver_known = False  # whether the records have a driver connection has been asked
+
+    def _prepared(self) -> _Prepared | None:
+        """The driver connection's statements (built on first use), or None on the Core path (PostgreSQL,
+        in-memory SQLite)."""
+        if not self._driver_known:
+            if self.records.prepared(_SET_CID) is not None:
+                self._driver = _Prepared(self.records)
+            self._driver_known = True
+        return self._driver
 
     def _values(self, source: str, body: str, http_status: int, verdict: AlertVerdict) -> dict[str, Any]:
         return {
@@ -234,24 +274,46 @@ class AlertStore:
         values = self._values(source, body, 200, AlertVerdict.QUEUED)
         values.update(idempotency_key=key, state=str(AlertState.PENDING), ticket=json.dumps(ticket))
         since = values["received_at"] - window
+        sql = self._prepared()
+        if sql is not None:
+            return self._admit_on_driver(sql, values, key, window)
         with self.records.engine.begin() as conn:
             rows = conn.execute(_FIRST_WITH_KEY, {"key": key}).all()
             first = _record(rows[0]) if rows else None
             if first is not None and first.received_at >= since:
-                values.update(
-                    verdict=str(AlertVerdict.DUPLICATE),
-                    state=str(AlertState.DONE),
-                    client_order_id=first.client_order_id,
-                    reason=f"same key as alert {first.id} within {window.total_seconds():g} s: "
-                    "nothing placed",
-                    processed_at=values["received_at"],
-                )
+                self._duplicate(values, first.id, first.client_order_id, window)
             else:
                 first = None
             alert_id = _inserted_id(conn.execute(_INSERT, values))
             if first is None:
                 conn.execute(_SET_CID, {"alert_id": alert_id, "cid": client_order_id(alert_id, key)})
         return alert_id, first
+
+    def _duplicate(self, values: dict[str, Any], first_id: int, first_cid: str, window: timedelta) -> None:
+        values.update(
+            verdict=str(AlertVerdict.DUPLICATE),
+            state=str(AlertState.DONE),
+            client_order_id=first_cid,
+            reason=f"same key as alert {first_id} within {window.total_seconds():g} s: nothing placed",
+            processed_at=values["received_at"],
+        )
+
+    def _admit_on_driver(
+        self, sql: _Prepared, values: dict[str, Any], key: str, window: timedelta
+    ) -> tuple[int, AlertRecord | None]:
+        """`admit`'s transaction on the driver connection: the same statements, the same rows."""
+        since = values["received_at"] - window
+        first_id: int | None = None
+        with self.records.driver_transaction() as tx:
+            rows = tx.execute(sql.first.sql, sql.first.params({"key": key})).fetchall()
+            if rows and _aware(sql.received_at(rows[0][1])) >= since:
+                first_id = int(rows[0][0])
+                self._duplicate(values, first_id, str(rows[0][2]), window)
+            alert_id = int(tx.execute(sql.insert.sql, sql.insert.params(values)).lastrowid)
+            if first_id is None:
+                cid = client_order_id(alert_id, key)
+                tx.execute(sql.set_cid.sql, sql.set_cid.params({"alert_id": alert_id, "cid": cid}))
+        return alert_id, (None if first_id is None else self.get(first_id))
 
     def finish(
         self,
@@ -273,6 +335,12 @@ class AlertStore:
         statement = _FINISH
         if client_order_id:
             statement, values["v_cid"] = _FINISH_WITH_CID, client_order_id
+        sql = self._prepared()
+        if sql is not None:
+            prepared = sql.finish_with_cid if client_order_id else sql.finish
+            with self.records.driver_transaction() as tx:
+                tx.execute(prepared.sql, prepared.params(values))
+            return
         with self.records.engine.begin() as conn:
             conn.execute(statement, values)
 
