@@ -611,6 +611,37 @@ def test_after_a_restart_no_key_and_no_recorded_client_order_id_is_placed_twice(
     run_rig(db_url, first, second)
 
 
+def test_an_order_recorded_but_killed_before_its_send_is_placed_once_after_the_restart(db_url: str) -> None:
+    """kill -9 after the write-ahead and before the send: the restart's reconciliation finds the order at no
+    broker and closes it Inactive; the unfinished claim is then placed once, as `<cid>-r1`, never again."""
+    cid = derive_client_order_id("webhook", "r3")
+
+    async def crashed(rig: Rig) -> None:
+        ts = rig.session.market_clock()
+        assert rig.records.claim_intake_key("r3", "webhook", cid, ts, 10 * MINUTE) is None
+        mes = rig.session.instrument("MES")
+        rig.records.record_new(OrderRequest(mes.key, Side.BUY, 1, client_order_id=cid), ts=ts, instrument=mes)
+
+    async def restarted(rig: Rig) -> None:
+        closed = rig.records.get_order(cid)
+        assert closed is not None and closed.status is OrderStatus.INACTIVE, closed
+        placed = await rig.intake.submit(ticket(source="webhook", idempotency_key="r3"))
+        assert (placed.verdict, placed.client_order_id) == (IntakeVerdict.ACCEPTED, f"{cid}-r1"), placed
+        await rig.filled(f"{cid}-r1")
+        replay = await rig.intake.submit(ticket(source="webhook", idempotency_key="r3"))
+        assert replay.verdict is IntakeVerdict.DUPLICATE, replay
+
+    async def once_more(rig: Rig) -> None:  # a later restart derives the same name and places nothing
+        again = await OrderIntake(rig.session, window_seconds=0).submit(
+            ticket(source="webhook", idempotency_key="r3")
+        )
+        assert again.verdict is IntakeVerdict.DUPLICATE, again
+        await asyncio.sleep(0.2)
+        assert [o.view.order_ref for o in rig.sim_orders()] == [f"{cid}-r1"]
+
+    run_rig(db_url, crashed, restarted, once_more)
+
+
 def test_a_valid_ticket_may_be_submitted_as_validated(intake: OrderIntake) -> None:
     valid = intake.validate(ticket(order_type="LMT", price="5000.3"))
     assert isinstance(valid, ValidTicket) and valid.limit_price == Decimal("5000.25")

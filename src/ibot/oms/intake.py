@@ -36,11 +36,12 @@ from ibot.model import catalog
 from ibot.model.errors import IbotError, InvalidOrderError
 from ibot.model.instruments import Instrument
 from ibot.model.market import ns_to_datetime
-from ibot.model.orders import OrderRequest, OrderType, Side
+from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from ibot.oms.risk import RiskLimitExceeded
 
 if TYPE_CHECKING:
     from ibot.engine.session import TradingSession
+    from ibot.oms.records import OrderRecord
 
 __all__ = [
     "MAX_CONTRACTS",
@@ -336,6 +337,8 @@ class OrderIntake:
         held = records.claim_intake_key(key, valid.source, cid, ts, self.window_ns)
         if held is not None:
             claim = records.intake_key(key)
+            if claim is not None and not claim.verdict and key not in self._busy:
+                held = self._never_sent_replacement(held)  # recorded, then a crash before the send
             if claim is None or claim.verdict or key in self._busy or records.order_status(held) is not None:
                 when = ns_to_datetime(claim.claimed_ts).strftime("%Y-%m-%d %H:%M:%S UTC") if claim else "?"
                 return self._verdict(
@@ -362,6 +365,28 @@ class OrderIntake:
         if result.verdict is not IntakeVerdict.REJECTED or result.field != "session":
             records.finish_intake_key(key, result.verdict)
         return result
+
+    def _never_sent_replacement(self, cid: str) -> str:
+        """The client order id to place an unfinished claim under. Normally `cid` itself. But when the crash
+        came after the write-ahead and before the send, the restart's reconciliation found the order at no
+        broker (no open order, no execution, never acknowledged: no perm id) and closed it Inactive; that
+        order never reached IB, so the claim is placed once more under `cid-r1` (then `-r2`...), a name the
+        next restart derives the same way: still one order per key."""
+        records = self.session.records
+        candidate = cid
+        for attempt in range(1, 10):
+            rec = records.get_order(candidate)
+            if rec is None or not _never_reached_broker(rec):
+                return candidate
+            log.warning(
+                "intake: order %s was recorded but never reached the broker (closed by the restart's "
+                "reconciliation): placing the claim again as %s-r%d",
+                candidate,
+                cid,
+                attempt,
+            )
+            candidate = f"{cid}-r{attempt}"
+        return candidate
 
     def _order(self, valid: ValidTicket, instrument: Instrument, cid: str) -> OrderRequest | IntakeResult:
         """The order to send: the ticket's quantity, or the trade from the OMS's position and working orders
@@ -455,3 +480,14 @@ class OrderIntake:
         )
         log.log(level, "intake %s%s: %s", verdict.value, f" {cid}" if cid else "", reason)
         return IntakeResult(verdict, cid, reason, field)
+
+
+def _never_reached_broker(rec: OrderRecord) -> bool:
+    """A recorded order the reconciliation closed because no broker ever acknowledged it: Inactive, nothing
+    filled, no perm id, closed as "not at the broker" (never an order IB rejected or cancelled)."""
+    return (
+        rec.status is OrderStatus.INACTIVE
+        and rec.filled == 0
+        and not rec.perm_id
+        and "the broker no longer has this order" in rec.last_message
+    )
