@@ -102,10 +102,18 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
     interval = bar_size_name(request.bar)
     fees = _commission(request.commission)
     out = request.out_dir or load_settings().out_dir / "backtest"
-    check_directory_target(*data_root(request.data_dir))  # both refused before anything is created
-    ensure_directory(out, "--out" if request.out_dir else "output directory")
+    out_what = "--out" if request.out_dir else "output directory"
+    check_directory_target(*data_root(request.data_dir))  # every refusal before anything is created
+    check_directory_target(out, out_what)
+    source = _source_bar(BarStore(data_root(request.data_dir)[0]), inst.symbol, interval)
+    if source is None and parse_interval(interval) % parse_interval(SOURCE_BAR):
+        raise ParameterError(
+            f"--bar {interval}: {inst.symbol} has no bars stored, and the synthetic market is made of "
+            f"{SOURCE_BAR} bars; a bar is only built from smaller bars that divide it; use a multiple of "
+            f"{SOURCE_BAR}"
+        )
+    ensure_directory(out, out_what)
     store = bar_store(request.data_dir, create=True)
-    source = _source_bar(store, inst.symbol, interval)
     synthesized = None
     if source is None:
         report(on_progress, ProgressUpdate(
