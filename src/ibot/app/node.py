@@ -317,7 +317,8 @@ class TradingNode:
         event is given) SIGINT/SIGTERM arrives; then stop doors, strategies and the session, in that order."""
         if stop is not None:
             return await self._run(stop, lambda: "stop" if stop.is_set() else "")
-        with StopSignals(on_first=lambda name: self._say(_stopping_text(name, self.options.flatten))) as sig:
+        flattens = self.options.flatten and bool(self.options.strategies)  # a door's positions stay open
+        with StopSignals(on_first=lambda name: self._say(_stopping_text(name, flattens))) as sig:
             return await self._run(sig.event, lambda: sig.name)
 
     async def _run(self, stop: asyncio.Event, stopped_by: Callable[[], str]) -> NodeResult:

@@ -59,11 +59,12 @@ def webhook(
 
     POST /webhook/tradingview; each alert goes through validation, idempotency, the node's risk limits and
     the write-ahead records. Runs until Ctrl-C or SIGTERM."""
-    from ibot.app.node import NodeOptions, TradingNode, check_node_options
+    from ibot.app.node import NodeOptions, TradingNode, check_node_options, describe_final
     from ibot.app.records import records_url
     from ibot.brokers.ib.config import ClientRole, load_ib_settings
     from ibot.cli.live import log_to_file
     from ibot.cli.node import webhook_door
+    from ibot.cli.render import print_final
     from ibot.config import load_node_settings, load_settings
     from ibot.model import catalog
 
@@ -94,13 +95,22 @@ def webhook(
     with forced_stop_exits():
         result = run_stoppable(node.run())
     summary = door.summary()
+    final = describe_final(result)  # the door flattens nothing: what it leaves open is said
     if as_json:
-        print_json({"stopped_by": result.stopped_by, "alerts": summary, "orders": sorted(result.order_ids)})
+        print_json(
+            {
+                "stopped_by": result.stopped_by,
+                "alerts": summary,
+                "orders": sorted(result.order_ids),
+                "final": final,
+            }
+        )
         return
     shown = ", ".join(f"{n} {verdict}" for verdict, n in sorted(summary.items())) or "none"
     console.print(
         f"webhook stopped ({result.stopped_by or 'done'}): alerts {shown}; {len(result.order_ids)} orders"
     )
+    print_final({"final": final}, console)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
