@@ -15,7 +15,7 @@ from ibot.model.market import ns_to_datetime
 if TYPE_CHECKING:
     from ibot.engine.runner import LiveRunner
 
-__all__ = ["render_status", "status_line", "strategy_note"]
+__all__ = ["market_closed_note", "render_status", "status_line", "strategy_note"]
 
 _STATE_STYLE = {
     SessionState.READY: "bold green",
@@ -55,6 +55,9 @@ def _parts(status: SessionStatus, runner: LiveRunner | None) -> list[tuple[str, 
         elif signal is not None:
             at = _utc(signal.ts, "%H:%M:%S") if signal.ts else "-"
             out.append((f"last signal {signal.describe()} @ {at}", "magenta"))
+        closed = market_closed_note(runner, status.ts)
+        if closed:
+            out.append((closed, "bold yellow"))
         if stats.no_data:
             out.append((stats.no_data, "bold yellow"))
         if stats.paused_reasons:
@@ -68,6 +71,24 @@ def _parts(status: SessionStatus, runner: LiveRunner | None) -> list[tuple[str, 
     if status.last_error:
         out.append((f"last error: {status.last_error}", "red"))
     return out
+
+
+def market_closed_note(runner: LiveRunner, ts: int) -> str:
+    """ "market closed until <open> UTC" while the runner's instrument is out of session at market time `ts`
+    (weekend, daily halt, holiday), so "0 bars" reads as what it is; "" when open or not known."""
+    inst = runner.instrument
+    if inst is None or not ts:
+        return ""
+    from ibot.exchange.hours import hours_for
+    from ibot.model.errors import IbotError
+
+    try:
+        hours = hours_for(inst)
+        if hours.is_open(ts):
+            return ""
+        return f"market closed until {_utc(hours.next_open(ts), '%Y-%m-%d %H:%M:%S')}"
+    except (IbotError, ValueError):  # a date outside the calendars: say nothing rather than fail the line
+        return ""
 
 
 def _utc(ts: int, fmt: str) -> str:
