@@ -60,6 +60,13 @@ CASES: list[tuple[str, Any, int, str, str]] = [
         "timenow",
         "replayed alert places nothing",
     ),
+    (
+        "a time years ahead",
+        alert(timenow="2099-01-01T00:00:00Z"),
+        422,
+        "timenow",
+        "in the future",
+    ),
     ("a time that is no time", alert(timenow="yesterday"), 422, "timenow", "must be a time"),
 ]
 

@@ -203,6 +203,13 @@ class AlertHandler:
                     f"beyond the {self.window.total_seconds():g} s window: a replayed alert places nothing"
                 )
                 raise _Refused(422, AlertVerdict.REJECTED, field, reason)
+            if -age > self.window:  # not a replay: a wrong template or clock, an order not meant now
+                field = "time" if "time" in payload else "timenow"
+                reason = (
+                    f"{field} {parsed.alert_time:%Y-%m-%d %H:%M:%S} UTC is {-age.total_seconds():.0f} s "
+                    "in the future: check the alert's template or this machine's clock; nothing was placed"
+                )
+                raise _Refused(422, AlertVerdict.REJECTED, field, reason)
         return parsed, instrument
 
     def _ticket(self, parsed: ParsedAlert, instrument: Instrument, key: str) -> OrderTicket:
