@@ -44,7 +44,10 @@ def webhook(
         typer.Option(
             "--symbol",
             "-s",
-            help="Instrument the alerts may trade (repeat; default: the node's symbols, else MES).",
+            help=(
+                "Instrument to qualify before the first alert (repeat; default: the node's symbols, else "
+                "MES). Alerts may trade any catalog instrument; one not listed is qualified on first use."
+            ),
         ),
     ] = None,
     sim: Annotated[
