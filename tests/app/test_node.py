@@ -301,3 +301,23 @@ def test_flags_override_the_node_table(tmp_path: Path) -> None:
     with pytest.raises(IbotError, match="sma_period=1 is below its minimum 2"):
         node_options(NodeFlags(params=("sma_period=1",)), NodeSettings(), url)
     assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_the_stop_flattens_even_when_the_day_cap_is_used_up(tmp_path: Path) -> None:
+    """A stopping run's flatten is a close-out: the day's trade cap (reached by the strategy's own entry)
+    must not keep its position open (met by hand: "flatten +1 MESH5 failed: max_trades_per_day")."""
+    options = NodeOptions(
+        strategies=(StrategySpec("hold_two", "MES", "1min", instance=HoldTwo()),),
+        records_url=f"sqlite:///{tmp_path / 'node.sqlite'}",
+        duration=1800.0,
+        risk=RiskLimits(max_position=5, max_order_size=5, max_trades_per_day=1, price_band_pct=None),
+    )
+
+    async def body(server: SimServer) -> None:
+        result = await _node(server, options).run(asyncio.Event())
+        assert not result.flatten_failed, result.flatten_failed
+        assert {inst.key: q for inst, q, _ in server.positions() if q} == {}, "the stop left a position"
+        refs = [o.view.order_ref for o in _sim_orders(server)]
+        assert len(refs) == 2, refs  # the entry, then the flatten
+
+    _with_sim(body, speed=1200.0)

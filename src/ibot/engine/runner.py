@@ -466,7 +466,8 @@ class LiveRunner:
             reason="end of run: flatten",
         )
         try:
-            m = await self.session.submit(request, strategy=self.strategy.name)
+            # a close-out: no day cap or trading-hours rule may keep a stopping run's position open
+            m = await self.session.submit(request, strategy=self.strategy.name, flatten=True)
         except Exception as exc:
             log.error("runner: flatten %+d %s failed: %s", position, inst.key, exc)
             return

@@ -323,12 +323,15 @@ class TradingSession:
         await self._shutdown()
         self._emit(SessionEventKind.STATE, "stopped")
 
-    async def submit(self, request: OrderRequest, *, strategy: str = "") -> ManagedOrder:
-        """Risk-check, record and send an order; SessionNotReadyError (nothing recorded) unless ready."""
+    async def submit(
+        self, request: OrderRequest, *, strategy: str = "", flatten: bool = False
+    ) -> ManagedOrder:
+        """Risk-check, record and send an order; SessionNotReadyError (nothing recorded) unless ready.
+        `flatten`: a close-out, checked only for sanity and for reducing the position (RiskManager.check)."""
         self._require_ready(f"submit {request.side} {request.quantity} {request.symbol}")
         self.instrument(request.symbol)  # only what this session trades (UnknownSymbolError otherwise)
         self.clock.advance(self.market_clock())
-        return await self.om.submit(request, strategy=strategy)
+        return await self.om.submit(request, strategy=strategy, flatten=flatten)
 
     async def cancel(self, client_order_id: str) -> bool:
         """Cancel one order; False when it is already final."""
