@@ -20,6 +20,13 @@ CASES: list[tuple[str, Any, int, str, str]] = [
     ("a JSON list", "[1, 2]", 400, "body", "must be a JSON object"),
     ("nested too deeply", "[" * 60_000, 400, "body", "nested too deeply"),
     ("not UTF-8", b'{"ticker": "\xff"}', 400, "body", "not UTF-8"),
+    (
+        "a lone surrogate escape",
+        json.dumps(alert()).replace('"MES1!"', '"MES\\ud91d!"'),
+        400,
+        "body",
+        "lone surrogate",
+    ),
     ("no secret", alert(secret=...), 401, "secret", "missing"),
     ("a wrong secret", alert(secret="not-the-secret-at-all"), 401, "secret", "wrong"),
     ("a secret of the wrong type", alert(secret=12345), 401, "secret", "missing"),

@@ -288,8 +288,10 @@ BAD = {
 
 
 def encode(body: dict[str, Any]) -> str:
-    """JSON as TradingView (or an attacker) might send it: NaN and Infinity as bare tokens, unicode raw."""
-    return json.dumps(body, ensure_ascii=False, default=str)
+    """JSON as TradingView (or an attacker) might send it: NaN and Infinity as bare tokens, unicode raw. A
+    lone surrogate cannot travel as UTF-8: it goes as its JSON escape (\\udXXX), as a client must send it."""
+    text = json.dumps(body, ensure_ascii=False, default=str)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # --- 1. the secret ------------------------------------------------------------------------------------------

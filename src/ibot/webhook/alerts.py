@@ -128,6 +128,8 @@ def redact_secret(body: str, secret: str) -> str:
             body = json.dumps(
                 {k: (REDACTED if k.lower() == "secret" else v) for k, v in parsed.items()}, ensure_ascii=False
             )
+            # a lone surrogate (sent as a \udXXX escape) cannot be stored as UTF-8: keep it as that escape
+            body = body.encode("utf-8", "backslashreplace").decode("utf-8")
     else:
         body = _SECRET_FIELD.sub(lambda m: f'{m.group(1)}"{REDACTED}"', body)
     if secret:

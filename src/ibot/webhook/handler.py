@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -167,6 +168,10 @@ class AlertHandler:
             raise _Refused(400, AlertVerdict.REJECTED, "body", "invalid JSON: nested too deeply") from None
         except ValueError as exc:  # e.g. an integer of more than 4300 digits
             raise _Refused(400, AlertVerdict.REJECTED, "body", f"invalid JSON: {str(exc)[:120]}") from None
+        if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(payload):
+            raise _Refused(
+                400, AlertVerdict.REJECTED, "body", "invalid JSON: a \\u escape names a lone surrogate"
+            )
         if not isinstance(payload, dict):
             kind = "a list" if isinstance(payload, list) else type(payload).__name__
             raise _Refused(400, AlertVerdict.REJECTED, "body", f"the body must be a JSON object, not {kind}")
@@ -285,3 +290,18 @@ def market_date(clock: Callable[[], int]) -> Callable[[], date]:
         return ns_to_datetime(ns).date() if ns > 0 else datetime.now(UTC).date()
 
     return today
+
+
+# A \uD800-\uDFFF escape: paired it is one character (json combines the pair), alone it is no character
+# at all, and a string holding one cannot be written as UTF-8 (to the records, to a log, to an answer).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """True when a decoded JSON value (keys included) holds a lone surrogate; only called when the text had a
+    surrogate escape, so an ordinary alert pays one regex search."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
