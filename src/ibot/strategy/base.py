@@ -64,6 +64,10 @@ class Strategy:
 
     name: ClassVar[str] = "strategy"
     params: ClassVar[tuple[Param, ...]] = ()
+    # A compiled (or vectorized) twin of this strategy's signal and fill logic for parameter sweeps, named as
+    # "package.module:function" and imported only when a sweep asks for it (see ibot.backtest.compiled). It
+    # must equal the event-driven backtester trade for trade; None: sweeps run the event-driven engine.
+    twin: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         self.p: dict[str, Any] = resolve_params(self.params, params, owner=self.name)
