@@ -22,6 +22,7 @@ from ibot.backtest.report import BacktestResult
 from ibot.data.bars import BarFrame
 from ibot.data.synth import synth_bars
 from ibot.model.catalog import get_instrument
+from ibot.model.errors import ParameterError
 from ibot.optimize import report
 from ibot.optimize.oos import TrialScore, describe_correlation, holdout_windows, side_by_side, spearman
 from ibot.strategies.sma_reversal import SmaReversal
@@ -157,6 +158,21 @@ def test_user_text_is_escaped(tmp_path: Path, single: optuna.Study, split: tuple
     assert "<title>&lt;script&gt;alert(1)&lt;/script&gt; &amp; more</title>" in page
     assert "Study sma &lt;reversal&gt; &amp; co:" in page
     assert "No out-of-sample test was run" in page
+
+
+def test_a_path_that_cannot_be_written_is_one_sentence(
+    tmp_path: Path, single: optuna.Study, split: tuple[BarFrame, BarFrame]
+) -> None:
+    best = _backtest(single.best_params, split[0])
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ParameterError, match=r"^cannot write the report to .*taken: Is a directory$"):
+        report.write_report(tmp_path / "taken", single, best, [], None, "x")
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(
+        ParameterError, match=r"^cannot write the report to .*file/r.html: (File exists|Not a dir)"
+    ):
+        report.write_report(tmp_path / "file" / "r.html", single, best, [], None, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken"], "no temporary file left behind"
 
 
 def test_multi_objective_report_draws_each_objective_and_the_pareto_front(

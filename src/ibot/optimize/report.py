@@ -15,7 +15,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ import numpy as np
 from ibot.backtest.chart import decimate
 from ibot.backtest.report import BacktestResult
 from ibot.data.bars import format_time
+from ibot.model.errors import ParameterError
 from ibot.optimize.oos import describe_correlation
 
 if TYPE_CHECKING:
@@ -100,13 +101,17 @@ def _esc(text: object) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write beside `path` and rename over it; a path the OS refuses is one sentence naming `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise ParameterError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # e.g. the parent is a file: nothing was written
+            tmp.unlink(missing_ok=True)
 
 
 # --- Optuna's views ----------------------------------------------------------------------------------------
