@@ -203,6 +203,14 @@ def test_multi_objective_report_draws_each_objective_and_the_pareto_front(
             assert f">{title}: {name}</h2>" in page
         history, _ = _figure(page, f"history-{k}")
         assert sorted(history[0]["y"]) == sorted(t.values[k - 1] for t in study.trials)
+    # importances are about reaching GOOD values: a maximized objective is negated for Optuna's evaluator
+    for k, sign in ((1, -1.0), (2, 1.0)):
+        bars, _ = _figure(page, f"importances-{k}")
+        want = optuna.importance.get_param_importances(
+            study, target=lambda t, k=k, s=sign: s * t.values[k - 1]
+        )
+        assert dict(zip(bars[0]["y"], bars[0]["x"], strict=True)) == pytest.approx(want)
+    assert "achieve low `target` values" not in page
     assert _plotted(page, "pareto") and _plotted(page, "equity")
     assert not _plotted(page, "slice") and ">Slices</h2>" not in page
     pareto, _ = _figure(page, "pareto")

@@ -144,9 +144,15 @@ def _objective_names(study: optuna.Study) -> list[str]:
 
 
 def _draw(
-    title: str, div_id: str, plot: Callable[..., go.Figure], study: optuna.Study, **kw: Any
+    title: str,
+    div_id: str,
+    plot: Callable[..., go.Figure],
+    study: optuna.Study,
+    handled: str = "",
+    **kw: Any,
 ) -> _Section:
-    """`plot(study, **kw)` from Optuna, or a note when it cannot (an error, or a figure with no data)."""
+    """`plot(study, **kw)` from Optuna, or a note when it cannot (an error, or a figure with no data).
+    A warning containing `handled` is one the caller has already taken care of: it is not shown."""
     try:
         with _optuna_warnings() as said:
             fig = plot(study, **kw)
@@ -157,7 +163,8 @@ def _draw(
     if not _has_data(fig):
         return _Section(title, div_id, note="Optuna has nothing to draw here for this study.")
     fig.update_layout(title=title)
-    return _Section(title, div_id, figure=fig, note=" ".join(f"Optuna: {m}" for m in said))
+    shown = [m for m in said if not (handled and handled in m)]
+    return _Section(title, div_id, figure=fig, note=" ".join(f"Optuna: {m}" for m in shown))
 
 
 def _has_data(fig: go.Figure) -> bool:
@@ -204,19 +211,48 @@ def _objective_sections(
     if multi:
         kw["target"] = lambda t: float(t.values[k])
     out = [_draw(titles["history"], f"history{ids}", vis.plot_optimization_history, study, **kw)]
+    out.append(_importances(study, complete, k, name, titles["importances"], f"importances{ids}", multi))
+    out.append(_draw(titles["parallel"], f"parallel{ids}", vis.plot_parallel_coordinate, study, **kw))
+    if not multi:
+        out.append(_draw(titles["slice"], "slice", vis.plot_slice, study, **kw))
+    return out
+
+
+def _importances(
+    study: optuna.Study,
+    complete: Sequence[optuna.trial.FrozenTrial],
+    k: int,
+    name: str,
+    title: str,
+    div_id: str,
+    multi: bool,
+) -> _Section:
+    """Importances of the parameters for objective k (named `name`), or a note when there are too few trials
+    or parameters to compare."""
+    import optuna
+    from optuna import visualization as vis
+
     params = sorted({p for t in complete for p in t.params})
     if len(complete) < 2 or len(params) < 2:
         has = f"{len(complete)} completed trial(s) and {len(params)} parameter(s) ({', '.join(params)})"
         note = (
             f"Importances compare 2 or more parameters over 2 or more completed trials; this study has {has}."
         )
-        out.append(_Section(titles["importances"], f"importances{ids}", note=note))
-    else:
-        out.append(_draw(titles["importances"], f"importances{ids}", vis.plot_param_importances, study, **kw))
-    out.append(_draw(titles["parallel"], f"parallel{ids}", vis.plot_parallel_coordinate, study, **kw))
+        return _Section(title, div_id, note=note)
     if not multi:
-        out.append(_draw(titles["slice"], "slice", vis.plot_slice, study, **kw))
-    return out
+        return _draw(title, div_id, vis.plot_param_importances, study)
+    # with a target, Optuna's evaluator ranks parameters by how they lead to LOW values: negate an objective
+    # that is maximized so the importances are about reaching good values
+    sign = -1.0 if study.directions[k] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return _draw(
+        title,
+        div_id,
+        vis.plot_param_importances,
+        study,
+        handled="importances of params to achieve low `target` values",
+        target=lambda t: sign * float(t.values[k]),
+        target_name=name,
+    )
 
 
 def _pareto(study: optuna.Study, names: list[str], complete: Sequence[Any]) -> _Section:
