@@ -27,7 +27,12 @@ from ibot.optimize import report
 from ibot.optimize.oos import TrialScore, describe_correlation, holdout_windows, side_by_side, spearman
 from ibot.strategies.sma_reversal import SmaReversal
 
-pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),  # set_metric_names
+    pytest.mark.filterwarnings(
+        "ignore:PedAnovaImportanceEvaluator computes:UserWarning"
+    ),  # negated on purpose
+]
 
 MES = get_instrument("MES")
 SINGLE_VIEWS = ("history", "importances", "parallel", "slice", "equity")
