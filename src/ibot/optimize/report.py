@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["write_report"]
 
 _MAX_POINTS = 8_000
+_NOTHING_COMPLETED = "No trial has completed yet, so there is nothing to draw."
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +205,7 @@ def _objective_sections(
     if not multi:
         titles["slice"] = "Slices"
     if not complete:
-        why = "No trial has completed yet, so there is nothing to draw."
-        return [_Section(title, key + ids, note=why) for key, title in titles.items()]
+        return [_Section(title, key + ids, note=_NOTHING_COMPLETED) for key, title in titles.items()]
     # Optuna requires a target for a multi-objective study: objective k of each trial
     kw: dict[str, Any] = {"target_name": name}
     if multi:
@@ -265,9 +265,7 @@ def _pareto(study: optuna.Study, names: list[str], complete: Sequence[Any]) -> _
             note=f"The Pareto front is drawn for 2 or 3 objectives; this study has {len(names)}.",
         )
     if not complete:
-        return _Section(
-            "Pareto front", "pareto", note="no trial has completed yet, so there is nothing to draw"
-        )
+        return _Section("Pareto front", "pareto", note=_NOTHING_COMPLETED)
     return _draw("Pareto front", "pareto", vis.plot_pareto_front, study, target_names=names)
 
 
