@@ -1,0 +1,1 @@
+"""Parameter search: Optuna studies over declared parameters, out-of-sample checks, the HTML report."""
