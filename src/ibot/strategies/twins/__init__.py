@@ -1,0 +1,1 @@
+"""Compiled twins (numba) of the built-in strategies, for parameter sweeps. Placeholder docstring."""
