@@ -48,6 +48,7 @@ class BarData:
     low_t: I64
     close_t: I64
     day_ids: I64  # trading day of each bar under the run's DailySessions (metrics, DAY expiry)
+    day_index: I64  # the same days numbered 0, 1, ... in the order they occur (days without bars skipped)
     expiry: I64  # when a DAY order sent during the bar expires: sessions.end_of(ts)
     strategy_day: I64  # the strategies' own trading day (18:00 America/New_York roll, trading_day_bounds)
 
@@ -98,6 +99,7 @@ def prepare(instrument: Instrument, bars: Any, sessions: DailySessions | None = 
         low_t=l_t,
         close_t=c_t,
         day_ids=day_ids,
+        day_index=np.cumsum(np.concatenate(([0], np.diff(day_ids) != 0)), dtype=np.int64),
         expiry=_per_day(ts, day_ids, sessions.end_of),
         strategy_day=DailySessions().day_ids(ts),
     )
@@ -166,8 +168,8 @@ def summarize(data: BarData, fills: Fills, fees: FeeModel, initial_capital: Deci
     _, x_bar, sign, _, in_v, _, out_v, fee_u, *_ = _trips(fills)
     gross_ticks = int(np.sum(sign * (out_v - in_v)))
     net = Decimal(gross_ticks) * data.instrument.tick_value - fees.per_contract * int(np.sum(fee_u))
-    days = data.day_ids - data.day_ids[0]
-    per_day = np.bincount(days[x_bar], minlength=int(days[-1]) + 1) if len(days) else np.zeros(0, np.int64)
+    days = data.day_index
+    per_day = np.bincount(days[x_bar], minlength=int(days[-1]) + 1)
     return Summary(
         net, len(x_bar), per_day.astype(np.int64), equity_curve(data, fills, fees, initial_capital)
     )
