@@ -20,6 +20,7 @@ __all__ = [
     "R_FLATTEN",
     "R_LONG",
     "R_SHORT",
+    "equity_nb",
     "exact_sum",
     "previous_extreme",
     "round_trips",
@@ -221,3 +222,23 @@ def round_trips(
         out_r[:nt],
         max_q[:nt],
     )
+
+
+@njit(cache=True)
+def equity_nb(
+    cash: np.ndarray,
+    pos: np.ndarray,
+    close_t: np.ndarray,
+    fills_upto: np.ndarray,
+    cum_fees: np.ndarray,
+    capital: float,
+    tick_value: float,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """The engine's equity, element by element in its operation order (no fused multiply-add):
+    capital + float(cash + position x close ticks) x tick value - fees so far (cum_fees[fills so far])."""
+    n = len(cash)
+    out = np.empty(n)
+    for i in range(n):
+        eq = float(cash[i] + pos[i] * close_t[i])
+        out[i] = (capital + eq * tick_value) - cum_fees[fills_upto[i]]
+    return out

@@ -25,7 +25,7 @@ from ibot.backtest.report import BacktestResult, Trade
 from ibot.exchange.fees import FeeModel
 from ibot.exchange.matching import DailySessions
 from ibot.model.instruments import Instrument
-from ibot.strategies.twins._kernel_common import REASONS, round_trips
+from ibot.strategies.twins._kernel_common import REASONS, equity_nb, round_trips
 from ibot.strategy.base import Strategy
 
 __all__ = ["BarData", "Fills", "Summary", "build_result", "event_driven", "prepare", "summarize", "supported"]
@@ -141,19 +141,23 @@ def _fee_floats(fills: Fills, fees: FeeModel) -> F64:
     qty = fills.qty[: fills.n]
     if not len(qty):
         return np.zeros(0)
-    uniq, inv = np.unique(qty, return_inverse=True)
-    table = np.array([float(fees.commission(int(q))) for q in uniq])
-    return table[inv]
+    top = int(qty.max())
+    if top > 4 * len(qty) + 64:  # few fills of big quantities: a sort beats a table that large
+        uniq, inv = np.unique(qty, return_inverse=True)
+        return np.array([float(fees.commission(int(q))) for q in uniq])[inv]
+    table = np.zeros(top + 1)
+    for q in np.flatnonzero(np.bincount(qty, minlength=top + 1)).tolist():
+        table[q] = float(fees.commission(q))
+    return table[qty]
 
 
 def equity_curve(data: BarData, fills: Fills, fees: FeeModel, initial_capital: Decimal) -> F64:
     """Equity marked at each bar's close, the engine's formula: capital + (cash + position x close) ticks x
     tick value - fees so far (float fees summed in fill order)."""
     cum = np.concatenate(([0.0], np.cumsum(_fee_floats(fills, fees))))
-    fees_bar = cum[fills.fills_upto]
-    eq_ticks = fills.cash + fills.position * data.close_t
-    return np.asarray(
-        float(initial_capital) + eq_ticks * float(data.instrument.tick_value) - fees_bar, dtype=np.float64
+    tick_value = float(data.instrument.tick_value)
+    return equity_nb(
+        fills.cash, fills.position, data.close_t, fills.fills_upto, cum, float(initial_capital), tick_value
     )
 
 
