@@ -179,52 +179,59 @@ def summarize(data: BarData, fills: Fills, fees: FeeModel, initial_capital: Deci
     )
 
 
+def _avg_prices(inst: Instrument, value: I64, qty: I64) -> list[float]:
+    """The engine's average fill price per trade: the grid price when value / qty is whole ticks, else
+    value / qty x tick (the same float operations, on int64 values far below 2**53)."""
+    whole, rest = np.divmod(value, qty)
+    out = value / qty * float(inst.tick_size)
+    exact = rest == 0
+    uniq, inv = np.unique(whole[exact], return_inverse=True)
+    out[exact] = np.array([inst.from_ticks(int(t)) for t in uniq.tolist()], dtype=np.float64)[inv]
+    return out.tolist()
+
+
 def build_result(spec: TwinRun, data: BarData, fills: Fills, started: float) -> BacktestResult:
     """The BacktestResult the event-driven Backtester returns for the same run."""
     inst = data.instrument
-    ts = data.ts
-    e_bar, x_bar, sign, in_q, in_v, out_q, out_v, fee_u, in_r, out_r, max_q = (
-        a.tolist() for a in _trips(fills)
-    )
+    ts = data.ts.tolist()
+    trips = _trips(fills)
+    entry_px = _avg_prices(inst, trips[4], trips[3])
+    exit_px = _avg_prices(inst, trips[6], trips[5])
+    gross_ticks = trips[2] * (trips[6] - trips[4])
+    ticks = (gross_ticks / trips[3]).tolist()
+    e_bar, x_bar, sign, fee_u, in_r, out_r, max_q = (trips[k].tolist() for k in (0, 1, 2, 7, 8, 9, 10))
+    gross_l = gross_ticks.tolist()
     per_contract = spec.fees.per_contract
-    tick = float(inst.tick_size)
-    prices: dict[int, float] = {}
-
-    def avg(value: int, qty: int) -> float:
-        q, r = divmod(value, qty)
-        if r:
-            return value / qty * tick
-        p = prices.get(q)
-        if p is None:
-            p = prices[q] = inst.from_ticks(q)
-        return p
-
+    # Money repeats (a trade's gross ticks and fee contracts take few values): one Decimal per distinct value.
+    money: dict[tuple[int, int], tuple[Decimal, Decimal, Decimal]] = {}
     trades = []
     for k in range(len(e_bar)):
-        gross_tc = sign[k] * (out_v[k] - in_v[k])
-        gross = inst.pnl(gross_tc, 1)
-        fee = per_contract * fee_u[k]
+        gross_tc = gross_l[k]
+        key = (gross_tc, fee_u[k])
+        m = money.get(key)
+        if m is None:
+            gross = inst.pnl(gross_tc, 1)
+            fee = per_contract * fee_u[k]
+            m = money[key] = (gross, fee, gross - fee)
         trades.append(
             Trade(
-                entry_ts=int(ts[e_bar[k]]),
-                exit_ts=int(ts[x_bar[k]]),
-                side="LONG" if sign[k] > 0 else "SHORT",
-                quantity=max_q[k],
-                entry_price=avg(in_v[k], in_q[k]),
-                exit_price=avg(out_v[k], out_q[k]),
-                ticks=gross_tc / in_q[k],
-                gross=gross,
-                fees=fee,
-                net=gross - fee,
-                entry_reason=REASONS[in_r[k]],
-                exit_reason=REASONS[out_r[k]],
+                ts[e_bar[k]],
+                ts[x_bar[k]],
+                "LONG" if sign[k] > 0 else "SHORT",
+                max_q[k],
+                entry_px[k],
+                exit_px[k],
+                ticks[k],
+                *m,
+                REASONS[in_r[k]],
+                REASONS[out_r[k]],
             )
         )
     return BacktestResult(
         instrument=inst,
         strategy=spec.strategy.name,
         params=dict(spec.strategy.p),
-        ts=ts,
+        ts=data.ts,
         close=data.close,
         position=fills.position,
         equity=equity_curve(data, fills, spec.fees, spec.initial_capital),
@@ -233,5 +240,5 @@ def build_result(spec: TwinRun, data: BarData, fills: Fills, started: float) -> 
         initial_capital=spec.initial_capital,
         fills=fills.n,
         elapsed_s=time.perf_counter() - started,
-        logs=[(int(ts[b]), msg) for b, msg in fills.logs],
+        logs=[(ts[b], msg) for b, msg in fills.logs],
     )
