@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from ibot.exchange.matching import DailySessions, FillRules
 from ibot.indicators.streaming import SMA
 from ibot.model.catalog import get_instrument
 from ibot.model.errors import BarDataError
+from ibot.model.market import datetime_to_ns
 from ibot.model.orders import OrderUpdate
 from ibot.strategies.ma_breakout import MaBreakout
 from ibot.strategies.sma_reversal import SmaReversal
@@ -192,6 +194,51 @@ def test_day_orders_expire_as_in_the_engine(sessions: DailySessions) -> None:
         got = twin_run(MaBreakout(**params), symbol, frame, sessions=sessions)
         assert_same(got, want)
     assert _CountingBreakout.expired > 0
+
+
+def _session_edge_bars(ohlc: list[tuple[float, float, float, float]], before_close: int) -> BarFrame:
+    """MES 1-min bars: the first `before_close` end at 16:59 New York (the trading day's last minute), the
+    rest start at 18:00, the next trading day's first instant (exactly when DAY orders expire)."""
+    ny = ZoneInfo("America/New_York")
+    last = datetime(2025, 3, 4, 16, 59, tzinfo=ny)
+    times = [last - timedelta(minutes=before_close - 1 - k) for k in range(before_close)]
+    times += [datetime(2025, 3, 4, 18, k, tzinfo=ny) for k in range(len(ohlc) - before_close)]
+    cols = np.array(ohlc, dtype=np.float64).T
+    ts = np.array([datetime_to_ns(t) for t in times], dtype=np.int64)
+    return BarFrame(ts, cols[0], cols[1], cols[2], cols[3], np.full(len(ohlc), 100.0))
+
+
+EDGE = {
+    "sma_period": 2,
+    "breakout_bars": 2,
+    "limit_offset_ticks": 0,
+    "entry_timeout_bars": 10_000,
+    "max_trades_per_day": 10_000,
+    "min_bars_between_reversals": 0,
+}
+# Falling closes (no cross), then bar 4 closes at 103.5 above the SMA and the two previous highs: a buy
+# limit at 103.5. Bars 5-6 hold above it; bar 7, the next trading day's first, opens at 103 (marketable).
+RISE = [(104, 104, 104, 104), (104, 104, 103, 103), (103, 103, 102, 102), (102, 102, 100, 100)]
+RISE += [(100, 103.5, 100, 103.5)]
+HOLD = [(104, 105, 103.75, 104.5), (104.5, 105.5, 104, 105)]
+GAP = [(103, 103.5, 102.5, 103)]
+
+
+def test_a_working_entry_expires_before_the_next_days_open() -> None:
+    """An entry that met bars of its day expires at the roll, before the next day's open could fill it."""
+    frame = _session_edge_bars(RISE + HOLD + GAP, before_close=7)
+    want = check(MaBreakout, EDGE, "MES", frame)
+    assert want.fills == 0
+
+
+def test_an_entry_sent_on_the_days_last_bar_gets_the_next_open() -> None:
+    """Sent during the day's last bar, it still meets the next bar's open (then would expire)."""
+    frame = _session_edge_bars(RISE + GAP, before_close=5)
+    want = check(MaBreakout, EDGE, "MES", frame)
+    assert want.fills == 2 and want.trades[0].entry_ts == frame.ts[5] and want.trades[0].entry_price == 103.0
+    # An open above the limit does not fill it; the order expires right there, though the bar trades below.
+    frame = _session_edge_bars([*RISE, (104, 104.5, 103, 103.25)], before_close=5)
+    assert check(MaBreakout, EDGE, "MES", frame).fills == 0
 
 
 @pytest.mark.parametrize("cls", [SmaReversal, MaBreakout])
