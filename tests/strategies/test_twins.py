@@ -168,12 +168,14 @@ def test_the_daily_cap_binds_and_is_logged() -> None:
 
 
 class _CountingBreakout(MaBreakout):
-    """MaBreakout that counts its entries expired at the day's end (the engine run only)."""
+    """MaBreakout that counts its order updates and its entries expired at the day's end."""
 
     name: ClassVar[str] = "ma_breakout"
     expired = 0
+    updates = 0
 
     def on_order_update(self, update: OrderUpdate) -> None:
+        type(self).updates += 1
         if "expired" in update.message:
             type(self).expired += 1
         super().on_order_update(update)
@@ -322,6 +324,11 @@ def test_run_backtest_takes_the_twin_and_falls_back_where_it_must() -> None:
     capped = FillRules(bar_volume_participation=0.01)
     got = run_backtest(SmaReversal(quantity=5), inst, frame, rules=capped)
     assert_same(got, Backtester(inst, SmaReversal(quantity=5), frame, rules=capped).run())
+    # A subclass inherits the twin's name but may change the logic: it runs event-driven (its hook runs).
+    _CountingBreakout.updates = 0
+    got = run_backtest(_CountingBreakout(), inst, frame)
+    assert _CountingBreakout.updates > 0
+    assert_same(got, Backtester(inst, MaBreakout(), frame).run())
 
 
 def test_bad_bars_are_refused_as_the_engine_refuses_them() -> None:
