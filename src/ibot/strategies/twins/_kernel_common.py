@@ -1,5 +1,9 @@
 """Compiled pieces shared by the twins: the streaming SMA bit for bit, rolling extremes, round trips.
 
+The twins' kernels take these pieces' arrays as inputs instead of calling them: numba's cache tracks only a
+function's own source file, so a kernel calling into this module could keep running stale cached code after
+an edit here (and a sweep may reuse an SMA across trials with the same period).
+
 Everything here works on plain numpy arrays inside numba (`@njit(cache=True)`): prices as integer ticks for
 fills and money, the bar floats only where the event-driven strategy compares floats (SMA crosses, breakout,
 slope), so every comparison gives the same answer as the strategy's own.

@@ -47,22 +47,22 @@ from ibot.strategies.twins.result import BarData, Fills, build_result, event_dri
 __all__ = ["kernel", "run", "simulate"]
 
 _NONE, _ENTRY, _FLATTEN = 0, 1, 2
+_EMPTY = np.empty(0)
 
 
 @njit(cache=True)
 def kernel(
     ts: np.ndarray,
     close: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
+    sma: np.ndarray,
+    hh: np.ndarray,
+    ll: np.ndarray,
     open_t: np.ndarray,
     high_t: np.ndarray,
     low_t: np.ndarray,
     close_t: np.ndarray,
     expiry: np.ndarray,
     day: np.ndarray,
-    period: int,
-    breakout_bars: int,
     use_slope: bool,
     slope_bars: int,
     offset: int,
@@ -85,12 +85,11 @@ def kernel(
     np.ndarray,
     np.ndarray,
 ]:  # pragma: no cover - compiled
-    """The whole MaBreakout run in ticks. Returns (fill count, fill bar, side, quantity, price ticks, reason
-    code, position per bar, cash per bar, fills so far per bar, bars where the daily cap was reached)."""
+    """The whole MaBreakout run in ticks, given the SMA of the close and the highest high / lowest low of
+    the `breakout_bars` bars before each bar (empty with the slope filter, which does not read them).
+    Returns (fill count, fill bar, side, quantity, price ticks, reason code, position per bar, cash per
+    bar, fills so far per bar, bars where the daily cap was reached)."""
     n = len(close)
-    sma = sma_stream(close, period)
-    hh = previous_extreme(high, breakout_bars, 1.0)
-    ll = previous_extreme(low, breakout_bars, -1.0)
     f_bar = np.empty(n + 1, dtype=np.int64)
     f_sign = np.empty(n + 1, dtype=np.int64)
     f_qty = np.empty(n + 1, dtype=np.int64)
@@ -242,20 +241,21 @@ def _cap_note(ts: int, max_trades: int) -> str:
 def simulate(data: BarData, params: Mapping[str, Any], rules: FillRules, close_at_end: bool = True) -> Fills:
     """One compiled run on prepared bars with resolved MaBreakout parameters (the optimizer's trial)."""
     p = params
+    use_slope = p["entry_filter"] == "slope"
+    n_bars = int(p["breakout_bars"])
     nf, bar, sign, qty, px, reason, pos, cash, nfu, cap_bars = kernel(
         data.ts,
         data.close,
-        data.high,
-        data.low,
+        sma_stream(data.close, int(p["sma_period"])),
+        _EMPTY if use_slope else previous_extreme(data.high, n_bars, 1.0),
+        _EMPTY if use_slope else previous_extreme(data.low, n_bars, -1.0),
         data.open_t,
         data.high_t,
         data.low_t,
         data.close_t,
         data.expiry,
         data.strategy_day,
-        int(p["sma_period"]),
-        int(p["breakout_bars"]),
-        p["entry_filter"] == "slope",
+        use_slope,
         int(p["slope_bars"]),
         int(p["limit_offset_ticks"]),
         int(p["max_trades_per_day"]),

@@ -28,19 +28,19 @@ __all__ = ["kernel", "run", "simulate"]
 @njit(cache=True)
 def kernel(
     close: np.ndarray,
+    sma: np.ndarray,
     open_t: np.ndarray,
     close_t: np.ndarray,
-    period: int,
     qty: int,
     slip: int,
     close_at_end: bool,
 ) -> tuple[
     int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
 ]:  # pragma: no cover - compiled
-    """SMA + cross signals + market fills + position/cash per bar, in ticks. Returns (fill count, fill bar,
-    side, quantity, price ticks, reason code, position per bar, cash per bar, fills so far per bar)."""
+    """Cross signals of the close over `sma`, market fills, position and cash per bar, in ticks. Returns
+    (fill count, fill bar, side, quantity, price ticks, reason code, position per bar, cash per bar, fills
+    so far per bar)."""
     n = len(close)
-    sma = sma_stream(close, period)
     f_bar = np.empty(n + 1, dtype=np.int64)
     f_sign = np.empty(n + 1, dtype=np.int64)
     f_qty = np.empty(n + 1, dtype=np.int64)
@@ -104,9 +104,9 @@ def simulate(data: BarData, params: Mapping[str, Any], rules: FillRules, close_a
     """One compiled run on prepared bars with resolved SmaReversal parameters (the optimizer's trial)."""
     out = kernel(
         data.close,
+        sma_stream(data.close, int(params["sma_period"])),
         data.open_t,
         data.close_t,
-        int(params["sma_period"]),
         int(params["quantity"]),
         int(rules.slippage_ticks),
         bool(close_at_end),
