@@ -71,6 +71,7 @@ class MaBreakout(Strategy):
     """SMA cross arms a side, opposite positions are flattened at market, entries are marketable limits."""
 
     name: ClassVar[str] = "ma_breakout"
+    twin: ClassVar[str | None] = "ibot.strategies.twins.ma_breakout:run"
     params: ClassVar[tuple[Param, ...]] = (
         Param("sma_period", 9, 2, 500, help="bars in the simple moving average whose cross arms a side"),
         Param("breakout_bars", 7, 2, 50, help="N: enter when the close breaks the previous N bars' high/low"),

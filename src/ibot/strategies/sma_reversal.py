@@ -23,6 +23,7 @@ class SmaReversal(Strategy):
     """Close crosses SMA(period): reverse to the cross's side with a market order."""
 
     name: ClassVar[str] = "sma_reversal"
+    twin: ClassVar[str | None] = "ibot.strategies.twins.sma_reversal:run"
     params: ClassVar[tuple[Param, ...]] = (
         Param("sma_period", 9, 2, 500, help="bars in the simple moving average"),
         Param("quantity", 1, 1, 10_000, help="contracts held after a cross"),
