@@ -12,7 +12,7 @@ import math
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple, Protocol
 
@@ -24,6 +24,7 @@ from ibot.model import catalog
 from ibot.model.clock import Clock
 from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import NS_PER_SECOND, Bar
+from ibot.sim import listing
 
 DAY = 86_400
 IntArray = npt.NDArray[np.int64]
@@ -34,6 +35,13 @@ _BASE_PRICE = {
     "MES": 5000.0, "MNQ": 18000.0, "MYM": 40000.0, "M2K": 2000.0, "MGC": 2000.0, "MCL": 70.0, "MBT": 60000.0,
     "SPY": 500.0, "QQQ": 450.0, "IWM": 200.0, "AAPL": 200.0, "MSFT": 400.0,
 }  # fmt: skip
+# Yearly carry of each futures product over its spot path (fraction of the price per year to expiry): index
+# futures trade at a premium (rates above dividends), gold in contango, crude in backwardation. Every month's
+# price is the product's path plus its basis, rate x level x time to expiry, so months differ at one time and
+# converge at expiry, and a back-adjusted series has real roll gaps.
+_CARRY = {"MES": 0.015, "MNQ": 0.012, "MYM": 0.010, "M2K": 0.005, "MGC": 0.045, "MCL": -0.03, "MBT": 0.08}
+_CARRY_SPREAD = 0.15  # each month's own carry is the product's times 1 +- up to this (seeded)
+_YEAR_S = 365 * 86_400
 _EPOCH_DAY = date(2000, 1, 1).toordinal()
 _ANCHOR_DAYS = 40_000  # anchors from 2000 to past 2100
 
@@ -64,6 +72,7 @@ class SyntheticSource:
 
     def __init__(self, seed: int = 0, cache_days: int = 64) -> None:
         self.seed = seed
+        self._carry: dict[str, float] = {}
         self._anchors: dict[str, IntArray] = {}
         self._days: OrderedDict[tuple[str, int], tuple[IntArray, IntArray]] = OrderedDict()
         self._cache_days = cache_days
@@ -117,7 +126,28 @@ class SyntheticSource:
             b = min(end_s - day * DAY, DAY)
             prices.append(p[a:b])
             volumes.append(v[a:b])
-        return np.concatenate(prices), np.concatenate(volumes)
+        path = np.concatenate(prices)
+        if inst.sec_type is SecType.FUT and inst.expiry is not None:
+            path = np.maximum(path + self.basis(inst, start_s, end_s), 1)
+        return path, np.concatenate(volumes)
+
+    def carry(self, inst: Instrument) -> float:
+        """A futures month's yearly carry: its product's (`_CARRY`) with a seeded deviation of its own."""
+        found = self._carry.get(inst.key)
+        if found is None:
+            rng = np.random.default_rng([self.seed, _stable_hash("carry", inst.key)])
+            found = _CARRY.get(inst.symbol, 0.0) * float(rng.uniform(1 - _CARRY_SPREAD, 1 + _CARRY_SPREAD))
+            self._carry[inst.key] = found
+        return found
+
+    def basis(self, inst: Instrument, start_s: int, end_s: int) -> IntArray:
+        """The month's premium over the product's path, in whole ticks, per second of [start_s, end_s):
+        carry x the product's price level x years to expiry; 0 from the expiry date on."""
+        assert inst.expiry is not None
+        expiry_s = (inst.expiry.toordinal() - date(1970, 1, 1).toordinal()) * DAY
+        level = _BASE_PRICE.get(inst.symbol, 100.0) / float(inst.tick_size)
+        years = np.maximum(expiry_s - np.arange(start_s, end_s, dtype=np.float64), 0.0) / _YEAR_S
+        return np.rint(level * self.carry(inst) * years).astype(np.int64)
 
     def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray:
         return listed_hours_for(inst).mask(start_s, end_s, rth)
@@ -400,7 +430,7 @@ class SimMarket:
         self.source = source
         self.clock = Clock(start_ns)
         self.speed = speed
-        self._prev_closes: dict[tuple[str, date], int | None] = {}  # (symbol, trade date) -> close ticks
+        self._prev_closes: dict[tuple[str, date], int | None] = {}  # (month or symbol, trade date) -> ticks
         self._tapes: dict[Instrument, _Tape] = {}
         self._windows: dict[TradingHours, tuple[date | None, int, int]] = {}
 
@@ -496,7 +526,7 @@ class SimMarket:
         return found
 
     def _new_tape(self, inst: Instrument, d: date, open_s: int, close_s: int, hours: TradingHours) -> _Tape:
-        key = (inst.symbol, d)
+        key = (inst.key, d)
         if key not in self._prev_closes:
             self._prev_closes[key] = self._previous_close(inst, d, hours)
         prev = self._prev_closes[key]
@@ -555,7 +585,7 @@ class SimMarket:
         if what not in TICK_KINDS:
             raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(TICK_KINDS)}")
         hours = listed_hours_for(inst)
-        now = int(self.now_s)
+        now = self.data_end(inst) - 1
         head = self.head_second(inst)
         if forward:
             wins = hours.windows(anchor_s, anchor_s + _TICK_SESSIONS * DAY, rth)
@@ -634,18 +664,24 @@ class SimMarket:
 
     # --- bars --------------------------------------------------------------------------------------------
     def head_second(self, inst: Instrument) -> int:
-        """First second with data: a futures month's listing (~a year before expiry), else the source's."""
+        """First second with data: a futures month's listing (`ibot.sim.listing`), else the source's."""
         first = self.source.first_second(inst)
         if first is not None:
             return first
-        if inst.sec_type is SecType.FUT and inst.expiry is not None:
-            d = inst.expiry - timedelta(days=380)
-        else:
-            d = date(2004, 1, 2)
+        listed = listing.first_second(inst)
+        if listed is not None:
+            return listed
+        d = date(2004, 1, 2)
         hours = listed_hours_for(inst)
         while not hours.is_trade_date(d):
             d += timedelta(days=1)
         return hours.window(d, False)[0]
+
+    def data_end(self, inst: Instrument) -> int:
+        """One past the last second with data: the clock's second, or a month's last trade if earlier."""
+        end = int(self.now_s) + 1
+        last = listing.last_trade_second(inst)
+        return end if last is None else min(end, last)
 
     def bars(
         self,
@@ -661,7 +697,7 @@ class SimMarket:
         if what not in WHAT_TO_SHOW:
             raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(WHAT_TO_SHOW)}")
         start_s = max(start_s, self.head_second(inst))
-        end_s = min(end_s, int(self.now_s) + 1)
+        end_s = min(end_s, self.data_end(inst))
         if end_s <= start_s:
             return []
         hours = listed_hours_for(inst)
@@ -783,7 +819,12 @@ class ContractBook:
     details, market data and orders are served for every catalog product whatever the list says, as TWS
     serves any contract: a product's market starts on its first request."""
 
-    def __init__(self, symbols: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        symbols: Sequence[str] | None = None,
+        expired_retention_days: int = listing.EXPIRED_RETENTION_DAYS,
+    ) -> None:
+        self.expired_retention_days = expired_retention_days
         known = catalog.symbols()
         wanted = [s.upper() for s in symbols] if symbols else known
         unknown = [s for s in wanted if s not in known]
@@ -796,13 +837,25 @@ class ContractBook:
         """The listed products."""
         return [catalog.get_instrument(s) for s in self.symbols]
 
-    def months(self, symbol: str, asof: date, include_expired: bool, n: int = 8) -> list[Instrument]:
-        start = asof - timedelta(days=366) if include_expired else asof
-        out = catalog.contract_months(symbol, start, n + (12 if include_expired else 0))
-        return [m for m in out if include_expired or (m.expiry is not None and m.expiry >= asof)]
+    def months(self, symbol: str, asof: date, include_expired: bool) -> list[Instrument]:
+        """The months IB lists on `asof` (`ibot.sim.listing`): live ones, and with `include_expired` those
+        that expired within the retention period, oldest first."""
+        start = asof - timedelta(days=self.expired_retention_days) if include_expired else asof
+        out = []
+        for m in catalog.contract_months(symbol, start, 64):
+            first = listing.first_trade_date(m)
+            if first is not None and first > asof:
+                break
+            if include_expired or (m.expiry is not None and m.expiry >= asof):
+                out.append(m)
+        return out
 
     def front(self, symbol: str, asof: date) -> Instrument:
         return catalog.front_month(symbol, asof)
+
+    def continuous(self, symbol: str, asof: date) -> Instrument:
+        """The CONTFUT of a product: the front month's fields (conId included, as IB), secType CONTFUT."""
+        return replace(self.front(symbol, asof), sec_type=SecType.CONTFUT)
 
     def match(self, q: ContractQuery, asof: date) -> list[Instrument]:
         """Every known contract the query describes (IB's contract-details semantics: all matches)."""
@@ -818,23 +871,27 @@ class ContractBook:
                     candidates.append(product)
             elif sec in ("", "FUT", "CONTFUT"):
                 if sec == "CONTFUT":
-                    candidates.append(self.front(product.symbol, asof))
+                    candidates.append(self.continuous(product.symbol, asof))
                 else:
-                    candidates.extend(self.months(product.symbol, asof, q.include_expired or bool(q.con_id)))
+                    candidates.extend(self.months(product.symbol, asof, q.include_expired))
         out = []
         for inst in candidates:
-            if q.con_id and inst.con_id != q.con_id:
+            # A CONTFUT is the product, whichever month is front: a conId or local symbol a client kept from
+            # qualifying it when another month was front still names it.
+            cont = inst.sec_type is SecType.CONTFUT
+            if q.con_id and inst.con_id != q.con_id and not cont:
                 continue
             wanted_local = q.local_symbol.upper().replace(" ", "")
-            if wanted_local and wanted_local not in (inst.local_symbol.replace(" ", ""), inst.symbol):
+            if (
+                wanted_local
+                and wanted_local not in (inst.local_symbol.replace(" ", ""), inst.symbol)
+                and not cont
+            ):
                 continue
             if q.last_trade and inst.sec_type is SecType.FUT and not _expiry_matches(q.last_trade, inst):
                 continue
-            if q.exchange and q.exchange.upper() not in (
-                "SMART",
-                inst.exchange,
-                "GLOBEX" if inst.exchange == "CME" else "",
-            ):
+            # IB renamed GLOBEX to CME: current gateways answer a GLOBEX contract with 200 (rust-ibapi #544).
+            if q.exchange and q.exchange.upper() not in ("SMART", inst.exchange):
                 continue
             if (
                 q.primary_exchange

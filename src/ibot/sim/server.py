@@ -187,6 +187,11 @@ class SimServer:
             self._server = await asyncio.start_server(self._accept, self.host, self._port)
             log.info("restart window over: listening again on %s:%d", self.host, self._port)
 
+    @property
+    def pacing_violations(self) -> int:
+        """Historical requests refused for pacing (162) since the start, across every client."""
+        return self.pacing.violations
+
     # --- clients --------------------------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conn_no += 1
