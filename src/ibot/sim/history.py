@@ -113,7 +113,8 @@ def max_duration_seconds(bar_s: int) -> int | None:
 def parse_bar_size(text: str) -> tuple[int, str]:
     """IB's barSizeSetting (``"5 secs"``, ``"1 min"``, ``"1 day"``, ``"1 week"``, ``"1 month"``) ->
     (seconds, calendar unit ""/"D"/"W"/"M"); anything else is IB's 321 with its list of legal sizes.
-    Singular and plural spellings of a legal size are both read ("1 mins", "2 min")."""
+    Intraday sizes are IB's exact spellings ("1 secs", "1 min", "2 mins"; "1 sec" is refused, as IB does);
+    calendar bars are read as "1 day", "1 week", "1 month" or "1W", "1M"."""
     parts = text.split()
     bad = RequestError(
         321,
@@ -127,12 +128,10 @@ def parse_bar_size(text: str) -> tuple[int, str]:
     n, unit = int(parts[0]), parts[1].lower()
     if n == 1 and unit.rstrip("s") in _CALENDAR_BARS:
         return _CALENDAR_BARS[unit.rstrip("s")]
-    stem = unit.rstrip("s")
-    for legal, seconds in _LEGAL_BARS.items():
-        count, legal_unit = legal.split()
-        if int(count) == n and legal_unit.rstrip("s") == stem:
-            return seconds, ""
-    raise bad
+    seconds = _LEGAL_BARS.get(f"{n} {unit}")
+    if seconds is None:
+        raise bad
+    return seconds, ""
 
 
 def parse_duration(text: str) -> tuple[int, str]:
