@@ -10,8 +10,10 @@ import pytest
 from ib_async import IB, Future
 from sim_helpers import connect, run
 
+from ibot.model.errors import ParameterError
 from ibot.sim.history import STEP_SIZES, max_duration_seconds
 from ibot.sim.pacing import SimLimits
+from ibot.sim.script import parse_fault
 from ibot.sim.server import SimServer
 
 NO_PACING = SimLimits(historical_pacing=False)
@@ -183,3 +185,19 @@ def test_the_step_size_table_gives_ibs_longest_durations() -> None:
     assert max_duration_seconds(3600) == 30 * 86_400
     assert max_duration_seconds(86_400) is None
     assert len(STEP_SIZES) == 11
+
+
+def test_history_faults_can_be_scripted_for_ibot_sim() -> None:
+    async def body(server: SimServer) -> None:
+        for spec in ("0:hist_timeout:3", "0:hist_no_data", "0:hist_165:2", "0:hist_no_permission:mgc"):
+            parse_fault(spec).apply(server.faults)
+        h = server.faults.history
+        assert (h.unanswered, h.no_data, len(h.query_messages)) == (3, 1, 2)
+        assert h.permission_missing("MGC") and not h.permission_missing("MES")
+        parse_fault("0:hist_permission:MGC").apply(server.faults)
+        assert not h.permission_missing("MGC")
+        for bad in ("0:hist_timeout:0", "0:hist_no_data:x", "0:hist_165:1:2"):
+            with pytest.raises(ParameterError):
+                parse_fault(bad)
+
+    run(body)

@@ -33,6 +33,7 @@ from ibot.sim.requests import RequestError
 
 if TYPE_CHECKING:
     from ibot.sim.client import Fields, SimClient
+    from ibot.sim.server import SimServer
 
 log = logging.getLogger("ibot.sim")
 
@@ -268,7 +269,7 @@ class HistoryDesk:
         self.unanswered: dict[int, BarRequest] = {}  # requests a fault keeps open (never answered)
 
     @property
-    def _server(self) -> Any:
+    def _server(self) -> SimServer:
         return self.client.server
 
     def open_count(self) -> int:
