@@ -105,7 +105,7 @@ def test_expired_months_need_include_expired_and_unlisted_months_and_globex_get_
         ib = await connect(server)
         for contract in (
             Future("MES", "202412", "CME"),  # expired on 2024-12-20
-            Future("MES", "202606", "CME"),  # not listed yet on 2025-03-05
+            Future("MES", "202703", "CME"),  # the ninth month: not listed yet on 2025-03-05
             Future("MES", "202506", "GLOBEX"),  # IB renamed the exchange to CME
         ):
             refused = error_waiter(ib, 200)
@@ -116,9 +116,10 @@ def test_expired_months_need_include_expired_and_unlisted_months_and_globex_get_
             d.contract.localSymbol for d in await ib.reqContractDetailsAsync(Future("MES", exchange="CME"))
         ]
         every = await ib.reqContractDetailsAsync(Future("MES", exchange="CME", includeExpired=True))
-        assert live == ["MESH5", "MESM5", "MESU5", "MESZ5", "MESH6"]
-        assert [d.contract.localSymbol for d in every][-5:] == live
-        assert "MESZ4" in [d.contract.localSymbol for d in every] and "MESZ2" not in live
+        assert live == ["MESH5", "MESM5", "MESU5", "MESZ5", "MESH6", "MESM6", "MESU6", "MESZ6"]
+        assert [d.contract.localSymbol for d in every][-8:] == live
+        # IB keeps expired months about two years; the simulator 913 days: from MESU2 (2022-09-16) on
+        assert [d.contract.localSymbol for d in every][:2] == ["MESU2", "MESZ2"]
         # history of an expired month by conId also needs includeExpired
         dec = catalog.contract("MES", 2024, 12)
         refused = error_waiter(ib, 200)

@@ -1,12 +1,13 @@
 """When a futures month is listed and trades in the simulator, and how long IB keeps it once expired.
 
-A month is listed (contract details answer, bars exist) from `LISTED_DAYS` before its last trade date, which
-gives the listing depth CME shows for the catalog's products: about five quarters of the equity index micros,
-six months of the gold cycle; a month beyond that is not listed yet (error 200, as IB answers for it). Its
-last bar ends at its last trading time (`last_trade_second`): IB serves nothing after it. An expired month is
-served only with includeExpired, and only while IB keeps it: "about two years" (IB_NOTES, History and rolls);
-the simulator keeps `EXPIRED_RETENTION_DAYS` by default so that a market clock at mid-2026 still serves every
-month back to January 2024.
+IB lists (contract details answer for) the next `LISTED_MONTHS` months of a product; a month beyond them is
+not listed yet (error 200). A listed month has bars from `LISTED_DAYS` before its last trade date (before
+that it is listed without trades: "HMDS query returned no data"), which gives the trading depth of the
+catalog's products: about five quarters of the equity index micros, six months of the gold cycle. Its last
+bar ends at its last trading time (`last_trade_second`): IB serves nothing after it. An expired month is
+served only with includeExpired, and only while IB keeps it: "about two years" (IB_NOTES, History and
+rolls); the simulator keeps `EXPIRED_RETENTION_DAYS` by default so that a market clock at mid-2026 still
+serves every month back to January 2024.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from ibot.exchange.hours import listed_hours_for
 from ibot.model.instruments import Instrument, SecType
 
+LISTED_MONTHS = 8
 LISTED_DAYS = 380
 EXPIRED_RETENTION_DAYS = 913  # two and a half years
 
@@ -63,18 +65,12 @@ def first_second(inst: Instrument) -> int | None:
     return None if d is None else listed_hours_for(inst).window(d, False)[0]
 
 
-def is_listed(inst: Instrument, now_s: float) -> bool:
-    """A month IB lists at `now_s` (expired or not): its first session has opened."""
-    first = first_second(inst)
-    return first is None or first <= now_s
-
-
 __all__ = [
     "EXPIRED_RETENTION_DAYS",
     "LISTED_DAYS",
+    "LISTED_MONTHS",
     "first_second",
     "first_trade_date",
-    "is_listed",
     "last_trade_second",
     "last_trade_time",
 ]

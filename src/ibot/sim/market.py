@@ -894,17 +894,16 @@ class ContractBook:
         return [catalog.get_instrument(s) for s in self.symbols]
 
     def months(self, symbol: str, asof: date, include_expired: bool) -> list[Instrument]:
-        """The months IB lists on `asof` (`ibot.sim.listing`): live ones, and with `include_expired` those
-        that expired within the retention period, oldest first."""
-        start = asof - timedelta(days=self.expired_retention_days) if include_expired else asof
-        out = []
-        for m in catalog.contract_months(symbol, start, 64):
-            first = listing.first_trade_date(m)
-            if first is not None and first > asof:
-                break
-            if include_expired or (m.expiry is not None and m.expiry >= asof):
-                out.append(m)
-        return out
+        """The months IB lists on `asof` (`ibot.sim.listing`): the next `LISTED_MONTHS` live ones, and with
+        `include_expired` those that expired within the retention period before them, oldest first."""
+        live = catalog.contract_months(symbol, asof, listing.LISTED_MONTHS)
+        if not include_expired:
+            return live
+        start = asof - timedelta(days=self.expired_retention_days)
+        expired = [
+            m for m in catalog.contract_months(symbol, start, 64) if m.expiry is not None and m.expiry < asof
+        ]
+        return expired + live
 
     def front(self, symbol: str, asof: date) -> Instrument:
         return catalog.front_month(symbol, asof)
