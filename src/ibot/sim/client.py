@@ -25,8 +25,9 @@ from ibot.sim import layouts_orders as LO  # noqa: N812
 from ibot.sim import listing
 from ibot.sim import versions as v
 from ibot.sim.closed import until_text
+from ibot.sim.contracts import ContractQuery
 from ibot.sim.history import HistoricalSub, HistoryDesk
-from ibot.sim.market import ContractQuery, QuoteTicks
+from ibot.sim.market import QuoteTicks
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
 from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
 from ibot.sim.pacing import MessageRate

@@ -24,9 +24,10 @@ from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim import account as acct
 from ibot.sim.client import SimClient
 from ibot.sim.closed import status_summary, utc_time
+from ibot.sim.contracts import ContractBook
 from ibot.sim.faults import FARM_MESSAGES, Faults
 from ibot.sim.layouts_orders import OpenOrderView
-from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
+from ibot.sim.market import PriceSource, ReplaySource, SimMarket, SyntheticSource
 from ibot.sim.orders import Execution, SimBroker, SimOrder
 from ibot.sim.pacing import HistoricalPacing, SimLimits
 from ibot.sim.script import ScheduledFault, parse_fault, schedule
