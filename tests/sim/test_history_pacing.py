@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +17,11 @@ from ib_async import IB, Future
 from sim_helpers import connect, run
 
 from ibot.sim.history import PACING_VIOLATION
+from ibot.sim.launch import limits_for
 from ibot.sim.pacing import HistoricalPacing, PacingScaleError, SimLimits
 from ibot.sim.server import SimServer
+
+IBOT = str(Path(sys.executable).parent / "ibot")
 
 # --- the rules on explicit times ----------------------------------------------------------------------------
 
@@ -185,3 +191,21 @@ def test_more_than_50_open_requests_are_refused_with_322() -> None:
         ib.disconnect()
 
     run(body, limits=SimLimits(historical_pacing=False, max_messages_per_second=0))
+
+
+# --- ibot sim --pacing-scale ----------------------------------------------------------------------------
+
+
+def test_the_pacing_scale_option_reaches_the_limits_and_a_bad_one_is_one_sentence_and_exit_2() -> None:
+    assert limits_for(False, 4.0) == SimLimits(pacing_scale=4.0)
+    assert limits_for(True, 4.0) == SimLimits.off()
+    for bad in ("0", "-2", "nan"):
+        done = subprocess.run(
+            [IBOT, "sim", "--port", "0", "--pacing-scale", bad],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "--pacing-scale" in done.stderr and "above 0" in done.stderr and "Traceback" not in done.stderr
