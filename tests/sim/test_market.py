@@ -202,12 +202,19 @@ def test_a_second_earlier_than_the_tape_keeps_is_computed_from_the_session_open(
 
 
 def test_every_subscriber_of_one_step_gets_the_same_quotes_and_months_of_a_product_move_alike() -> None:
+    """Months of a product share its path and differ by their basis (carry to expiry): a later month is
+    dearer (MES trades at a premium) by a nearly constant number of ticks over a few seconds."""
     m = market()
     sept = catalog.contract("MES", 2025, 9)
     first = m.quote_ticks(MES, NOW_S, NOW_S + 4)
     assert m.quote_ticks(MES, NOW_S, NOW_S + 4) == first
     assert m.quote_ticks(MES, NOW_S + 2, NOW_S + 4) == first[2:]
-    assert m.quote_ticks(sept, NOW_S, NOW_S + 4) == first
+    later = m.quote_ticks(sept, NOW_S, NOW_S + 4)
+    gaps = [b.bid - a.bid for a, b in zip(first, later, strict=True) if a is not None and b is not None]
+    assert len(gaps) == 5 and min(gaps) > 0 and max(gaps) - min(gaps) <= 1
+    assert [(a.bid_size, a.ask_size, a.volume) for a in first if a] == [
+        (b.bid_size, b.ask_size, b.volume) for b in later if b
+    ]
 
 
 def test_replayed_quotes_are_absent_between_bars_and_follow_each_bar_inside() -> None:

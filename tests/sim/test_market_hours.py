@@ -29,6 +29,7 @@ from ibot.model import catalog
 from ibot.model.exchange_hours import HoursGroup
 from ibot.model.market import NS_PER_SECOND
 from ibot.sim.market import SimMarket, SyntheticSource
+from ibot.sim.pacing import SimLimits
 from ibot.sim.server import SimServer
 
 CT = ZoneInfo("US/Central")
@@ -247,7 +248,8 @@ def test_historical_bars_across_mlk_have_nothing_in_the_halt_and_one_daily_bar_f
         assert daily_rth[1].volume == sum(b.volume for b in rth)
         ib.disconnect()
 
-    run(body, start=datetime(2026, 1, 21, 15, 0, tzinfo=UTC), speed=1.0)
+    # three days of 1-min bars in one request: past IB's step-size limit (1 D), switched off here
+    run(body, start=datetime(2026, 1, 21, 15, 0, tzinfo=UTC), speed=1.0, limits=SimLimits(step_sizes=False))
 
 
 # --- early closes -------------------------------------------------------------------------------------------

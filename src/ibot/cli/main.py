@@ -410,6 +410,15 @@ def sim(
     no_limits: Annotated[
         bool, typer.Option("--no-limits", help="Switch off the 50 msg/s limit and historical pacing.")
     ] = False,
+    pacing_scale: Annotated[
+        float,
+        typer.Option(
+            "--pacing-scale",
+            metavar="K",
+            help="Divide every historical pacing window (15 s, 2 s, 10 min) by K, for tests and benchmarks; "
+            "IB's limits are scale 1.",
+        ),
+    ] = 1.0,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -422,12 +431,12 @@ def sim(
     The start-up line gives the market time and whether each market is open or closed (and until when);
     Ctrl-C or SIGTERM closes every client's connection and prints a final line (exit 0); a second Ctrl-C
     exits at once."""
-    from ibot.sim.launch import build, check_numbers, parse_start, parse_symbols, serve
-    from ibot.sim.pacing import SimLimits
+    from ibot.sim.launch import build, check_numbers, limits_for, parse_start, parse_symbols, serve
     from ibot.sim.script import parse_fault
 
     names = parse_symbols(symbols or ["MES,MNQ"])
     check_numbers(port, speed)
+    limits = limits_for(no_limits, pacing_scale)
     start_at = parse_start(start) if start is not None else None
     script = [parse_fault(spec) for spec in fault or []]  # refuse a bad script before binding the port
     bars = None
@@ -441,7 +450,7 @@ def sim(
         symbols=names,
         speed=None if max_speed else speed,
         seed=seed,
-        limits=SimLimits.off() if no_limits else None,
+        limits=limits,
         start=start_at,
         replay=bars,
     )

@@ -13,34 +13,31 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibot.exchange.hours import listed_hours_for
 from ibot.model.instruments import Instrument, SecType
 from ibot.sim import account as acct
 from ibot.sim import layouts as L  # noqa: N812  (L.TICK_PRICE reads like the message it is)
 from ibot.sim import layouts_orders as LO  # noqa: N812
+from ibot.sim import listing
 from ibot.sim import versions as v
 from ibot.sim.closed import until_text
-from ibot.sim.market import (
-    TICK_KINDS,
-    BarRow,
-    ContractQuery,
-    HistoricalTickRow,
-    MarketError,
-    QuoteTicks,
-)
+from ibot.sim.contracts import ContractQuery
+from ibot.sim.history import HistoricalSub, HistoryDesk
+from ibot.sim.market import QuoteTicks
 from ibot.sim.messages import DELAYED_TWIN, Incoming, TickType
 from ibot.sim.orders import commission_view, execution_view, open_order_view, status_view
 from ibot.sim.pacing import MessageRate
 from ibot.sim.reference import MarketRules, depth_exchanges, matching_symbols
 from ibot.sim.requests import (
+    NO_ID,
     REQUESTS,
     UNKNOWN_MESSAGE_CODE,
     UNSERVED_CODE,
+    RequestError,
     request_id,
     unknown_text,
     unserved_text,
@@ -66,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ibot.sim")
 
-NO_ID = -1
 # Not an IB message: the simulator's lockstep acknowledgement (SimServer(lockstep=True)). A client that has
 # processed every bar up to `bar_end_s` sends [LOCKSTEP_ACK, 1, bar_end_s, interval_s]; the market clock then
 # stops at each multiple of interval_s (after the 5-s bar ending there) until the client acknowledges it.
@@ -157,16 +153,6 @@ class Fields:
         )
 
 
-class RequestError(Exception):
-    """A request answered with an IB error code (sent to the client, the connection carries on)."""
-
-    def __init__(self, code: int, text: str, req_id: int = NO_ID) -> None:
-        super().__init__(f"{code}: {text}")
-        self.code = code
-        self.text = text
-        self.req_id = req_id
-
-
 # --- subscriptions ------------------------------------------------------------------------------------------
 
 
@@ -206,22 +192,6 @@ class DepthSub:
     rows: int
     smart: bool
     book: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class HistoricalSub:
-    """A keepUpToDate historical request: updates of the current bar as the clock moves."""
-
-    req_id: int
-    inst: Instrument
-    bar_s: int
-    unit: str
-    what: str
-    rth: bool
-    format_date: int
-    start_s: int
-    last_wall: float = 0.0
-    last_bar: tuple[Any, ...] = ()
 
 
 Subscription = MarketDataSub | TickByTickSub | RealTimeBarSub | DepthSub | HistoricalSub
@@ -275,79 +245,15 @@ class TickFrames:
         out += frame_raw(self._string[tick] + encode_field(value))
 
 
+# Live data on a CONTFUT (IB: "Continuous futures cannot be used with real time data or to place orders,
+# but only for historical data"): refused as a request IB does not validate.
+CONTFUT_LIVE = (321, "Error validating request.-'secType' : cause - CONTFUT is for historical data only")
 _MARKET_RULES = MarketRules.of_catalog()  # CONTRACT_DATA's marketRuleIds and MARKET_RULE share these ids
 _ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GAT,GTC,GTD,IOC,LIMIT,LMT,MKT,OCA,STP,STPLMT,TRAIL"
-_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
-_MAX_BARS = 100_000
-_MAX_HISTORICAL_TICKS = 1000  # IB: numberOfTicks, "max currently 1000 per request"
 # reqScannerParameters: the document of an installation without scanner: no instruments, locations or scans.
 _EMPTY_SCANNER_PARAMETERS = '<?xml version="1.0" encoding="UTF-8"?>\n<ScanParameterResponse/>'
 ACCOUNT_UPDATE_INTERVAL_S = 180  # account values and portfolio without a position change: every 3 minutes
 _MAX_STREAMED_SECONDS = 10  # a fast clock streams at most the last 10 seconds of each step
-
-
-def parse_bar_size(text: str) -> tuple[int, str]:
-    """IB's barSizeSetting (``"5 secs"``, ``"1 min"``, ``"1 day"``, ``"1 week"``, ``"1 month"``) ->
-    (seconds, calendar unit)."""
-    parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        raise RequestError(321, f"Error validating request.-'bar size': invalid bar size {text!r}")
-    n, unit = int(parts[0]), parts[1].lower()
-    if unit in _BAR_UNITS and n > 0:
-        return n * _BAR_UNITS[unit], ""
-    if n == 1 and unit in ("day", "days"):
-        return 86_400, "D"
-    if n == 1 and unit in ("week", "weeks", "w"):
-        return 7 * 86_400, "W"
-    if n == 1 and unit in ("month", "months"):
-        return 30 * 86_400, "M"
-    raise RequestError(321, f"Error validating request.-'bar size': invalid bar size {text!r}")
-
-
-def parse_end(text: str, tz: ZoneInfo, now_s: int) -> int:
-    """endDateTime: "" (now), ``yyyymmdd-hh:mm:ss`` (UTC), ``yyyymmdd hh:mm:ss [zone]`` (else exchange's)."""
-    s = text.strip()
-    if not s:
-        return now_s
-    try:
-        if "-" in s and " " not in s:
-            return int(datetime.strptime(s, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC).timestamp())
-        parts = s.split()
-        zone = tz
-        if len(parts) >= 3:
-            zone = ZoneInfo(parts[2])
-        if len(parts) == 1:
-            naive = datetime.strptime(parts[0], "%Y%m%d").replace(hour=23, minute=59, second=59)
-        else:
-            naive = datetime.strptime(parts[0] + parts[1], "%Y%m%d%H:%M:%S")
-        return int(naive.replace(tzinfo=zone).timestamp())
-    except (ValueError, ZoneInfoNotFoundError):
-        raise RequestError(
-            321, f"Error validating request.-'endDateTime': the date, time, or time-zone {text!r} is invalid"
-        ) from None
-
-
-def duration_start(text: str, end_s: int, inst: Instrument, rth: bool) -> int:
-    """Start of the durationStr ``"N S|D|W|M|Y"`` ending at `end_s` (D counts trading sessions)."""
-    parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) <= 0:
-        raise RequestError(321, f"Error validating request.-'durationStr': invalid duration {text!r}")
-    n, unit = int(parts[0]), parts[1].upper()
-    end = datetime.fromtimestamp(end_s, UTC)
-    if unit == "S":
-        return end_s - n
-    if unit == "D":
-        hours = listed_hours_for(inst)
-        wins = hours.windows(end_s - (n + 10) * 86_400 * 2, end_s, rth)
-        wins = [w for w in wins if w[1] < end_s]
-        return wins[-n][1] if len(wins) >= n else end_s - n * 86_400
-    if unit == "W":
-        return int((end - timedelta(weeks=n)).timestamp())
-    if unit == "M":
-        return int((end - timedelta(days=30 * n)).timestamp())
-    if unit == "Y":
-        return int((end - timedelta(days=365 * n)).timestamp())
-    raise RequestError(321, f"Error validating request.-'durationStr': invalid duration unit in {text!r}")
 
 
 class SimClient:
@@ -384,6 +290,7 @@ class SimClient:
         self.rate = MessageRate(server.limits.max_messages_per_second)
         # While a clock step streams or one read's requests are answered: the messages, written at once.
         self._batch: bytearray | None = None
+        self.history = HistoryDesk(self)
         self.handlers: dict[int, Callable[[Fields], Awaitable[None] | None]] = {
             Incoming.START_API: self._start_api,
             Incoming.REQ_IDS: self._req_ids,
@@ -416,9 +323,9 @@ class SimClient:
             Incoming.CANCEL_TICK_BY_TICK_DATA: self._cancel_plain,
             Incoming.REQ_REAL_TIME_BARS: self._req_real_time_bars,
             Incoming.CANCEL_REAL_TIME_BARS: self._cancel_versioned,
-            Incoming.REQ_HISTORICAL_DATA: self._req_historical_data,
-            Incoming.CANCEL_HISTORICAL_DATA: self._cancel_historical,
-            Incoming.REQ_HEAD_TIMESTAMP: self._req_head_timestamp,
+            Incoming.REQ_HISTORICAL_DATA: self.history.req_historical_data,
+            Incoming.CANCEL_HISTORICAL_DATA: self.history.cancel_historical,
+            Incoming.REQ_HEAD_TIMESTAMP: self.history.req_head_timestamp,
             Incoming.CANCEL_HEAD_TIMESTAMP: _ignore,
             Incoming.REQ_PNL: self._req_pnl,
             Incoming.CANCEL_PNL: self._cancel_pnl,
@@ -430,7 +337,7 @@ class SimClient:
             Incoming.REQ_SEC_DEF_OPT_PARAMS: self._req_sec_def_opt_params,
             Incoming.REQ_FAMILY_CODES: self._req_family_codes,
             Incoming.REQ_USER_INFO: self._req_user_info,
-            Incoming.REQ_HISTORICAL_TICKS: self._req_historical_ticks,
+            Incoming.REQ_HISTORICAL_TICKS: self.history.req_historical_ticks,
             Incoming.REQ_SOFT_DOLLAR_TIERS: self._req_soft_dollar_tiers,
             Incoming.REQ_SMART_COMPONENTS: self._req_smart_components,
             Incoming.REQ_NEWS_PROVIDERS: self._req_news_providers,
@@ -999,14 +906,15 @@ class SimClient:
     def _details(self, inst: Instrument) -> dict[str, Any]:
         hours = listed_hours_for(inst)
         today = datetime.fromtimestamp(int(self.server.market.now_s), hours.listing_tz).date()  # its day
-        fut = inst.sec_type is SecType.FUT
+        fut = inst.sec_type in (SecType.FUT, SecType.CONTFUT)
         tz = hours.listing_tz_label
         last = f"{inst.expiry:%Y%m%d}" if fut and inst.expiry else ""
+        last_time = f"{listing.last_trade_time(inst):%H:%M}"
         valid_exchanges = [inst.exchange] if fut else ["SMART", inst.primary_exchange]
         return {
             "symbol": inst.symbol,
             "secType": inst.sec_type.value,
-            "lastTradeDateOrContractMonth": f"{last} 08:30 {tz}" if last else "",
+            "lastTradeDateOrContractMonth": f"{last} {last_time} {tz}" if last else "",
             "strike": 0.0,
             "right": "",
             "exchange": inst.exchange,
@@ -1153,6 +1061,14 @@ class SimClient:
         log.info("%s reqScannerParameters: no scan types", self.name)
         self.send(L.SCANNER_PARAMETERS, xml=_EMPTY_SCANNER_PARAMETERS)
 
+    def resolve_live(self, req_id: int, q: ContractQuery, what: str) -> Instrument:
+        """`resolve` for live data (quotes, depth, tick-by-tick, 5-s bars): a CONTFUT has none at IB."""
+        inst = self.resolve(req_id, q)
+        if inst.sec_type is SecType.CONTFUT:
+            log.info("%s %s %s reqId=%d: CONTFUT refused", self.name, what, inst.symbol, req_id)
+            raise RequestError(CONTFUT_LIVE[0], CONTFUT_LIVE[1], req_id)
+        return inst
+
     def resolve(self, req_id: int, q: ContractQuery) -> Instrument:
         """Exactly one contract for a data request: IB answers 200 when none or several match."""
         found = self.server.book.match(q, self.server.market.asof())
@@ -1167,7 +1083,7 @@ class SimClient:
         return found[0]
 
     # --- streaming market data -----------------------------------------------------------------------------
-    def _check_new_sub(self, req_id: int) -> None:
+    def check_new_sub(self, req_id: int) -> None:
         if req_id in self.subs:
             raise _req_error(req_id, 322, f"Error processing request.-'Duplicate ticker id {req_id}'")
 
@@ -1182,13 +1098,13 @@ class SimClient:
             f.skip(3)
         f.skip()  # genericTickList
         snapshot = f.flag("snapshot")
-        inst = self.resolve(req_id, q)
+        inst = self.resolve_live(req_id, q, "reqMktData")
         log.info("%s reqMktData %s reqId=%d%s", self.name, inst.key, req_id, " snapshot" if snapshot else "")
-        self._check_new_sub(req_id)
+        self.check_new_sub(req_id)
         delayed = self.market_data_type in (3, 4)
         now = int(self.server.market.now_s)
         sub = MarketDataSub(req_id, inst, delayed)
-        sub.closed = self._log_if_closed(req_id, inst, "reqMktData", now)
+        sub.closed = self.log_if_closed(req_id, inst, "reqMktData", now)
         sub.frozen = sub.closed and self.market_data_type in (2, 4)
         kind = (4 if delayed else 2) if sub.frozen else (3 if delayed else 1)
         self.send(L.MARKET_DATA_TYPE, reqId=req_id, marketDataType=kind)
@@ -1226,7 +1142,7 @@ class SimClient:
         if out:
             self._write(out)
 
-    def _log_if_closed(self, req_id: int, inst: Instrument, what: str, now: int) -> bool:
+    def log_if_closed(self, req_id: int, inst: Instrument, what: str, now: int) -> bool:
         """Log, per subscription, that its market is closed and until when; True when it is."""
         opens = self.server.market.closed_until(inst, now)
         if opens is None:
@@ -1325,10 +1241,10 @@ class SimClient:
         kind = f.text()
         if kind not in ("Last", "AllLast", "BidAsk", "MidPoint"):
             raise _req_error(req_id, 321, f"Error validating request.-'tickType': {kind!r} is not valid")
-        inst = self.resolve(req_id, q)
+        inst = self.resolve_live(req_id, q, "reqTickByTickData")
         log.info("%s reqTickByTickData %s %s reqId=%d", self.name, inst.key, kind, req_id)
-        self._check_new_sub(req_id)
-        self._log_if_closed(req_id, inst, "reqTickByTickData", int(self.server.market.now_s))
+        self.check_new_sub(req_id)
+        self.log_if_closed(req_id, inst, "reqTickByTickData", int(self.server.market.now_s))
         self.subs[req_id] = TickByTickSub(req_id, inst, kind, int(self.server.market.now_s))
 
     def _req_real_time_bars(self, f: Fields) -> None:
@@ -1338,11 +1254,11 @@ class SimClient:
         f.skip()  # barSize: IB serves 5-second bars only
         what = f.text().upper() or "TRADES"
         rth = f.flag("useRTH")
-        inst = self.resolve(req_id, q)
+        inst = self.resolve_live(req_id, q, "reqRealTimeBars")
         log.info("%s reqRealTimeBars %s %s reqId=%d", self.name, inst.key, what, req_id)
-        self._check_new_sub(req_id)
+        self.check_new_sub(req_id)
         now = int(self.server.market.now_s)
-        self._log_if_closed(req_id, inst, "reqRealTimeBars", now)
+        self.log_if_closed(req_id, inst, "reqRealTimeBars", now)
         self.subs[req_id] = RealTimeBarSub(req_id, inst, what, rth, now - now % 5)
 
     def _req_mkt_depth(self, f: Fields) -> None:
@@ -1351,10 +1267,10 @@ class SimClient:
         q = f.contract()
         rows = max(1, min(f.integer("numRows", 5), 20))
         smart = f.flag("isSmartDepth")
-        inst = self.resolve(req_id, q)
+        inst = self.resolve_live(req_id, q, "reqMktDepth")
         log.info("%s reqMktDepth %s rows=%d reqId=%d", self.name, inst.key, rows, req_id)
-        self._check_new_sub(req_id)
-        self._log_if_closed(req_id, inst, "reqMktDepth", int(self.server.market.now_s))
+        self.check_new_sub(req_id)
+        self.log_if_closed(req_id, inst, "reqMktDepth", int(self.server.market.now_s))
         sub = DepthSub(req_id, inst, rows, smart)
         self.subs[req_id] = sub
         if self.server.data_flowing(self):
@@ -1370,196 +1286,6 @@ class SimClient:
     def _cancel(self, req_id: int, what: str) -> None:
         log.info("%s %s reqId=%d", self.name, what, req_id)
         self.subs.pop(req_id, None)
-
-    # --- historical ----------------------------------------------------------------------------------------
-    def _req_historical_data(self, f: Fields) -> None:
-        req_id = f.integer("reqId")
-        q = f.contract()
-        include_expired = f.flag("includeExpired")
-        end_text, bar_text, duration = f.text(), f.text(), f.text()
-        rth = f.flag("useRTH")
-        what = f.text().upper() or "TRADES"
-        format_date = f.integer("formatDate", 1)
-        if q.sec_type.upper() == "BAG":
-            for _ in range(f.integer("comboLegsCount")):
-                f.skip(4)
-        keep = f.flag("keepUpToDate") if f.more() else False
-        q = replace(q, include_expired=include_expired)
-        inst = self.resolve(req_id, q)
-        log.info(
-            "%s reqHistoricalData %s %s %s %s reqId=%d%s",
-            self.name,
-            inst.key,
-            duration,
-            bar_text,
-            what,
-            req_id,
-            " keepUpToDate" if keep else "",
-        )
-        market = self.server.market
-        bar_s, unit = parse_bar_size(bar_text)
-        tz = listed_hours_for(inst).listing_tz
-        now = int(market.now_s)
-        if keep and end_text.strip():
-            raise _req_error(
-                req_id, 321, "Error validating request.-'endDateTime': must be empty with keepUpToDate"
-            )
-        end_s = parse_end(end_text, tz, now)
-        start_s = duration_start(duration, end_s, inst, rth)
-        if not unit and (end_s - start_s) // bar_s > _MAX_BARS:
-            raise _req_error(
-                req_id, 162, "Historical Market Data Service error message:Time length exceed max."
-            )
-        loop_now = asyncio.get_running_loop().time()
-        request_key = (inst.con_id, end_text, duration, bar_text, what, rth, format_date, keep)
-        reason = self.server.pacing.check(request_key, (inst.con_id, what), loop_now)
-        if reason:
-            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{reason}")
-        limit = self.server.limits.max_open_historical
-        open_now = sum(isinstance(s, HistoricalSub) for s in self.subs.values())
-        if keep and limit and open_now >= limit:
-            raise _req_error(
-                req_id,
-                322,
-                f"Error processing request.-'Maximum number of open historical requests ({limit}) exceeded'",
-            )
-        if keep:
-            self._check_new_sub(req_id)
-        try:
-            bars = market.bars(inst, start_s, end_s, bar_s, what, rth, unit)
-        except MarketError as e:
-            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{e}") from None
-        self.send(
-            L.HISTORICAL_DATA,
-            reqId=req_id,
-            startDate=self._date(start_s, tz, 1),
-            endDate=self._date(end_s, tz, 1),
-            bars=[self._bar_values(b, tz, format_date, bool(unit)) for b in bars],
-        )
-        if keep:
-            sub = HistoricalSub(req_id, inst, bar_s, unit, what, rth, format_date, start_s)
-            self._log_if_closed(req_id, inst, "reqHistoricalData keepUpToDate", int(self.server.market.now_s))
-            if bars:
-                sub.last_bar = tuple(self._bar_values(bars[-1], tz, format_date, bool(unit)).values())
-            self.subs[req_id] = sub
-
-    def _date(
-        self, ts: int, tz: ZoneInfo, format_date: int, daily: bool = False, d: date | None = None
-    ) -> str:
-        if daily:
-            return f"{d or datetime.fromtimestamp(ts, tz).date():%Y%m%d}"
-        if format_date == 2:
-            return str(ts)
-        return f"{datetime.fromtimestamp(ts, tz):%Y%m%d %H:%M:%S} {tz.key}"
-
-    def _bar_values(self, b: BarRow, tz: ZoneInfo, format_date: int, daily: bool) -> dict[str, Any]:
-        return {
-            "date": self._date(b.ts, tz, format_date, daily, b.trade_date),
-            "open": b.open,
-            "high": b.high,
-            "low": b.low,
-            "close": b.close,
-            "volume": b.volume,
-            "wap": b.wap,
-            "barCount": b.count,
-        }
-
-    def _cancel_historical(self, f: Fields) -> None:
-        f.skip()
-        req_id = f.integer("reqId")
-        log.info("%s cancelHistoricalData reqId=%d", self.name, req_id)
-        if self.subs.pop(req_id, None) is not None:
-            self.error(
-                req_id,
-                162,
-                f"Historical Market Data Service error message:API historical data query cancelled: {req_id}",
-            )
-
-    def _req_head_timestamp(self, f: Fields) -> None:
-        req_id = f.integer("reqId")
-        q = f.contract()
-        include_expired = f.flag("includeExpired")
-        f.skip(2)  # useRTH, whatToShow
-        format_date = f.integer("formatDate", 1)
-        q = replace(q, include_expired=include_expired)
-        inst = self.resolve(req_id, q)
-        log.info("%s reqHeadTimeStamp %s reqId=%d", self.name, inst.key, req_id)
-        head = self.server.market.head_second(inst)
-        self.send(
-            L.HEAD_TIMESTAMP,
-            reqId=req_id,
-            headTimestamp=self._date(head, listed_hours_for(inst).listing_tz, format_date),
-        )
-
-    def _req_historical_ticks(self, f: Fields) -> None:
-        """reqHistoricalTicks: one HISTORICAL_TICKS_LAST (TRADES), _BID_ASK or HISTORICAL_TICKS (MIDPOINT)
-        with every tick and done = true; counted in the historical pacing like reqHistoricalData."""
-        req_id = f.integer("reqId")
-        q = f.contract()
-        include_expired = f.flag("includeExpired")
-        start_text, end_text = f.text().strip(), f.text().strip()
-        count = f.integer("numberOfTicks")
-        what = f.text().strip().upper()
-        rth = f.flag("useRth")
-        ignore_size = f.flag("ignoreSize")
-        if f.more():
-            f.skip()  # miscOptions: IB defines none
-        if bool(start_text) == bool(end_text):
-            raise _req_error(
-                req_id,
-                321,
-                "Error validating request.-'startDateTime' : cause - exactly one of startDateTime and "
-                f"endDateTime must be set (got {start_text!r} and {end_text!r})",
-            )
-        if not 0 < count <= _MAX_HISTORICAL_TICKS:
-            raise _req_error(
-                req_id,
-                321,
-                f"Error validating request.-'numberOfTicks' : cause - {count} is not between 1 and "
-                f"{_MAX_HISTORICAL_TICKS}",
-            )
-        if what not in TICK_KINDS:
-            raise _req_error(
-                req_id,
-                321,
-                f"Error validating request.-'whatToShow' : cause - {what!r} is not one of "
-                f"{', '.join(TICK_KINDS)}",
-            )
-        inst = self.resolve(req_id, replace(q, include_expired=include_expired))
-        tz = listed_hours_for(inst).listing_tz
-        anchor = parse_end(start_text or end_text, tz, int(self.server.market.now_s))
-        log.info(
-            "%s reqHistoricalTicks %s %s %s=%s n=%d reqId=%d",
-            self.name,
-            inst.key,
-            what,
-            "start" if start_text else "end",
-            start_text or end_text,
-            count,
-            req_id,
-        )
-        request_key = ("ticks", inst.con_id, start_text, end_text, count, what, rth, ignore_size)
-        loop_now = asyncio.get_running_loop().time()
-        reason = self.server.pacing.check(request_key, (inst.con_id, what), loop_now)
-        if reason:
-            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{reason}")
-        try:
-            rows = self.server.market.historical_ticks(
-                inst, what, anchor, bool(start_text), count, rth, ignore_size
-            )
-        except MarketError as e:
-            raise _req_error(req_id, 162, f"Historical Market Data Service error message:{e}") from None
-        if what == "TRADES":
-            self.send(
-                L.HISTORICAL_TICKS_LAST, reqId=req_id, ticks=[_last_tick(t, inst) for t in rows], done=True
-            )
-        elif what == "BID_ASK":
-            self.send(
-                L.HISTORICAL_TICKS_BID_ASK, reqId=req_id, ticks=[_bid_ask_tick(t) for t in rows], done=True
-            )
-        else:
-            ticks = [{"time": t.second, "price": t.mid, "size": 0} for t in rows]
-            self.send(L.HISTORICAL_TICKS, reqId=req_id, ticks=ticks, done=True)
 
     # --- the clock pump -------------------------------------------------------------------------------------
     def on_clock(self, old_s: int, new_s: int, wall: float) -> None:
@@ -1588,7 +1314,7 @@ class SimClient:
                     if new_s != old_s:
                         self._stream_depth(sub, new_s)
                 elif isinstance(sub, HistoricalSub):
-                    self._stream_historical(sub, new_s, wall)
+                    self.history.stream(sub, new_s, wall)
         finally:
             if batch:
                 self._flush()
@@ -1704,35 +1430,6 @@ class SimClient:
                     size=size,
                 )
 
-    def _stream_historical(self, sub: HistoricalSub, now: int, wall: float) -> None:
-        market = self.server.market
-        tz = listed_hours_for(sub.inst).listing_tz
-        if sub.unit:
-            start = now - 40 * 86_400
-        else:
-            start = now - now % sub.bar_s
-        bars = market.bars(sub.inst, max(start, sub.start_s), now + 1, sub.bar_s, sub.what, sub.rth, sub.unit)
-        if not bars:
-            return
-        values = self._bar_values(bars[-1], tz, sub.format_date, bool(sub.unit))
-        key = tuple(values.values())
-        new_bar = not sub.last_bar or key[0] != sub.last_bar[0]
-        if key == sub.last_bar or (not new_bar and wall - sub.last_wall < 1.0):
-            return
-        sub.last_bar, sub.last_wall = key, wall
-        self.send(
-            L.HISTORICAL_DATA_UPDATE,
-            reqId=sub.req_id,
-            barCount=values["barCount"],
-            date=values["date"],
-            open=values["open"],
-            close=values["close"],
-            high=values["high"],
-            low=values["low"],
-            wap=values["wap"],
-            volume=values["volume"],
-        )
-
     def market_data_ids(self) -> list[int]:
         return [r for r, s in self.subs.items() if isinstance(s, (MarketDataSub, TickByTickSub, DepthSub))]
 
@@ -1743,31 +1440,6 @@ class SimClient:
 
 def _ignore(f: Fields) -> None:
     return None
-
-
-def _last_tick(t: HistoricalTickRow, inst: Instrument) -> dict[str, Any]:
-    """A trade as HISTORICAL_TICKS_LAST carries it: tickAttribLast mask 0 (not past limit, reported)."""
-    return {
-        "time": t.second,
-        "mask": 0,
-        "price": t.bid,
-        "size": t.size,
-        "exchange": inst.exchange,
-        "specialConditions": "",
-    }
-
-
-def _bid_ask_tick(t: HistoricalTickRow) -> dict[str, Any]:
-    """A quote as HISTORICAL_TICKS_BID_ASK carries it: tickAttribBidAsk mask bit 1 askPastHigh (bit 2,
-    bidPastLow, never: the bid is the path's price, never below the session's low)."""
-    return {
-        "time": t.second,
-        "mask": 1 if t.ask_past_high else 0,
-        "priceBid": t.bid,
-        "priceAsk": t.ask,
-        "sizeBid": t.bid_size,
-        "sizeAsk": t.ask_size,
-    }
 
 
 def _req_error(req_id: int, code: int, text: str) -> RequestError:

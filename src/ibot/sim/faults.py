@@ -5,7 +5,8 @@ with subscriptions lost or 1102 with them kept), farm status messages (2103..210
 session (10197: data stops) and a restart window (everyone disconnected, connections refused for a while,
 optionally with nextValidId rolled back). Order faults: reject the next order with a code, make an order go
 Inactive, a cancel that arrives too late (PendingCancel then Filled), commission reports held back, and an
-order filled on demand (e.g. while its client is disconnected).
+order filled on demand (e.g. while its client is disconnected). Historical-data faults: requests never
+answered, no data, missing permissions, a 165 message (`history_*`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,36 @@ class OrderFaults:
         return self.hold_commissions
 
 
+@dataclass(slots=True)
+class HistoryFaults:
+    """Scripted outcomes of the next historical-data requests (reqHistoricalData), checked after validation
+    and pacing, in this order: missing permissions, never answered, no data, a 165 message before the bars."""
+
+    unanswered: int = 0  # the next N requests are never answered (the client's timeout decides)
+    no_data: int = 0  # the next N get 162 "HMDS query returned no data"
+    query_messages: list[str] = field(default_factory=list)  # 165 texts sent before the next answers
+    no_permission: set[str] = field(default_factory=set)  # product symbols without market data permissions
+    no_permission_all: bool = False
+
+    def permission_missing(self, symbol: str) -> bool:
+        return self.no_permission_all or symbol.upper() in self.no_permission
+
+    def take_unanswered(self) -> bool:
+        if self.unanswered > 0:
+            self.unanswered -= 1
+            return True
+        return False
+
+    def take_no_data(self) -> bool:
+        if self.no_data > 0:
+            self.no_data -= 1
+            return True
+        return False
+
+    def take_query_message(self) -> str | None:
+        return self.query_messages.pop(0) if self.query_messages else None
+
+
 _REJECT_TEXT = {
     201: "Order rejected - reason:scripted rejection",
     202: "Order Canceled - reason:",
@@ -96,6 +127,7 @@ class Faults:
         self._server = server
         self.state = FaultState()
         self.orders = OrderFaults()
+        self.history = HistoryFaults()
         self._release: asyncio.TimerHandle | None = None
 
     def _broadcast(self, code: int, text: str) -> None:
@@ -176,6 +208,40 @@ class Faults:
             self.state.refuse_until_s = None
             return False
         return True
+
+    # --- historical data -----------------------------------------------------------------------------------
+    def history_unanswered(self, count: int = 1) -> None:
+        """The next `count` reqHistoricalData are never answered (ib_async then times out and returns [])."""
+        log.info("fault: the next %d historical request(s) are never answered", count)
+        self.history.unanswered += count
+
+    def history_no_data(self, count: int = 1) -> None:
+        """The next `count` reqHistoricalData get 162 "...HMDS query returned no data: ..." and no bars."""
+        log.info("fault: the next %d historical request(s) return no data", count)
+        self.history.no_data += count
+
+    def history_query_message(self, text: str = "no items retrieved", count: int = 1) -> None:
+        """The next `count` reqHistoricalData get 165 "Historical Market Data Service query message:`text`"
+        (informational) before their bars."""
+        self.history.query_messages.extend([text] * count)
+
+    def history_permissions(self, symbol: str | None = None, granted: bool = False) -> None:
+        """Take away (or give back, `granted`) the market data permissions of one product's history, or of
+        every product (`symbol` None): its requests get 162 "...No market data permissions for CME FUT"."""
+        h = self.history
+        if symbol is None:
+            h.no_permission_all = not granted
+            if granted:
+                h.no_permission.clear()
+        elif granted:
+            h.no_permission.discard(symbol.upper())
+        else:
+            h.no_permission.add(symbol.upper())
+        log.info(
+            "fault: historical data permissions of %s %s",
+            symbol or "every product",
+            "on" if granted else "off",
+        )
 
     # --- orders ---------------------------------------------------------------------------------------------
     def reject_next_order(self, code: int = 201, text: str = "") -> None:

@@ -87,6 +87,16 @@ def check_numbers(port: int, speed: float) -> None:
         )
 
 
+def limits_for(no_limits: bool, pacing_scale: float) -> SimLimits:
+    """`--no-limits` and `--pacing-scale K` (K > 0: every historical pacing window divided by K)."""
+    if not (isinstance(pacing_scale, (int, float)) and 0 < pacing_scale < float("inf")):
+        raise SimOptionError(
+            f"--pacing-scale {pacing_scale:g} must be a number above 0 "
+            "(1 = IB's limits, 10 = ten times faster)"
+        )
+    return SimLimits.off() if no_limits else SimLimits(pacing_scale=float(pacing_scale))
+
+
 def build(
     host: str,
     port: int,

@@ -8,7 +8,6 @@ mean-reverting daily anchor with a one-second random walk bridged between anchor
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -20,10 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ibot.exchange.hours import TradingHours, listed_hours_for
-from ibot.model import catalog
 from ibot.model.clock import Clock
 from ibot.model.instruments import Instrument, SecType
 from ibot.model.market import NS_PER_SECOND, Bar
+from ibot.sim import listing
+from ibot.sim.contracts import ContractBook, ContractQuery  # they lived here: re-exported (__all__)
 
 DAY = 86_400
 IntArray = npt.NDArray[np.int64]
@@ -34,6 +34,13 @@ _BASE_PRICE = {
     "MES": 5000.0, "MNQ": 18000.0, "MYM": 40000.0, "M2K": 2000.0, "MGC": 2000.0, "MCL": 70.0, "MBT": 60000.0,
     "SPY": 500.0, "QQQ": 450.0, "IWM": 200.0, "AAPL": 200.0, "MSFT": 400.0,
 }  # fmt: skip
+# Yearly carry of each futures product over its spot path (fraction of the price per year to expiry): index
+# futures trade at a premium (rates above dividends), gold in contango, crude in backwardation. Every month's
+# price is the product's path plus its basis, rate x level x time to expiry, so months differ at one time and
+# converge at expiry, and a back-adjusted series has real roll gaps.
+_CARRY = {"MES": 0.015, "MNQ": 0.012, "MYM": 0.010, "M2K": 0.005, "MGC": 0.045, "MCL": -0.03, "MBT": 0.08}
+_CARRY_SPREAD = 0.15  # each month's own carry is the product's times 1 +- up to this (seeded)
+_YEAR_S = 365 * 86_400
 _EPOCH_DAY = date(2000, 1, 1).toordinal()
 _ANCHOR_DAYS = 40_000  # anchors from 2000 to past 2100
 
@@ -64,6 +71,7 @@ class SyntheticSource:
 
     def __init__(self, seed: int = 0, cache_days: int = 64) -> None:
         self.seed = seed
+        self._carry: dict[str, float] = {}
         self._anchors: dict[str, IntArray] = {}
         self._days: OrderedDict[tuple[str, int], tuple[IntArray, IntArray]] = OrderedDict()
         self._cache_days = cache_days
@@ -117,7 +125,28 @@ class SyntheticSource:
             b = min(end_s - day * DAY, DAY)
             prices.append(p[a:b])
             volumes.append(v[a:b])
-        return np.concatenate(prices), np.concatenate(volumes)
+        path = np.concatenate(prices)
+        if inst.sec_type is SecType.FUT and inst.expiry is not None:
+            path = np.maximum(path + self.basis(inst, start_s, end_s), 1)
+        return path, np.concatenate(volumes)
+
+    def carry(self, inst: Instrument) -> float:
+        """A futures month's yearly carry: its product's (`_CARRY`) with a seeded deviation of its own."""
+        found = self._carry.get(inst.key)
+        if found is None:
+            rng = np.random.default_rng([self.seed, _stable_hash("carry", inst.key)])
+            found = _CARRY.get(inst.symbol, 0.0) * float(rng.uniform(1 - _CARRY_SPREAD, 1 + _CARRY_SPREAD))
+            self._carry[inst.key] = found
+        return found
+
+    def basis(self, inst: Instrument, start_s: int, end_s: int) -> IntArray:
+        """The month's premium over the product's path, in whole ticks, per second of [start_s, end_s):
+        carry x the product's price level x years to expiry; 0 from the expiry date on."""
+        assert inst.expiry is not None
+        expiry_s = (inst.expiry.toordinal() - date(1970, 1, 1).toordinal()) * DAY
+        level = _BASE_PRICE.get(inst.symbol, 100.0) / float(inst.tick_size)
+        years = np.maximum(expiry_s - np.arange(start_s, end_s, dtype=np.float64), 0.0) / _YEAR_S
+        return np.rint(level * self.carry(inst) * years).astype(np.int64)
 
     def session_mask(self, inst: Instrument, start_s: int, end_s: int, rth: bool) -> BoolArray:
         return listed_hours_for(inst).mask(start_s, end_s, rth)
@@ -400,7 +429,7 @@ class SimMarket:
         self.source = source
         self.clock = Clock(start_ns)
         self.speed = speed
-        self._prev_closes: dict[tuple[str, date], int | None] = {}  # (symbol, trade date) -> close ticks
+        self._prev_closes: dict[tuple[str, date], int | None] = {}  # (month or symbol, trade date) -> ticks
         self._tapes: dict[Instrument, _Tape] = {}
         self._windows: dict[TradingHours, tuple[date | None, int, int]] = {}
 
@@ -496,7 +525,7 @@ class SimMarket:
         return found
 
     def _new_tape(self, inst: Instrument, d: date, open_s: int, close_s: int, hours: TradingHours) -> _Tape:
-        key = (inst.symbol, d)
+        key = (inst.key, d)
         if key not in self._prev_closes:
             self._prev_closes[key] = self._previous_close(inst, d, hours)
         prev = self._prev_closes[key]
@@ -555,7 +584,7 @@ class SimMarket:
         if what not in TICK_KINDS:
             raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(TICK_KINDS)}")
         hours = listed_hours_for(inst)
-        now = int(self.now_s)
+        now = self.data_end(inst) - 1
         head = self.head_second(inst)
         if forward:
             wins = hours.windows(anchor_s, anchor_s + _TICK_SESSIONS * DAY, rth)
@@ -634,18 +663,24 @@ class SimMarket:
 
     # --- bars --------------------------------------------------------------------------------------------
     def head_second(self, inst: Instrument) -> int:
-        """First second with data: a futures month's listing (~a year before expiry), else the source's."""
+        """First second with data: a futures month's listing (`ibot.sim.listing`), else the source's."""
         first = self.source.first_second(inst)
         if first is not None:
             return first
-        if inst.sec_type is SecType.FUT and inst.expiry is not None:
-            d = inst.expiry - timedelta(days=380)
-        else:
-            d = date(2004, 1, 2)
+        listed = listing.first_second(inst)
+        if listed is not None:
+            return listed
+        d = date(2004, 1, 2)
         hours = listed_hours_for(inst)
         while not hours.is_trade_date(d):
             d += timedelta(days=1)
         return hours.window(d, False)[0]
+
+    def data_end(self, inst: Instrument) -> int:
+        """One past the last second with data: the clock's second, or a month's last trade if earlier."""
+        end = int(self.now_s) + 1
+        last = listing.last_trade_second(inst)
+        return end if last is None else min(end, last)
 
     def bars(
         self,
@@ -661,7 +696,7 @@ class SimMarket:
         if what not in WHAT_TO_SHOW:
             raise MarketError(f"whatToShow {what!r} is not served; use one of {', '.join(WHAT_TO_SHOW)}")
         start_s = max(start_s, self.head_second(inst))
-        end_s = min(end_s, int(self.now_s) + 1)
+        end_s = min(end_s, self.data_end(inst))
         if end_s <= start_s:
             return []
         hours = listed_hours_for(inst)
@@ -681,8 +716,7 @@ class SimMarket:
                     groups.append((key, a, b, d))
             spans: list[tuple[int, int, date | None]] = [(a, b, d) for _, a, b, d in groups]
         else:
-            first = start_s - start_s % bar_s
-            spans = [(t, t + bar_s, None) for t in range(first, end_s, bar_s)]
+            return self._intraday_bars(inst, start_s, end_s, bar_s, what, rth)
         out: list[BarRow] = []
         for a, b, day in spans:
             a2, b2 = max(a, start_s), min(b, end_s)
@@ -692,6 +726,63 @@ class SimMarket:
             if row is not None:
                 ts = a if day is None else hours.window(day, rth)[0]
                 out.append(BarRow(ts, row[0], row[1], row[2], row[3], row[4], row[5], row[6], day))
+        return out
+
+    def _intraday_bars(
+        self, inst: Instrument, start_s: int, end_s: int, bar_s: int, what: str, rth: bool
+    ) -> list[BarRow]:
+        """Bars of `bar_s` seconds aligned on the epoch, over [start_s, end_s): every bar at once from one
+        array of the range's seconds (the same figures as `_bar` bar by bar: first, extremes and last price
+        in session, volume, volume-weighted price and seconds that traded)."""
+        first = start_s - start_s % bar_s
+        n = -(-(end_s - first) // bar_s)
+        stop = first + n * bar_s
+        prices, volume = self.source.seconds(inst, first, stop)
+        mask = self.source.session_mask(inst, first, stop, rth)
+        mask[: start_s - first] = False
+        mask[end_s - first :] = False
+        p, v, m = prices.reshape(n, bar_s), volume.reshape(n, bar_s), mask.reshape(n, bar_s)
+        keep = np.flatnonzero(m.any(axis=1))
+        if not len(keep):
+            return []
+        p, v, m = p[keep], v[keep], m[keep]
+        rows = np.arange(len(keep))
+        opens = p[rows, m.argmax(axis=1)]
+        closes = p[rows, bar_s - 1 - m[:, ::-1].argmax(axis=1)]
+        highs = np.where(m, p, np.iinfo(np.int64).min).max(axis=1)
+        lows = np.where(m, p, np.iinfo(np.int64).max).min(axis=1)
+        vm = np.where(m, v, 0)
+        totals = vm.sum(axis=1)
+        weighted = (p * vm).sum(axis=1)
+        counts = (vm > 0).sum(axis=1)
+        ft, tick = inst.from_ticks, float(inst.tick_size)
+        half = tick / 2
+        out: list[BarRow] = []
+        for j, k in enumerate(keep.tolist()):
+            ts = first + k * bar_s
+            o, h, lo, c = int(opens[j]), int(highs[j]), int(lows[j]), int(closes[j])
+            if what == "BID_ASK":
+                out.append(BarRow(ts, ft(o), ft(h + 1), ft(lo), ft(c + 1), 0, 0.0, 0))
+                continue
+            if what == "MIDPOINT":
+                out.append(BarRow(ts, ft(o) + half, ft(h) + half, ft(lo) + half, ft(c) + half, 0, 0.0, 0))
+                continue
+            shift = 1 if what == "ASK" else 0
+            total = int(totals[j])
+            wap = (int(weighted[j]) + shift * total) / total * tick if total else ft(c + shift)
+            trades = what == "TRADES"
+            out.append(
+                BarRow(
+                    ts,
+                    ft(o + shift),
+                    ft(h + shift),
+                    ft(lo + shift),
+                    ft(c + shift),
+                    total if trades else 0,
+                    round(wap, 6),
+                    int(counts[j]) if trades else 0,
+                )
+            )
         return out
 
     def _bar(
@@ -743,131 +834,19 @@ class SimMarket:
         )
 
 
-# --- contracts ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ContractQuery:
-    """What a client sent to identify a contract (IB's 12 contract fields, unset ones empty / 0)."""
-
-    con_id: int = 0
-    symbol: str = ""
-    sec_type: str = ""
-    last_trade: str = ""  # lastTradeDateOrContractMonth: YYYYMM or YYYYMMDD
-    strike: float | None = None
-    right: str = ""
-    multiplier: str = ""
-    exchange: str = ""
-    primary_exchange: str = ""
-    currency: str = ""
-    local_symbol: str = ""
-    trading_class: str = ""
-    include_expired: bool = False
-
-    def describe(self) -> str:
-        parts = [
-            self.local_symbol or self.symbol,
-            self.sec_type,
-            self.last_trade,
-            self.exchange,
-            self.currency,
-        ]
-        text = " ".join(p for p in parts if p)
-        return f"conId={self.con_id}" if not text and self.con_id else text or "(empty contract)"
-
-
-class ContractBook:
-    """The contracts the simulator knows: the catalog's products and stocks, with their listed months.
-
-    `symbols` are the products the server lists (its start-up line, symbol search, depth venues); contract
-    details, market data and orders are served for every catalog product whatever the list says, as TWS
-    serves any contract: a product's market starts on its first request."""
-
-    def __init__(self, symbols: Sequence[str] | None = None) -> None:
-        known = catalog.symbols()
-        wanted = [s.upper() for s in symbols] if symbols else known
-        unknown = [s for s in wanted if s not in known]
-        if unknown:
-            raise MarketError(f"unknown symbols {', '.join(unknown)}; the catalog has {', '.join(known)}")
-        self.symbols = wanted
-        self._all = [catalog.get_instrument(s) for s in known]
-
-    def products(self) -> list[Instrument]:
-        """The listed products."""
-        return [catalog.get_instrument(s) for s in self.symbols]
-
-    def months(self, symbol: str, asof: date, include_expired: bool, n: int = 8) -> list[Instrument]:
-        start = asof - timedelta(days=366) if include_expired else asof
-        out = catalog.contract_months(symbol, start, n + (12 if include_expired else 0))
-        return [m for m in out if include_expired or (m.expiry is not None and m.expiry >= asof)]
-
-    def front(self, symbol: str, asof: date) -> Instrument:
-        return catalog.front_month(symbol, asof)
-
-    def match(self, q: ContractQuery, asof: date) -> list[Instrument]:
-        """Every known contract the query describes (IB's contract-details semantics: all matches)."""
-        sec = q.sec_type.upper()
-        candidates: list[Instrument] = []
-        for product in self._all:
-            if q.symbol and q.symbol.upper() not in (product.symbol, product.trading_class):
-                continue
-            if q.trading_class and q.trading_class.upper() != (product.trading_class or product.symbol):
-                continue
-            if product.sec_type is SecType.STK:
-                if sec in ("", "STK"):
-                    candidates.append(product)
-            elif sec in ("", "FUT", "CONTFUT"):
-                if sec == "CONTFUT":
-                    candidates.append(self.front(product.symbol, asof))
-                else:
-                    candidates.extend(self.months(product.symbol, asof, q.include_expired or bool(q.con_id)))
-        out = []
-        for inst in candidates:
-            if q.con_id and inst.con_id != q.con_id:
-                continue
-            wanted_local = q.local_symbol.upper().replace(" ", "")
-            if wanted_local and wanted_local not in (inst.local_symbol.replace(" ", ""), inst.symbol):
-                continue
-            if q.last_trade and inst.sec_type is SecType.FUT and not _expiry_matches(q.last_trade, inst):
-                continue
-            if q.exchange and q.exchange.upper() not in (
-                "SMART",
-                inst.exchange,
-                "GLOBEX" if inst.exchange == "CME" else "",
-            ):
-                continue
-            if (
-                q.primary_exchange
-                and inst.primary_exchange
-                and q.primary_exchange.upper() != inst.primary_exchange
-            ):
-                continue
-            if q.currency and q.currency.upper() != inst.currency:
-                continue
-            if q.multiplier and _num(q.multiplier) not in (None, float(inst.multiplier)):
-                continue
-            out.append(inst)
-        return out
-
-
-def _expiry_matches(last_trade: str, inst: Instrument) -> bool:
-    """A client's lastTradeDateOrContractMonth against a listed month: YYYYMM is the contract month, YYYYMMDD
-    the last trading day. A date followed by a time (and zone) is matched by its date: that is the form
-    CONTRACT_DATA carries ("20250620 08:30 US/Central"), and a client that does not split it (@stoqey/ib)
-    sends it back whole. Anything else matches nothing (unknown contract, error 200), never every month."""
-    token = next(iter(last_trade.replace("-", " ").split()), "")
-    if not token.isdigit():
-        return False
-    if len(token) == 6:
-        return token == inst.contract_month
-    if len(token) == 8:
-        return inst.expiry is not None and token == f"{inst.expiry:%Y%m%d}"
-    return False
-
-
-def _num(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+__all__ = [
+    "TICK_KINDS",
+    "WHAT_TO_SHOW",
+    "BarRow",
+    "ContractBook",
+    "ContractQuery",
+    "HistoricalTickRow",
+    "MarketError",
+    "PriceSource",
+    "Quote",
+    "QuoteTicks",
+    "ReplaySource",
+    "SimMarket",
+    "SyntheticSource",
+    "book_sizes",
+]

@@ -122,6 +122,19 @@ REQUESTS: dict[int, RequestShape] = {  # keyed by Incoming (an int)
 # the simulator negotiates: they are unknown here.
 del I
 
+NO_ID = -1
+
+
+class RequestError(Exception):
+    """A request answered with an IB error code (sent to the client, the connection carries on)."""
+
+    def __init__(self, code: int, text: str, req_id: int = NO_ID) -> None:
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.text = text
+        self.req_id = req_id
+
+
 # IB's "Error processing request" (322): the request was read, but is not processed. Not 321 ("Error
 # validating request"): ib_async counts 321 as a warning and leaves the request that caused it pending.
 UNSERVED_CODE = 322
@@ -152,9 +165,11 @@ def request_id(shape: RequestShape, fields: list[str]) -> int | None:
 
 
 __all__ = [
+    "NO_ID",
     "REQUESTS",
     "UNKNOWN_MESSAGE_CODE",
     "UNSERVED_CODE",
+    "RequestError",
     "RequestShape",
     "request_id",
     "unknown_text",

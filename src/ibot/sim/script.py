@@ -4,7 +4,8 @@ AT is seconds of wall time after the simulator starts. KIND is one of the names 
 ``30:drop``, ``60:lost``, ``65:restored:kept`` (1102) / ``65:restored:lost`` (1101), ``90:farm:2103``,
 ``100:competing``, ``120:reject:201``, ``130:inactive``, ``140:late_cancel``, ``150:delay_commissions:5``,
 ``160:restart:300`` (a restart window of 300 market seconds), ``170:restart:300:1`` (and roll
-nextValidId back to 1).
+nextValidId back to 1); historical data: ``10:hist_timeout:3`` (the next 3 requests never answered),
+``hist_no_data[:N]``, ``hist_165[:N]``, ``hist_no_permission[:SYMBOL]``, ``hist_permission[:SYMBOL]``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def _int(text: str, what: str) -> int:
         raise ParameterError(f"fault {what}: {text!r} is not a whole number") from None
 
 
+def _count(args: Sequence[str]) -> int:
+    count = _int(args[0], "count") if args else 1
+    if count < 1:
+        raise ParameterError(f"fault count: {count} must be 1 or more")
+    return count
+
+
 def _drop(f: Faults, args: Sequence[str]) -> None:
     f.drop(_int(args[0], "drop client id") if args else None)
 
@@ -69,6 +77,13 @@ FAULT_KINDS: dict[str, tuple[int, Callable[[Faults, Sequence[str]], None]]] = {
     "delay_commissions": (1, lambda f, a: f.delay_commissions(_float(a[0], "delay seconds") if a else None)),
     "release_commissions": (0, lambda f, a: f.release_commissions()),
     "restart": (2, _restart),
+    # historical data: the next N requests never answered / with no data / preceded by a 165 message; the
+    # permissions of one product's history (all without SYMBOL) taken away or given back
+    "hist_timeout": (1, lambda f, a: f.history_unanswered(_count(a))),
+    "hist_no_data": (1, lambda f, a: f.history_no_data(_count(a))),
+    "hist_165": (1, lambda f, a: f.history_query_message(count=_count(a))),
+    "hist_no_permission": (1, lambda f, a: f.history_permissions(a[0] if a else None)),
+    "hist_permission": (1, lambda f, a: f.history_permissions(a[0] if a else None, granted=True)),
 }
 
 
@@ -99,6 +114,8 @@ def parse_fault(spec: str) -> ScheduledFault:
     for i, arg in enumerate(args):
         if kind in ("farm", "reject", "drop", "competing") or (kind == "restart" and i == 1):
             _int(arg, f"{spec!r} argument")
+        elif kind in ("hist_timeout", "hist_no_data", "hist_165"):
+            _count((arg,))
         elif kind in ("delay_commissions", "restart"):
             _float(arg, f"{spec!r} argument")
         elif kind == "restored" and arg not in ("kept", "lost"):

@@ -24,9 +24,10 @@ from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.sim import account as acct
 from ibot.sim.client import SimClient
 from ibot.sim.closed import status_summary, utc_time
+from ibot.sim.contracts import ContractBook
 from ibot.sim.faults import FARM_MESSAGES, Faults
 from ibot.sim.layouts_orders import OpenOrderView
-from ibot.sim.market import ContractBook, PriceSource, ReplaySource, SimMarket, SyntheticSource
+from ibot.sim.market import PriceSource, ReplaySource, SimMarket, SyntheticSource
 from ibot.sim.orders import Execution, SimBroker, SimOrder
 from ibot.sim.pacing import HistoricalPacing, SimLimits
 from ibot.sim.script import ScheduledFault, parse_fault, schedule
@@ -186,6 +187,11 @@ class SimServer:
         if self._server is None and not self.faults.refusing():
             self._server = await asyncio.start_server(self._accept, self.host, self._port)
             log.info("restart window over: listening again on %s:%d", self.host, self._port)
+
+    @property
+    def pacing_violations(self) -> int:
+        """Historical requests refused for pacing (162) since the start, across every client."""
+        return self.pacing.violations
 
     # --- clients --------------------------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
