@@ -329,8 +329,22 @@ def test_a_valid_looking_alert_without_the_right_secret_is_401_and_places_nothin
 ) -> None:
     body = alert(secret=secret)
     body.update(extra)  # even with every field fine, a wrong secret is 401 before the fields are read
+    if lone_surrogate(body):  # \udXXX alone names no character: the body is not JSON, whatever the secret
+        refusal(send(http, door, "secret", encode(body)), 400)
+        return
     got = refusal(send(http, door, "secret", encode(body)), 401)
     assert got["status"] == "unauthorized" and got["field"] == "secret"
+
+
+def lone_surrogate(value: Any) -> bool:
+    """True when a string anywhere in `value` (keys included) holds a surrogate code point on its own."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(lone_surrogate(k) or lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(lone_surrogate(v) for v in value)
+    return False
 
 
 def test_after_the_secret_fuzz_nothing_was_placed(door: LiveDoor) -> None:
