@@ -3,8 +3,8 @@
 IB's "Historical Data Limitations" (TWS API): a pacing violation (error 162) is an identical request within
 15 seconds, six or more requests for the same contract, exchange and tick type within two seconds, or more
 than 60 requests in any ten-minute period; a BID_ASK request counts twice; at most 50 requests may be open at
-once. IB states these hard limits for bars of 30 s or less and keeps a soft throttle above that, so every bar size
-is paced here.
+once. IB states these hard limits for bars of 30 s or less and keeps a soft throttle above that, so every bar
+size is paced here.
 
 The rules are sliding windows over the send times of earlier requests. `PacingScheduler.earliest` says when a
 request may go (pure bookkeeping over an injected monotonic clock, so the property tests drive it with a fake
