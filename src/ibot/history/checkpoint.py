@@ -12,7 +12,9 @@ gap report knows which sessions should hold bars.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +82,29 @@ class Checkpoint:
             (series, start_ns, end_ns, outcome, bars, at),
         )
         self._cache.pop(series, None)
+
+    def mark_done_many(self, ranges: list[tuple[str, int, int, int]], outcome: str) -> None:
+        """Record several (series, start_ns, end_ns, bars) as done in one durable transaction."""
+        if not ranges:
+            return
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?, ?)",
+                [(s, a, b, outcome, n, at) for s, a, b, n in ranges],
+            )
+        for s, *_ in ranges:
+            self._cache.pop(s, None)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def done(self, series: str) -> list[DoneRange]:
         rows = self._db.execute(

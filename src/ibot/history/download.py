@@ -130,6 +130,16 @@ class _Job:
     chunk: Chunk
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A chunk's bars waiting for the series' next write; `done`: mark the chunk done once written."""
+
+    job: _Job
+    bars: list[Bar]
+    done: bool
+    stored: bool = False
+
+
 class Downloader:
     """Downloads contract windows from a `HistorySource` into a `BarStore`, resumable (a `Checkpoint`)."""
 
@@ -154,6 +164,7 @@ class Downloader:
         self.stats = DownloadStats()
         self._now = 0  # the latest server time seen, UTC ns
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[str, list[_Pending]] = {}
         self._left = 0
         self._done = 0
 
@@ -322,17 +333,32 @@ class Downloader:
         final = [b for b in kept if bar_end(b.ts, self.spec, inst) <= asked_at]  # never the open bar
         final.sort(key=lambda b: b.ts)
         unique = [b for i, b in enumerate(final) if i == 0 or b.ts != final[i - 1].ts]
-        lock = self._locks.setdefault(inst.key, asyncio.Lock())
-        async with lock:
-            if unique:
-                frame = BarFrame.from_bars(unique)
-                await asyncio.to_thread(self.store.write, inst.key, self.spec.store_name, frame)
-            if not chunk.is_open(asked_at):
-                self.checkpoint.mark_done(job.series, chunk.start_ns, chunk.end_ns, "bars", len(unique))
-                self.stats.chunks_done += 1
-            else:
-                self.stats.chunks_open += 1
-        self.stats.bars_stored[inst.key] = self.stats.bars_stored.get(inst.key, 0) + len(unique)
+        done = not chunk.is_open(asked_at)
+        entry = _Pending(job, unique, done)
+        target = self.spec.store_key(inst.key)
+        pending = self._pending.setdefault(target, [])
+        pending.append(entry)
+        lock = self._locks.setdefault(target, asyncio.Lock())
+        async with lock:  # group commit: one write (and fsync) for every chunk answered meanwhile
+            if entry.stored:
+                return
+            batch, pending[:] = list(pending), []
+            rows = sorted({b.ts: b for e in batch for b in e.bars}.values())
+            if rows:
+                frame = BarFrame.from_bars(rows)
+                await asyncio.to_thread(self.store.write, target, self.spec.store_name, frame)
+            marks = [
+                (e.job.series, e.job.chunk.start_ns, e.job.chunk.end_ns, len(e.bars)) for e in batch if e.done
+            ]
+            self.checkpoint.mark_done_many(marks, "bars")  # only after the bars are on disk
+            for e in batch:
+                e.stored = True
+                key = e.job.contract.instrument.key
+                self.stats.bars_stored[key] = self.stats.bars_stored.get(key, 0) + len(e.bars)
+                if e.done:
+                    self.stats.chunks_done += 1
+                else:
+                    self.stats.chunks_open += 1
 
     def _finish(self, job: _Job) -> None:
         self._left -= 1

@@ -72,6 +72,12 @@ def _keys(checkpoint: Checkpoint, symbol: str, spec: BarSpec) -> list[str]:
         if not series.endswith(suffix):
             continue
         key = series[: -len(suffix)]
+        if spec.what != "TRADES":
+            if not key.endswith(f".{spec.what}"):
+                continue
+            key = key[: -len(spec.what) - 1]
+        elif "." in key:
+            continue
         if product.sec_type is SecType.STK:
             if key == product.symbol:
                 out.append(key)
@@ -99,7 +105,7 @@ def gap_report(
         if window is None:
             continue
         try:
-            ts = store.read(key, spec.store_name).ts
+            ts = store.read(spec.store_key(key), spec.store_name).ts
         except MissingBarsError:
             ts = np.empty(0, dtype=np.int64)
         last_trade = sidecar_last_trade(store.root, key)

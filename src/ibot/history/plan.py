@@ -67,8 +67,8 @@ _STEPS: tuple[tuple[str, str, int, int, int], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class BarSpec:
-    """A bar size as IB and the store name it: IB's "1 min", the store's "1min" (plus "-midpoint" etc. for
-    another `what`), the interval, and IB's largest duration for it."""
+    """A bar size as IB and the store name it: IB's "1 min", the store's "1min", the interval, the tick type
+    (`what`) and IB's largest duration for the bar size."""
 
     ib_bar: str
     interval_ns: int
@@ -80,9 +80,13 @@ class BarSpec:
 
     @property
     def store_name(self) -> str:
-        """The store's bar-size name: "1min" for TRADES, "1min-midpoint" / "1min-bid_ask" for the others."""
-        base = bar_size_name(self.interval_ns)
-        return base if self.what == "TRADES" else f"{base}-{self.what.lower()}"
+        """The store's bar-size name: "1min"."""
+        return bar_size_name(self.interval_ns)
+
+    def store_key(self, key: str) -> str:
+        """The store's series name of contract `key`: the key itself for TRADES, ``MESH5.MIDPOINT`` for the
+        other tick types (the store names files by key and bar size; the tick type goes with the key)."""
+        return key if self.what == "TRADES" else f"{key}.{self.what}"
 
     @property
     def daily(self) -> bool:
@@ -110,8 +114,8 @@ def bar_spec(bar: str, what: str = "TRADES") -> BarSpec:
 
 
 def series_name(key: str, spec: BarSpec) -> str:
-    """The checkpoint's name of one stored series: ``MESH5/1min``."""
-    return f"{key}/{spec.store_name}"
+    """The checkpoint's name of one stored series: ``MESH5/1min`` (``MESH5.MIDPOINT/1min``)."""
+    return f"{spec.store_key(key)}/{spec.store_name}"
 
 
 @dataclass(frozen=True, slots=True)

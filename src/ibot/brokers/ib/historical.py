@@ -55,10 +55,14 @@ class IBHistorySource:
     def __init__(self, connection: IBConnection, *, details_timeout: float = 20.0) -> None:
         self.connection = connection
         self.details_timeout = details_timeout
+        self._time_lock = asyncio.Lock()
 
     async def server_time(self) -> int:
+        """IB's server time (reqCurrentTime). One at a time: ib_async keeps a single pending reqCurrentTime,
+        so a second concurrent ask would orphan the first."""
         self.connection.require_connected("historical data")
-        when = await asyncio.wait_for(self.connection.ib.reqCurrentTimeAsync(), self.details_timeout)
+        async with self._time_lock:
+            when = await asyncio.wait_for(self.connection.ib.reqCurrentTimeAsync(), self.details_timeout)
         ns = datetime_to_ns(when)
         self.connection.observe_market_time(ns)
         return ns

@@ -1,0 +1,92 @@
+"""`ibot history download` end to end: the real service, ib_async with the historical client id, the TWS
+simulator with IB's pacing rules (scaled down). Per-contract series with their contract facts, expired months
+included; checkpoints; a second run sends no request; the still-open bar is never stored; pacing violations
+are classified, backed off and retried."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+
+from ibot.data.bars import format_time
+from ibot.exchange.hours import listed_hours_for
+from ibot.history.checkpoint import Checkpoint
+from ibot.model import catalog
+from ibot.model.market import NS_PER_SECOND
+
+from .conftest import FROM, SCALE, START, TO, Sim
+
+MINUTE = 60 * NS_PER_SECOND
+
+
+def _sessions(key: str, first: date, last: date) -> list[tuple[date, int, int]]:
+    inst = catalog.resolve(key, date(2024, 12, 1))
+    return list(listed_hours_for(inst).sessions(first, last))
+
+
+def test_a_download_stores_each_month_with_its_facts_and_a_second_run_sends_nothing(sim: Sim) -> None:
+    result = sim.download()
+    d = result.to_dict()
+    assert d["complete"] and d["client_id"] == 21 and d["violations_seen"] == 0
+    assert set(d["bars_stored"]) == {"MESZ4", "MESH5"}
+    assert d["requests_sent"] == d["fewest_needed"] == sim.requests == 10 + 14
+    store = sim.store()
+    for key, last in (("MESZ4", date(2024, 12, 20)), ("MESH5", TO)):
+        frame = store.read(key, "1min")
+        sessions = _sessions(key, FROM, last)
+        opened, closed = sessions[0][1], sessions[-1][2]
+        assert frame.ts[0] == opened and frame.ts[-1] == closed - MINUTE, key  # the whole window, no more
+        in_session = np.zeros(len(frame), dtype=bool)
+        for _, a, b in sessions:
+            in_session |= (frame.ts >= a) & (frame.ts < b)
+        assert in_session.all(), f"{key}: bars outside the window's sessions"
+        assert len(frame) == d["bars_stored"][key]
+        facts = json.loads((sim.data / "bars" / key / "contract.json").read_text())
+        assert facts["localSymbol"] == key and facts["exchange"] == "CME" and facts["multiplier"] == "5"
+        assert facts["conId"] == catalog.resolve(key, date(2024, 12, 1)).con_id
+    assert (
+        json.loads((sim.data / "bars" / "MESZ4" / "contract.json").read_text())["lastTradeDate"]
+        == "2024-12-20"
+    )
+    with Checkpoint.in_data_dir(sim.data) as cp:
+        assert len(cp.done("MESZ4/1min")) == 10 and len(cp.done("MESH5/1min")) == 14
+        assert {r.bars for r in cp.done("MESZ4/1min")} <= {1380, 1320}  # full and early-close sessions
+
+    again = sim.download().to_dict()
+    assert again["requests_sent"] == 0 and again["fewest_needed"] == 0 and again["complete"]
+    assert sim.requests == 24  # the simulator saw no new historical request
+
+
+def test_the_bar_still_forming_is_never_stored_and_its_range_stays_open(sim: Sim) -> None:
+    today = date(2025, 3, 5)
+    result = sim.download(start=today, end=today).to_dict()
+    job = result["jobs"][0]
+    assert set(result["bars_stored"]) == {"MESH5", "MESM5"}  # M5's window opens 2025-03-03
+    assert job["chunks_open"] == 2 and job["chunks_done"] == 0 and result["complete"]
+    start_ns = int(START.timestamp()) * NS_PER_SECOND
+    for key in ("MESH5", "MESM5"):
+        frame = sim.store().read(key, "1min")
+        last_end = int(frame.ts[-1]) + MINUTE
+        assert last_end <= start_ns + 30 * NS_PER_SECOND, format_time(int(frame.ts[-1]))
+        assert last_end >= start_ns - 2 * MINUTE
+    with Checkpoint.in_data_dir(sim.data) as cp:
+        assert cp.done("MESH5/1min") == []  # asked again next time, never marked done
+    assert sim.download(start=today, end=today).to_dict()["requests_sent"] == 2
+
+
+def test_pacing_violations_are_classified_backed_off_and_retried_until_complete(strict_sim: Sim) -> None:
+    """A client pacing itself 100x faster than the simulator's two-second rule allows meets 162 pacing
+    violations: each is classified as pacing, counted, backed off and retried, and the download still
+    completes with every bar."""
+    sim = strict_sim
+    first, last = date(2025, 1, 6), date(2025, 1, 17)
+    result = sim.download(scale=SCALE, start=first, end=last, max_retries=15)
+    d = result.to_dict()
+    assert d["violations_seen"] > 0 and d["retries"].get("pacing", 0) == d["violations_seen"]
+    assert d["complete"] and d["requests_sent"] == d["fewest_needed"] + d["violations_seen"]
+    assert sim.requests == d["requests_sent"]
+    hours = listed_hours_for(catalog.get_instrument("MES"))
+    expected = sum((b - a) // MINUTE for _, a, b in hours.sessions(first, last))
+    assert len(sim.store().read("MESH5", "1min")) == expected
