@@ -1,5 +1,5 @@
-"""The pacing scheduler against IB's rules ("Historical Data Limitations"), with an injected fake clock: for any
-sequence of requests no window is broken (checked independently, and by the simulator's own pacing check),
+"""The pacing scheduler against IB's rules ("Historical Data Limitations"), with an injected fake clock: for
+any sequence of requests no window is broken (checked independently, and by the simulator's own pacing check),
 BID_ASK counts twice, identical requests are 15 s apart, one contract gets at most 5 requests in 2 s, and the
 scheduler waits no longer than a rule requires."""
 
@@ -33,7 +33,10 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-def schedule(keys: list[RequestKey], rules: PacingRules = PacingRules(), gaps: list[float] | None = None):
+IB_RULES = PacingRules()
+
+
+def schedule(keys: list[RequestKey], rules: PacingRules = IB_RULES, gaps: list[float] | None = None):
     """Send `keys` in order as soon as the scheduler allows (with optional idle time before each)."""
     clock = FakeClock()
     sched = PacingScheduler(rules, clock=clock)

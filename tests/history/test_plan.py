@@ -1,5 +1,5 @@
-"""What a range needs: contract windows from the catalog's roll and last-trade rules, IB's largest duration per
-bar size, and chunks that skip what is done."""
+"""What a range needs: contract windows from the catalog's roll and last-trade rules, IB's largest duration
+per bar size, and chunks that skip what is done."""
 
 from __future__ import annotations
 

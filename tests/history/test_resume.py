@@ -1,6 +1,7 @@
-"""Killed at random points (SIGKILL, three times) and run again, `ibot history download` ends with exactly the
-bars of an uninterrupted download, bar for bar, and the same checkpoint; SIGTERM stops it after the requests in
-flight are stored (exit 130), and the next run completes it. The CLI runs in a subprocess against the
+"""Killed at random points (SIGKILL, three times) and run again, `ibot history download` ends with exactly
+the bars of an uninterrupted download, bar for bar, and the same checkpoint; SIGTERM stops it after the
+requests in flight are stored (exit 130), and the next run completes it. The CLI runs in a subprocess against
+the
 simulator in this process."""
 
 from __future__ import annotations

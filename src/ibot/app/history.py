@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -21,7 +22,7 @@ from ibot.app.data import bar_store
 from ibot.history.checkpoint import Checkpoint
 from ibot.history.download import Downloader, DownloadOptions, DownloadProgress, DownloadStats
 from ibot.history.gaps import ContractGaps, gap_report
-from ibot.history.pacing import PacingRules, PacingScheduler
+from ibot.history.pacing import PacingRules, PacingScheduler, RequestKey
 from ibot.history.plan import BarSpec, bar_spec, contract_windows, session_hours
 from ibot.history.settings import HistorySettings, load_history_settings
 from ibot.model import catalog
@@ -179,6 +180,7 @@ async def download_history(
         source = IBHistorySource(venue.connection)
         scheduler = PacingScheduler(rules)
         with Checkpoint.in_data_dir(store.root) as checkpoint:
+            _pace_across_runs(scheduler, checkpoint)
             for job, spec in zip(jobs, specs, strict=True):
                 if stop.is_set():
                     result.stopped = True
@@ -205,6 +207,21 @@ async def download_history(
     finally:
         await venue.close()
     return result
+
+
+def _pace_across_runs(scheduler: PacingScheduler, checkpoint: Checkpoint) -> None:
+    """IB paces the session, not the process: count the requests earlier runs sent within the pacing windows
+    (kept in the checkpoint with their wall time), and keep this run's for the next one."""
+    wall, mono = time.time(), scheduler.clock()
+    rules = scheduler.rules
+    span = max(rules.window, rules.identical, rules.same_contract)
+    for at, identity, contract, weight in checkpoint.sent_since(wall - span):
+        scheduler.remember(RequestKey(identity, contract, weight), mono - (wall - at))
+
+    def keep(key: RequestKey) -> None:
+        checkpoint.note_sent(time.time(), str(key.identity), str(key.contract), key.weight)
+
+    scheduler.on_sent = keep
 
 
 def history_gaps(

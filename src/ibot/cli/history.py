@@ -5,6 +5,7 @@ permission, invalid contract), 130 (stopped by Ctrl-C / SIGTERM after the reques
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -174,6 +175,8 @@ def _run(jobs: list[HistoryJob], run: HistoryRun, as_json: bool) -> None:
         check_job(job)  # one sentence, exit 2, before anything is created or contacted
 
     async def main() -> HistoryResult:
+        _quiet_abandoned_connects()
+
         def say(signal_name: str) -> None:
             err_console.print(f"{signal_name}: stopping after the requests in flight are stored...")
 
@@ -194,6 +197,23 @@ def _run(jobs: list[HistoryJob], run: HistoryRun, as_json: bool) -> None:
         raise typer.Exit(2)
     if not result.complete:
         raise typer.Exit(1)
+
+
+def _quiet_abandoned_connects() -> None:
+    """An unreachable TWS is said in one sentence; the connect attempt the adapter gave up on when its wait
+    ended (an OSError nobody retrieves) is not printed as a traceback after it."""
+    loop = asyncio.get_running_loop()
+    default = loop.get_exception_handler()
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), OSError) and "never retrieved" in context.get("message", ""):
+            return
+        if default is not None:
+            default(lp, context)
+        else:
+            lp.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 class _Display:

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS done (
     series TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
     outcome TEXT NOT NULL, bars INTEGER NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (series, start_ns, end_ns));
+CREATE TABLE IF NOT EXISTS sent (
+    at REAL NOT NULL, identity TEXT NOT NULL, contract TEXT NOT NULL, weight INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS windows (
     series TEXT PRIMARY KEY, first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, asof_ns INTEGER NOT NULL);
 """
@@ -131,6 +133,19 @@ class Checkpoint:
                     ends.append(r.end_ns)
             found = self._cache[series] = (starts, ends)
         return found
+
+    # --- requests sent (pacing across runs) -----------------------------------------------------------------
+    def note_sent(self, at: float, identity: str, contract: str, weight: int) -> None:
+        """A historical request went out at wall time `at` (IB paces the session: the next run counts it)."""
+        self._db.execute("INSERT INTO sent VALUES (?, ?, ?, ?)", (at, identity, contract, weight))
+
+    def sent_since(self, since: float) -> list[tuple[float, str, str, int]]:
+        """Requests sent at wall time `since` or later, oldest first; older ones are forgotten."""
+        self._db.execute("DELETE FROM sent WHERE at < ?", (since,))
+        rows = self._db.execute(
+            "SELECT at, identity, contract, weight FROM sent WHERE at >= ? ORDER BY at", (since,)
+        ).fetchall()
+        return [(float(a), str(i), str(c), int(w)) for a, i, c, w in rows]
 
     # --- windows -------------------------------------------------------------------------------------------
     def note_window(self, series: str, first_ns: int, last_ns: int, asof_ns: int) -> None:

@@ -87,8 +87,12 @@ class RequestKey:
 
     @classmethod
     def of(cls, con_id: int, exchange: str, what: str, *params: Hashable) -> RequestKey:
+        """The key of a request for contract `con_id` on `exchange` of tick type `what` with `params` (end,
+        duration, bar size, ...); identity and contract are strings, so they can be kept across runs."""
         what = what.upper()
-        return cls((con_id, exchange, what, *params), (con_id, exchange, what), 2 if what == "BID_ASK" else 1)
+        contract = f"{con_id}|{exchange}|{what}"
+        identity = "|".join([contract, *(str(p) for p in params)])
+        return cls(identity, contract, 2 if what == "BID_ASK" else 1)
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -110,6 +114,7 @@ class PacingScheduler:
     _identical: dict[Hashable, float] = field(default_factory=dict)
     _in_flight: int = 0
     _slot_freed: asyncio.Event | None = None
+    on_sent: Callable[[RequestKey], None] | None = None  # e.g. keep the send for the next run (checkpoint)
 
     # --- pure bookkeeping ----------------------------------------------------------------------------------
     def earliest(self, key: RequestKey, now: float) -> float:
@@ -127,12 +132,17 @@ class PacingScheduler:
 
     def record(self, key: RequestKey, at: float) -> None:
         """`key` was sent at `at` (not before any earlier record)."""
+        self.remember(key, at)
+        self.sent += 1
+        self.weight_sent += key.weight
+
+    def remember(self, key: RequestKey, at: float) -> None:
+        """Count a request sent at `at` by someone else (an earlier run: IB paces the session, not the
+        process) without counting it as sent here. Times must come in order."""
         r = self.rules
         self._window.append((at, key.weight))
         self._by_contract.setdefault(key.contract, deque()).append((at, key.weight))
-        self._identical[key.identity] = at
-        self.sent += 1
-        self.weight_sent += key.weight
+        self._identical[key.identity] = max(at, self._identical.get(key.identity, at))
         self._forget(at - max(r.window, r.identical, r.same_contract))
 
     def _forget(self, before: float) -> None:
@@ -171,6 +181,8 @@ class PacingScheduler:
                 self.waited += max(0.0, self.clock() - now)
             self.waiting_until = 0.0
             self.record(key, now)
+            if self.on_sent is not None:
+                self.on_sent(key)
         except BaseException:
             self.waiting_until = 0.0
             self.release()
