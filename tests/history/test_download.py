@@ -90,3 +90,13 @@ def test_pacing_violations_are_classified_backed_off_and_retried_until_complete(
     hours = listed_hours_for(catalog.get_instrument("MES"))
     expected = sum((b - a) // MINUTE for _, a, b in hours.sessions(first, last))
     assert len(sim.store().read("MESH5", "1min")) == expected
+
+
+def test_full_asks_ib_where_each_months_data_begins(sim: Sim) -> None:
+    d = sim.download(start=date(2024, 12, 2), end=date(2024, 12, 5), full=True).to_dict()
+    assert d["complete"]
+    assert set(d["bars_stored"]) == {"MESZ4", "MESH5", "MESM5", "MESU5", "MESZ5"}  # every month alive
+    z5 = sim.store().read("MESZ5", "1min")
+    opened, _ = listed_hours_for(catalog.get_instrument("MES")).session_open_close(date(2024, 12, 4))
+    assert int(z5.ts[0]) == opened  # the simulator's first data for MESZ5; the catalog guessed 2024-11-14
+    assert d["bars_stored"]["MESZ5"] == 2 * 1380 and d["bars_stored"]["MESH5"] == 4 * 1380

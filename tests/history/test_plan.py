@@ -3,12 +3,15 @@ per bar size, and chunks that skip what is done."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 
 import pytest
 
 from ibot.exchange.hours import listed_hours_for
+from ibot.history.download import cross_check
 from ibot.history.plan import bar_spec, chunks, contract_windows, series_name, units
+from ibot.history.source import ContractInfo
 from ibot.model import catalog
 from ibot.model.errors import ParameterError
 from ibot.model.market import NS_PER_SECOND
@@ -96,3 +99,17 @@ def test_larger_bars_group_sessions_and_second_bars_split_them() -> None:
     secs = chunks(units(z4, bar_spec("1 secs")), bar_spec("1 secs"), lambda a, b: False)
     assert {c.duration for c in secs} == {"1800 S"}  # a 23-hour session is 46 pieces of 30 minutes
     assert len(secs) == 10 * 46
+
+
+def test_a_last_trade_date_ib_disagrees_on_is_logged_naming_both_and_ibs_wins(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    [z4] = contract_windows("MES", date(2024, 12, 2), date(2024, 12, 31))[:1]
+    info = ContractInfo(z4.instrument, date(2024, 12, 19))
+    with caplog.at_level(logging.WARNING, logger="ibot.history"):
+        said = cross_check(z4, info)
+    assert said is not None and "2024-12-19" in said and "2024-12-20" in said
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "2024-12-20" in caplog.records[
+        0
+    ].getMessage()
+    assert cross_check(z4, ContractInfo(z4.instrument, date(2024, 12, 20))) is None

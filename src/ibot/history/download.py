@@ -43,7 +43,7 @@ from ibot.history.source import BarRequest, ContractInfo, HistorySource
 from ibot.model.instruments import SecType
 from ibot.model.market import Bar
 
-__all__ = ["DownloadOptions", "DownloadProgress", "DownloadStats", "Downloader"]
+__all__ = ["DownloadOptions", "DownloadProgress", "DownloadStats", "Downloader", "cross_check"]
 
 log = logging.getLogger("ibot.history")
 
@@ -218,7 +218,9 @@ class Downloader:
             self.stats.contracts.append(entry | self._window_dict(window))
             return []
         info = await self.source.contract(window.instrument)
-        self._cross_check(window, info)
+        disagreement = cross_check(window, info)
+        if disagreement:
+            self.stats.problems.append(disagreement)
         write_sidecar(self.store.root, key, info.to_dict())
         if info.last_trade_date is not None:
             window = _ending(window, info.last_trade_date)
@@ -234,20 +236,6 @@ class Downloader:
         if found:
             self.checkpoint.note_window(series, found[0].start_ns, found[-1].end_ns, self._now)
         return chunks(found, self.spec, lambda a, b: self.checkpoint.covers(series, a, b))
-
-    def _cross_check(self, window: ContractWindow, info: ContractInfo) -> None:
-        ours, ib = window.last_trade, info.last_trade_date
-        if ours is not None and ib is not None and ours != ib:
-            log.warning(
-                "%s: IB's last trade date %s differs from the catalog's %s; IB's is used",
-                window.key,
-                ib.isoformat(),
-                ours.isoformat(),
-            )
-            self.stats.problems.append(
-                f"{window.key}: IB's last trade date {ib.isoformat()} differs from the catalog's "
-                f"{ours.isoformat()} (IB's used)"
-            )
 
     async def _from_head(self, window: ContractWindow, info: ContractInfo) -> ContractWindow:
         """`--full`: start the window at IB's first data for the contract, when IB says it."""
@@ -378,6 +366,20 @@ class Downloader:
                 message=message,
             )
         )
+
+
+def cross_check(window: ContractWindow, info: ContractInfo) -> str | None:
+    """IB's last trade date against the catalog's: a disagreement is logged (WARNING, both dates) and
+    returned as a sentence; IB's date is the one the window ends on."""
+    ours, ib = window.last_trade, info.last_trade_date
+    if ours is None or ib is None or ours == ib:
+        return None
+    text = (
+        f"{window.key}: IB's last trade date {ib.isoformat()} differs from the catalog's {ours.isoformat()}; "
+        "IB's is used"
+    )
+    log.warning("%s", text)
+    return text
 
 
 def _ending(window: ContractWindow, last_trade: date) -> ContractWindow:
