@@ -100,3 +100,26 @@ def test_full_asks_ib_where_each_months_data_begins(sim: Sim) -> None:
     opened, _ = listed_hours_for(catalog.get_instrument("MES")).session_open_close(date(2024, 12, 4))
     assert int(z5.ts[0]) == opened  # the simulator's first data for MESZ5; the catalog guessed 2024-11-14
     assert d["bars_stored"]["MESZ5"] == 2 * 1380 and d["bars_stored"]["MESH5"] == 4 * 1380
+
+
+def test_a_month_ib_no_longer_knows_is_reported_and_the_others_are_downloaded(sim: Sim) -> None:
+    """The simulator, like IB, keeps expired months for a limited time (here a year): MESZ3 is unknown."""
+    d = sim.download(start=date(2023, 12, 11), end=date(2023, 12, 12)).to_dict()
+    job = d["jobs"][0]
+    assert job["failures"] == {"invalid": 1} and not d["complete"]
+    assert any(p.startswith("MESZ3: IB knows no contract") for p in job["problems"])
+    assert d["bars_stored"] == {"MESH4": 2 * 1380}
+
+
+def test_a_stock_and_another_tick_type_are_stored_under_their_own_keys(sim: Sim) -> None:
+    d = sim.download(symbol="SPY", start=date(2025, 1, 6), end=date(2025, 1, 7)).to_dict()
+    assert d["complete"] and set(d["bars_stored"]) == {"SPY"}
+    spy = sim.store().read("SPY", "1min")
+    assert len(spy) == 2 * 16 * 60  # useRTH=0: IB's extended hours 04:00-20:00 ET
+    assert json.loads((sim.data / "bars" / "SPY" / "contract.json").read_text())["lastTradeDate"] is None
+    mid = sim.download(start=date(2024, 12, 19), end=date(2024, 12, 19), what="MIDPOINT").to_dict()
+    assert mid["complete"] and set(mid["bars_stored"]) == {"MESZ4", "MESH5"}
+    frame = sim.store().read("MESH5.MIDPOINT", "1min")
+    assert len(frame) == 1380 and (frame.close * 8 % 2 == 1).all()  # half a tick above the bid: x.125 / x.375
+    with Checkpoint.in_data_dir(sim.data) as cp:
+        assert len(cp.done("MESH5.MIDPOINT/1min")) == 1 and cp.done("MESH5/1min") == []

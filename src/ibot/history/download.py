@@ -217,7 +217,14 @@ class Downloader:
         if not pending:
             self.stats.contracts.append(entry | self._window_dict(window))
             return []
-        info = await self.source.contract(window.instrument)
+        try:
+            info = await self.source.contract(window.instrument)
+        except LookupError as exc:  # unknown at IB (e.g. expired more than ~2 years ago): the others go on
+            self.stats.failures[FailureClass.INVALID.value] += 1
+            self.stats.problems.append(f"{key}: {exc}")
+            self.stats.contracts.append(entry | self._window_dict(window) | {"chunks": 0, "error": str(exc)})
+            log.warning("%s: %s", key, exc)
+            return []
         disagreement = cross_check(window, info)
         if disagreement:
             self.stats.problems.append(disagreement)
