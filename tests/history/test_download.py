@@ -5,14 +5,18 @@ are classified, backed off and retried."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import date
 
 import numpy as np
 
+from ibot.app.history import HistoryJob, HistoryResult, HistoryRun, download_history
 from ibot.data.bars import format_time
 from ibot.exchange.hours import listed_hours_for
 from ibot.history.checkpoint import Checkpoint
+from ibot.history.download import DownloadProgress
 from ibot.model import catalog
 from ibot.model.market import NS_PER_SECOND
 
@@ -123,3 +127,33 @@ def test_a_stock_and_another_tick_type_are_stored_under_their_own_keys(sim: Sim)
     assert len(frame) == 1380 and (frame.close * 8 % 2 == 1).all()  # half a tick above the bid: x.125 / x.375
     with Checkpoint.in_data_dir(sim.data) as cp:
         assert len(cp.done("MESH5.MIDPOINT/1min")) == 1 and cp.done("MESH5/1min") == []
+
+
+def test_a_stop_while_waiting_for_pacing_sends_nothing_more(sim: Sim) -> None:
+    """At IB's own limits (scale 1) five requests for one contract go at once and the sixth waits ~2 s; a stop
+    asked for during that wait ends the run without sending it (nor the others waiting), with the five sent
+    ones answered and stored."""
+
+    async def main() -> HistoryResult:
+        stop = asyncio.Event()
+
+        def progress(p: DownloadProgress) -> None:
+            if p.pacing_wait > 0:
+                stop.set()
+
+        job = HistoryJob("MES", "1 min", date(2025, 1, 6), date(2025, 1, 17))  # MESH5 only: 10 sessions
+        run = HistoryRun(sim.data, pacing_scale=1.0, connect_timeout=10.0, max_in_flight=10)
+        return await download_history(
+            [job], run, on_progress=progress, stop=stop, ib_overrides={"port": sim.port}
+        )
+
+    began = time.monotonic()
+    d = asyncio.run(main()).to_dict()
+    assert d["stopped"] and not d["complete"]
+    assert d["requests_sent"] == sim.requests == 5 and d["jobs"][0]["chunks_done"] == 5
+    hours = listed_hours_for(catalog.get_instrument("MES"))
+    five = sum((b - a) // MINUTE for _, a, b in hours.sessions(date(2025, 1, 6), date(2025, 1, 10)))
+    assert (
+        len(sim.store().read("MESH5", "1min")) == five
+    )  # 2025-01-09 closed early (a national day of mourning)
+    assert time.monotonic() - began < 10.0

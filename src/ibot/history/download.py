@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from ibot.aio import unless_stopped
 from ibot.data.bars import BarFrame
 from ibot.data.store import BarStore
 from ibot.history.checkpoint import Checkpoint
@@ -167,6 +168,8 @@ class Downloader:
         self._pending: dict[str, list[_Pending]] = {}
         self._left = 0
         self._done = 0
+        self._series = ""
+        scheduler.on_wait = lambda seconds: self._report(self._series, f"pacing: waiting {seconds:.1f} s")
 
     @property
     def spec(self) -> BarSpec:
@@ -284,8 +287,11 @@ class Downloader:
                 info.instrument.con_id, info.instrument.exchange, self.spec.what,
                 end, chunk.duration, self.spec.ib_bar, "rth0",
             )  # fmt: skip
+            self._series = job.series
             self._report(job.series, "")
-            await self.scheduler.acquire(key)
+            admitted, _ = await unless_stopped(self.scheduler.acquire(key), self.stop)
+            if not admitted:  # stopped while waiting for pacing: not in flight, so not sent
+                return None
             try:
                 answer = await self.source.bars(request, o.request_timeout)
             finally:

@@ -115,6 +115,7 @@ class PacingScheduler:
     _in_flight: int = 0
     _slot_freed: asyncio.Event | None = None
     on_sent: Callable[[RequestKey], None] | None = None  # e.g. keep the send for the next run (checkpoint)
+    on_wait: Callable[[float], None] | None = None  # a request starts waiting this many seconds for pacing
 
     # --- pure bookkeeping ----------------------------------------------------------------------------------
     def earliest(self, key: RequestKey, now: float) -> float:
@@ -177,6 +178,8 @@ class PacingScheduler:
                 if when <= now:
                     break
                 self.waiting_until = when
+                if self.on_wait is not None:
+                    self.on_wait(when - now)
                 await self.sleep(when - now)
                 self.waited += max(0.0, self.clock() - now)
             self.waiting_until = 0.0
