@@ -157,3 +157,27 @@ def test_a_stop_while_waiting_for_pacing_sends_nothing_more(sim: Sim) -> None:
         len(sim.store().read("MESH5", "1min")) == five
     )  # 2025-01-09 closed early (a national day of mourning)
     assert time.monotonic() - began < 10.0
+
+
+def test_a_dropped_connection_is_waited_out_and_the_download_completes(sim: Sim) -> None:
+    """The simulator drops the historical client mid-download (as IB's nightly restart does): the requests in
+    flight fail as "disconnected", wait for the adapter's reconnect, and are sent again; nothing is lost."""
+    loop = sim.server._pump_task.get_loop()  # type: ignore[union-attr]  # the simulator's thread's loop
+    dropped: list[int] = []
+
+    async def main() -> HistoryResult:
+        def progress(p: DownloadProgress) -> None:
+            if p.requests_done >= 3 and not dropped:
+                dropped.append(p.requests_done)
+                loop.call_soon_threadsafe(sim.server.faults.drop, 21)
+
+        job = HistoryJob("MES", "1 min", FROM, TO)
+        run = HistoryRun(sim.data, pacing_scale=100.0, connect_timeout=10.0, max_retries=3)
+        return await download_history([job], run, on_progress=progress, ib_overrides={"port": sim.port})
+
+    d = asyncio.run(main()).to_dict()
+    assert dropped and d["complete"] and d["retries"].get("disconnected", 0) >= 1
+    hours = listed_hours_for(catalog.get_instrument("MES"))
+    for key, last in (("MESZ4", date(2024, 12, 20)), ("MESH5", TO)):
+        expected = sum((b - a) // MINUTE for _, a, b in hours.sessions(FROM, last))
+        assert len(sim.store().read(key, "1min")) == expected == d["bars_stored"][key]

@@ -29,6 +29,7 @@ class FailureClass(StrEnum):
     PERMISSION = "permission"  # no market data permission: not retried; the user must subscribe
     INVALID = "invalid"  # bad parameters or contract (200, 321, 10339, ...): not retried
     EMPTY = "empty"  # an answer without bars and without IB's "no data": not done, asked again next run
+    STOPPED = "stopped"  # a stop came before the request was sent: nothing failed, the range is left
 
 
 _RETRIED = frozenset({FailureClass.PACING, FailureClass.TIMEOUT, FailureClass.DISCONNECTED})

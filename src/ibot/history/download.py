@@ -275,57 +275,82 @@ class Downloader:
     async def _fetch(self, job: _Job) -> None:
         """One chunk: request it (again, after a retryable failure), store its bars, checkpoint it."""
         o = self.options
-        info, chunk = job.contract, job.chunk
+        chunk = job.chunk
         attempt = 0
         while True:
+            failure: Failure | None = None
             if chunk.end_ns > self._now:  # a range reaching now: the server's time decides the open bar
-                self._now = max(self._now, await self.source.server_time())
-            asked_at = self._now
-            end = None if chunk.is_open(asked_at) else chunk.end_ns
-            request = BarRequest(info, end, chunk.duration, self.spec.ib_bar, self.spec.what)
-            key = RequestKey.of(
-                info.instrument.con_id, info.instrument.exchange, self.spec.what,
-                end, chunk.duration, self.spec.ib_bar, "rth0",
-            )  # fmt: skip
-            self._series = job.series
-            self._report(job.series, "")
-            admitted, _ = await unless_stopped(self.scheduler.acquire(key), self.stop)
-            if not admitted:  # stopped while waiting for pacing: not in flight, so not sent
-                return None
-            try:
-                answer = await self.source.bars(request, o.request_timeout)
-            finally:
-                self.scheduler.release()
-            failure = answer.failure
-            if failure is None and not answer.bars:
-                failure = Failure(FailureClass.EMPTY, 0, "IB answered without bars and without 'no data'")
+                try:
+                    self._now = max(self._now, await self.source.server_time())
+                except (ConnectionError, TimeoutError) as exc:
+                    failure = Failure(FailureClass.DISCONNECTED, 0, f"no server time: {exc}")
             if failure is None:
-                await self._store(job, answer.bars, asked_at)
-                return self._finish(job)
-            if failure.kind is FailureClass.PACING and failure.code == 162:
-                self.stats.violations_seen += 1
+                failure = await self._request(job)
+                if failure is None:
+                    return self._finish(job)
             if failure.kind is FailureClass.NO_DATA:
-                if not chunk.is_open(asked_at):
-                    self.checkpoint.mark_done(job.series, chunk.start_ns, chunk.end_ns, "no_data", 0)
-                    self.stats.no_data += 1
-                    self.stats.chunks_done += 1
                 return self._finish(job)
             if is_retried(failure.kind) and attempt < o.max_retries and not self.stop.is_set():
                 attempt += 1
                 self.stats.retries[failure.kind.value] += 1
-                delay = min(o.backoff_max_seconds, o.backoff_seconds * 2 ** (attempt - 1))
-                delay /= self.scheduler.rules.scale
-                log.info(
-                    "%s %s: %s; trying again in %.2f s", job.series, chunk.duration, failure.describe(), delay
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
+                await self._back_off(job, failure, attempt)
                 continue
+            if failure.kind is FailureClass.STOPPED:
+                return None
             self.stats.failures[failure.kind.value] += 1
             what = f"{job.series} {_span(chunk)}"
             self.stats.problems.append(f"{what}: {failure.describe()}")
             log.warning("%s: %s", what, failure.describe())
             return self._finish(job)
+
+    async def _back_off(self, job: _Job, failure: Failure, attempt: int) -> None:
+        """Wait before trying `job` again: exponential, scaled like the pacing windows; after a dropped link,
+        until the adapter has reconnected (at most the request timeout) too."""
+        o = self.options
+        delay = (
+            min(o.backoff_max_seconds, o.backoff_seconds * 2 ** (attempt - 1)) / self.scheduler.rules.scale
+        )
+        log.info(
+            "%s %s: %s; trying again in %.2f s", job.series, job.chunk.duration, failure.describe(), delay
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), delay)
+        if failure.kind is FailureClass.DISCONNECTED and not self.stop.is_set():
+            await unless_stopped(self.source.ready(o.request_timeout), self.stop)
+
+    async def _request(self, job: _Job) -> Failure | None:
+        """Send the chunk's request once: None when its bars are stored, else why not (STOPPED: a stop came
+        while it waited for pacing, so it was never sent)."""
+        info, chunk = job.contract, job.chunk
+        asked_at = self._now
+        end = None if chunk.is_open(asked_at) else chunk.end_ns
+        request = BarRequest(info, end, chunk.duration, self.spec.ib_bar, self.spec.what)
+        key = RequestKey.of(
+            info.instrument.con_id, info.instrument.exchange, self.spec.what,
+            end, chunk.duration, self.spec.ib_bar, "rth0",
+        )  # fmt: skip
+        self._series = job.series
+        self._report(job.series, "")
+        admitted, _ = await unless_stopped(self.scheduler.acquire(key), self.stop)
+        if not admitted:  # not in flight, so not sent
+            return Failure(FailureClass.STOPPED, 0, "stopped before it was sent")
+        try:
+            answer = await self.source.bars(request, self.options.request_timeout)
+        finally:
+            self.scheduler.release()
+        failure = answer.failure
+        if failure is None and not answer.bars:
+            failure = Failure(FailureClass.EMPTY, 0, "IB answered without bars and without 'no data'")
+        if failure is None:
+            await self._store(job, answer.bars, asked_at)
+            return None
+        if failure.kind is FailureClass.PACING and failure.code == 162:
+            self.stats.violations_seen += 1
+        if failure.kind is FailureClass.NO_DATA and not chunk.is_open(asked_at):
+            self.checkpoint.mark_done(job.series, chunk.start_ns, chunk.end_ns, "no_data", 0)
+            self.stats.no_data += 1
+            self.stats.chunks_done += 1
+        return failure
 
     async def _store(self, job: _Job, bars: list[Bar], asked_at: int) -> None:
         chunk, inst = job.chunk, job.contract.instrument

@@ -74,6 +74,10 @@ class HistorySource(Protocol):
         """The first time the venue has data for `contract` (UTC ns), None if it cannot say."""
         ...
 
+    async def ready(self, timeout: float) -> bool:
+        """Wait (at most `timeout` seconds) until the venue is connected again; False if it is not."""
+        ...
+
     async def bars(self, request: BarRequest, timeout: float) -> BarsAnswer:
         """Send one historical request and wait at most `timeout` seconds for its answer."""
         ...

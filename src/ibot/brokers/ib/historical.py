@@ -24,7 +24,7 @@ from typing import Any
 from ib_async import Contract, ContractDetails
 
 from ibot.aio import cancel_and_wait
-from ibot.brokers.ib.connection import IBConnection
+from ibot.brokers.ib.connection import IBConnection, IBConnectionError
 from ibot.brokers.ib.contracts import AmbiguousContractError, UnknownContractError
 from ibot.brokers.ib.parsing import bars_from_bardata, contract_for, instrument_from_details
 from ibot.exchange.hours import hours_for
@@ -104,6 +104,16 @@ class IBHistorySource:
         if qualified.sec_type is SecType.FUT:
             handle.includeExpired = True
         return ContractInfo(qualified, last_trade if qualified.sec_type is SecType.FUT else None, handle)
+
+    async def ready(self, timeout: float) -> bool:
+        """Wait for the adapter's reconnect (it reconnects by itself after a drop); False after `timeout`."""
+        if self.connection.is_connected:
+            return True
+        try:
+            await self.connection.wait_connected(timeout)
+        except IBConnectionError:
+            return False
+        return True
 
     async def head_time(self, contract: ContractInfo, what: str) -> int | None:
         ib = self.connection.ib
