@@ -32,6 +32,8 @@ __all__ = [
     "HistoryConnectError",
     "HistoryJob",
     "HistoryResult",
+    "HistoryRun",
+    "check_job",
     "download_history",
     "history_gaps",
     "update_jobs",
@@ -161,8 +163,8 @@ async def download_history(
 
     specs = [check_job(j) for j in jobs]
     rules = PacingRules(scale=run.pacing_scale, max_in_flight=run.max_in_flight)
+    settings = load_ib_settings(overrides=ib_overrides)  # a bad [ib] table is refused before anything is made
     store = bar_store(run.data_dir, create=True)
-    settings = load_ib_settings(overrides=ib_overrides)
     role = ClientRole.DATA_HISTORICAL
     venue = ib_venue(settings, role)
     result = HistoryResult(f"{settings.host}:{settings.port}", settings.client_id_for(role))

@@ -249,7 +249,8 @@ class Downloader:
 
     async def _from_head(self, window: ContractWindow, info: ContractInfo) -> ContractWindow:
         """`--full`: start the window at IB's first data for the contract, when IB says it."""
-        await self.scheduler.acquire(RequestKey.of(info.instrument.con_id, "head", self.spec.what))
+        i = info.instrument
+        await self.scheduler.acquire(RequestKey.of(i.con_id, i.exchange, self.spec.what, "head"))
         try:
             head = await self.source.head_time(info, self.spec.what)
         finally:
