@@ -667,6 +667,9 @@ def _demo_backtest(out: Path) -> None:
 
 
 import ibot.cli.webhook  # noqa: E402, F401  registers `ibot webhook` on `app`
+from ibot.cli.history import history_app  # noqa: E402
+
+app.add_typer(history_app, name="history")
 
 
 def main() -> None:  # pragma: no cover - console script entry
