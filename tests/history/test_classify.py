@@ -18,7 +18,6 @@ from ibot.history.checkpoint import Checkpoint
 from ibot.history.classify import FailureClass, classify, is_retried
 from ibot.history.source import BarRequest, ContractInfo
 from ibot.model import catalog
-from ibot.sim.faults import Faults
 
 from .conftest import Sim
 
@@ -115,20 +114,14 @@ def test_a_request_without_an_answer_in_time_is_a_timeout_retried_and_never_mark
         assert cp.done("MESH5/1min") == [] and cp.done("MESZ4/1min") == []
 
 
-_FAULTS = [name for name in dir(Faults) if "hist" in name.lower()]
-needs_history_faults = pytest.mark.skipif(
-    not _FAULTS,
-    reason="needs the simulator's historical-data faults (no data / permission), from helper simhist",
-)
-
-
 def _arm(sim: Sim, kind: str) -> None:
-    """Arm the simulator's historical fault `kind` (its API lands with the simulator branch)."""
-    arm = getattr(sim.server.faults, _FAULTS[0])
-    arm(kind)
+    """Arm the simulator's historical fault `kind`: IB's "no data" answer, or no permission for MES."""
+    if kind == "no_data":
+        sim.server.faults.history_no_data(count=1)
+    else:
+        sim.server.faults.history_permissions(symbol="MES", granted=False)
 
 
-@needs_history_faults
 @pytest.mark.parametrize(("kind", "expected"), [("no_data", "no_data"), ("permission", "permission")])
 def test_the_simulators_no_data_and_permission_faults_are_classified(
     sim: Sim, kind: str, expected: str

@@ -117,8 +117,8 @@ def test_a_request_ib_refuses_for_good_ends_with_exit_2_naming_it(
     sim: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TWS_API_PORT", str(sim.port))
-    args = ["history", "download", "--from", "2023-12-11", "--to", "2023-12-12", "--data-dir", str(sim.data)]
+    args = ["history", "download", "--from", "2022-06-06", "--to", "2022-06-07", "--data-dir", str(sim.data)]
     out = runner.invoke(app, [*args, "--pacing-scale", str(SCALE)])
     assert out.exit_code == 2, out.output
-    assert "MESZ3: IB knows no contract" in " ".join(out.output.split())
-    assert "MESH4" in out.stdout  # the other month was downloaded and is listed
+    assert "MESM2: IB knows no contract" in " ".join(out.output.split())
+    assert "MESU2" in out.stdout  # the other month was downloaded and is listed

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 
@@ -30,6 +30,14 @@ def _sessions(key: str, first: date, last: date) -> list[tuple[date, int, int]]:
     return list(listed_hours_for(inst).sessions(first, last))
 
 
+def _last_trade_ns(key: str) -> int:
+    """When a month stops trading: its last trade date at the product's last trade time."""
+    inst = catalog.resolve(key, date(2024, 12, 1))
+    assert inst.expiry is not None
+    at = datetime.combine(inst.expiry, catalog.last_trade_time(inst), listed_hours_for(inst).listing_tz)
+    return int(at.timestamp()) * NS_PER_SECOND
+
+
 def test_a_download_stores_each_month_with_its_facts_and_a_second_run_sends_nothing(sim: Sim) -> None:
     result = sim.download()
     d = result.to_dict()
@@ -40,7 +48,7 @@ def test_a_download_stores_each_month_with_its_facts_and_a_second_run_sends_noth
     for key, last in (("MESZ4", date(2024, 12, 20)), ("MESH5", TO)):
         frame = store.read(key, "1min")
         sessions = _sessions(key, FROM, last)
-        opened, closed = sessions[0][1], sessions[-1][2]
+        opened, closed = sessions[0][1], min(sessions[-1][2], _last_trade_ns(key))
         assert frame.ts[0] == opened and frame.ts[-1] == closed - MINUTE, key  # the whole window, no more
         in_session = np.zeros(len(frame), dtype=bool)
         for _, a, b in sessions:
@@ -56,7 +64,8 @@ def test_a_download_stores_each_month_with_its_facts_and_a_second_run_sends_noth
     )
     with Checkpoint.in_data_dir(sim.data) as cp:
         assert len(cp.done("MESZ4/1min")) == 10 and len(cp.done("MESH5/1min")) == 14
-        assert {r.bars for r in cp.done("MESZ4/1min")} <= {1380, 1320}  # full and early-close sessions
+        # full and early-close sessions, and the last trading day, which ends at 08:30 CT
+        assert {r.bars for r in cp.done("MESZ4/1min")} <= {1380, 1320, 930}
 
     again = sim.download().to_dict()
     assert again["requests_sent"] == 0 and again["fewest_needed"] == 0 and again["complete"]
@@ -107,12 +116,13 @@ def test_full_asks_ib_where_each_months_data_begins(sim: Sim) -> None:
 
 
 def test_a_month_ib_no_longer_knows_is_reported_and_the_others_are_downloaded(sim: Sim) -> None:
-    """The simulator, like IB, keeps expired months for a limited time (here a year): MESZ3 is unknown."""
-    d = sim.download(start=date(2023, 12, 11), end=date(2023, 12, 12)).to_dict()
+    """The simulator, like IB, keeps expired months for a limited time (about two and a half years before
+    its 2025-03-05 start): MESM2 (expired 2022-06-17) is unknown, MESU2 is still served."""
+    d = sim.download(start=date(2022, 6, 6), end=date(2022, 6, 7)).to_dict()
     job = d["jobs"][0]
     assert job["failures"] == {"invalid": 1} and not d["complete"]
-    assert any(p.startswith("MESZ3: IB knows no contract") for p in job["problems"])
-    assert d["bars_stored"] == {"MESH4": 2 * 1380}
+    assert any(p.startswith("MESM2: IB knows no contract") for p in job["problems"])
+    assert d["bars_stored"] == {"MESU2": 2 * 1380}
 
 
 def test_a_stock_and_another_tick_type_are_stored_under_their_own_keys(sim: Sim) -> None:
@@ -179,5 +189,6 @@ def test_a_dropped_connection_is_waited_out_and_the_download_completes(sim: Sim)
     assert dropped and d["complete"] and d["retries"].get("disconnected", 0) >= 1
     hours = listed_hours_for(catalog.get_instrument("MES"))
     for key, last in (("MESZ4", date(2024, 12, 20)), ("MESH5", TO)):
-        expected = sum((b - a) // MINUTE for _, a, b in hours.sessions(FROM, last))
+        ends = _last_trade_ns(key)
+        expected = sum((min(b, ends) - a) // MINUTE for _, a, b in hours.sessions(FROM, last))
         assert len(sim.store().read(key, "1min")) == expected == d["bars_stored"][key]

@@ -11,18 +11,19 @@ ibot's own (`ibot.exchange.hours`), with holidays and early closes; a month's la
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 
 from ibot.data.bars import format_time
 from ibot.data.store import BarStore, MissingBarsError
+from ibot.exchange.hours import TradingHours
 from ibot.history.checkpoint import Checkpoint
 from ibot.history.plan import BarSpec, series_name, session_hours
 from ibot.history.sidecar import sidecar_last_trade
 from ibot.model import catalog
-from ibot.model.instruments import SecType
+from ibot.model.instruments import Instrument, SecType
 
 __all__ = ["ContractGaps", "SessionGap", "gap_report"]
 
@@ -109,6 +110,7 @@ def gap_report(
         except MissingBarsError:
             ts = np.empty(0, dtype=np.int64)
         last_trade = sidecar_last_trade(store.root, key)
+        last_trade_ns = _last_trade_ns(product, last_trade, hours)
         first_day = hours.session_date(window.first_ns)
         last_day = hours.session_date(window.last_ns - 1)
         gaps: list[SessionGap] = []
@@ -122,7 +124,9 @@ def gap_report(
             if spec.daily:
                 expected = 1
             else:
-                expected = sum((b - a) // interval for a, b in hours.session_segments(day))
+                ends = last_trade_ns if last_trade == day else closed  # the last day ends at the last trade
+                segments = ((a, min(b, ends)) for a, b in hours.session_segments(day))
+                expected = sum(max(0, b - a) // interval for a, b in segments)
             note = "last trading day (ends early)" if last_trade == day else ""
             if count == 0:
                 gaps.append(SessionGap(day, 0, expected, "missing", note))
@@ -140,3 +144,11 @@ def gap_report(
             )
         )
     return out
+
+
+def _last_trade_ns(product: Instrument, last_trade: date | None, hours: TradingHours) -> int:
+    """The instant a futures month stops trading on `last_trade` (its listing time zone); 0 without one."""
+    if last_trade is None or product.sec_type is not SecType.FUT:
+        return 0
+    at = datetime.combine(last_trade, catalog.last_trade_time(product), hours.listing_tz)
+    return int(at.timestamp()) * 1_000_000_000

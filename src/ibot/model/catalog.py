@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -46,6 +46,7 @@ __all__ = [
     "future_spec",
     "get_instrument",
     "last_trade_date",
+    "last_trade_time",
     "local_symbol",
     "month_code",
     "next_roll_date",
@@ -277,6 +278,25 @@ def _norm(symbol: str) -> str:
     if not isinstance(symbol, str):
         raise UnknownSymbolError(repr(symbol), _known())
     return symbol.strip().upper()
+
+
+# Time of the last trade on the last trade date, in the product's listing time zone (US/Central for every
+# catalog future). CME: equity index micros terminate at 9:30 ET (08:30 CT); COMEX gold at 12:30 CT (the
+# metals settlement); NYMEX micro crude at the 13:30 CT close; micro bitcoin at 4 p.m. London (10:00 CT).
+_LAST_TRADE_TIME = {
+    "MES": time(8, 30),
+    "MNQ": time(8, 30),
+    "MYM": time(8, 30),
+    "M2K": time(8, 30),
+    "MGC": time(12, 30),
+    "MCL": time(13, 30),
+    "MBT": time(10, 0),
+}
+
+
+def last_trade_time(inst: Instrument) -> time:
+    """Clock time (listing time zone) of a futures month's last trade on its last trade date."""
+    return _LAST_TRADE_TIME.get(inst.trading_class or inst.symbol, time(8, 30))
 
 
 def get_instrument(symbol: str) -> Instrument:

@@ -12,32 +12,15 @@ serves every month back to January 2024.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from ibot.exchange.hours import listed_hours_for
+from ibot.model.catalog import last_trade_time
 from ibot.model.instruments import Instrument, SecType
 
 LISTED_MONTHS = 8
 LISTED_DAYS = 380
 EXPIRED_RETENTION_DAYS = 913  # two and a half years
-
-# Time of the last trade on the last trade date, in the product's listing time zone (US/Central for every
-# catalog future). CME: equity index micros terminate at 9:30 ET (08:30 CT); COMEX gold at 12:30 CT (the
-# metals settlement); NYMEX micro crude at the 13:30 CT close; micro bitcoin at 4 p.m. London (10:00 CT).
-_LAST_TRADE_TIME = {
-    "MES": time(8, 30),
-    "MNQ": time(8, 30),
-    "MYM": time(8, 30),
-    "M2K": time(8, 30),
-    "MGC": time(12, 30),
-    "MCL": time(13, 30),
-    "MBT": time(10, 0),
-}
-
-
-def last_trade_time(inst: Instrument) -> time:
-    """Clock time (listing time zone) of a month's last trade on its last trade date."""
-    return _LAST_TRADE_TIME.get(inst.trading_class or inst.symbol, time(8, 30))
 
 
 def last_trade_second(inst: Instrument) -> int | None:
