@@ -1,0 +1,616 @@
+"""Continuous futures series: the months of a product spliced at their rolls, adjusted, with every roll kept.
+
+A series is built from per-contract bars (the Parquet store's `MESH4`-style keys) along the chain of listed
+months; where one month hands over to the next is ibot.data.rolls' rule (the first bar, on or after the roll
+day, where both months have a price). Each bar keeps the month it came from (`contract`) and what was done to
+its prices (`adjustment`), and the roll records are stored with it, so the series can be audited and rebuilt.
+
+Adjustments (gap of a roll = to_price - from_price, both months' closes at the roll bar):
+- backward-spread (Panama): the last segment is raw; each earlier one is shifted by the sum of the gaps of
+  all later rolls. `adjustment` = that shift in price units (adjusted = raw + adjustment).
+- forward-spread: the first segment is raw; each later one is shifted by minus the sum of the earlier gaps.
+- backward-ratio: the last segment is raw; each earlier one is multiplied by the product of the later rolls'
+  to_price / from_price. `adjustment` = that factor (adjusted = raw x adjustment). These prices are floats
+  off the tick grid (a ratio of two grid prices is not a tick multiple): good for signals, not for P&L.
+- none: the months spliced as they traded; `adjustment` is 0.
+
+Spread adjustments are exact: prices are shifted in integer ticks and converted once. A series grows
+incrementally (`extend_series`): bars after the last stored one are appended, and a new roll re-adjusts the
+stored rows with one vectorized shift (or factor), equal to a full rebuild bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ibot.data.bars import BarFrame, bar_size_name, format_time, parse_interval, resample_bars
+from ibot.data.rolls import (
+    ContractBars,
+    MissingContractError,
+    Roll,
+    find_roll,
+    roll_day,
+    trading_day_start,
+)
+from ibot.data.store import BarStore
+from ibot.model import catalog
+from ibot.model.catalog import MONTH_CODES, RollAnchor, RollRule
+from ibot.model.errors import BarDataError, IbotError, ParameterError
+from ibot.model.instruments import Instrument
+
+__all__ = [
+    "Adjust",
+    "ContinuousSeries",
+    "ContinuousStore",
+    "build_series",
+    "extend_series",
+    "load_chain",
+    "parse_adjust",
+]
+
+_META_KEY = b"ibot.continuous"
+
+
+class Adjust(StrEnum):
+    BACKWARD_SPREAD = "backward-spread"
+    BACKWARD_RATIO = "backward-ratio"
+    FORWARD_SPREAD = "forward-spread"
+    NONE = "none"
+
+    @property
+    def is_spread(self) -> bool:
+        return self in (Adjust.BACKWARD_SPREAD, Adjust.FORWARD_SPREAD)
+
+
+def parse_adjust(text: str | Adjust, option: str = "--adjust") -> Adjust:
+    """The adjustment named `text`; ParameterError listing the choices otherwise."""
+    try:
+        return Adjust(str(text).strip().lower())
+    except ValueError:
+        choices = ", ".join(a.value for a in Adjust)
+        raise ParameterError(f"{option} {text!r} is not an adjustment; choose one of {choices}") from None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ContinuousSeries:
+    """Adjusted bars of a product with, per bar, its month (`contract_ids` into `contracts`) and its
+    `adjustment`; the rolls in time order; `note` says why the series ends before the stored data does."""
+
+    symbol: str
+    bar: str
+    adjust: Adjust
+    bars: BarFrame
+    contract_ids: npt.NDArray[np.int32]
+    contracts: tuple[str, ...]
+    adjustment: npt.NDArray[np.float64]
+    rolls: tuple[Roll, ...]
+    last_trade: dict[str, str] = field(default_factory=dict)  # month -> last trade date and its source
+    note: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.bars)
+
+    @property
+    def contract(self) -> npt.NDArray[np.str_]:
+        """The month of each bar, as strings."""
+        return np.asarray(self.contracts, dtype=np.str_)[self.contract_ids]
+
+    def segments(self) -> list[tuple[str, int, int]]:
+        """(month, first row, row after the last) of each run of bars from one month, in order."""
+        ids = self.contract_ids
+        if not len(ids):
+            return []
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ends = np.r_[starts[1:], len(ids)]
+        return [(self.contracts[ids[s]], int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+
+
+# --- building ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    contract: str
+    bars: BarFrame
+
+
+def _stitch(
+    chain: Sequence[ContractBars],
+    start: int | None,
+    end: int | None,
+    rule: RollRule | None,
+    need_through_end: bool,
+) -> tuple[list[_Piece], list[Roll], str | None]:
+    """Cut the chain into one piece per month and find the rolls between them (ibot.data.rolls' rule)."""
+    pieces: list[_Piece] = []
+    rolls: list[Roll] = []
+    lo = start if start is not None else np.iinfo(np.int64).min
+    note = None
+    for k, month in enumerate(chain):
+        roll = None
+        if k + 1 < len(chain):
+            found = find_roll(month, chain[k + 1], lo, rule)
+            roll = found.roll
+            stop = roll.ts + 1 if roll is not None else found.pending_from
+            if roll is None:
+                note = (
+                    f"the roll {month.key} -> {chain[k + 1].key} is not in the data yet: the series stops "
+                    f"before {format_time(found.pending_from)}"
+                )
+        else:
+            day = roll_day(month, rule)
+            stop = trading_day_start(day)
+            last = month.bars.ts[-1] if len(month.bars) else None
+            if end is not None and stop < end and need_through_end:
+                raise MissingContractError(
+                    f"the month after {month.key} is needed from {day.isoformat()} ({month.key}'s roll day) "
+                    f"to reach {format_time(end)}, and its bars are not stored"
+                )
+            if last is not None and last >= stop and (end is None or end > stop):
+                note = (
+                    f"{month.key} rolls on {day.isoformat()} and the month after it is not stored: the "
+                    f"series stops before {format_time(stop)}"
+                )
+        if end is not None and stop > end:
+            stop, roll, note = end, None, None
+        pieces.append(_Piece(month.key, month.bars.between(lo, stop)))
+        if roll is None:
+            break
+        rolls.append(roll)
+        lo = roll.ts + 1
+    return pieces, rolls, note
+
+
+def _gap_ticks(roll: Roll, inst: Instrument) -> int:
+    return inst.to_ticks(roll.to_price) - inst.to_ticks(roll.from_price)
+
+
+def _piece_adjustments(
+    adjust: Adjust, rolls: Sequence[Roll], inst: Instrument, base: float
+) -> list[float | int]:
+    """Per piece (one more than `rolls`): a shift in ticks (spread, none) or a factor (ratio).
+
+    `base` is the adjustment of the first piece before these rolls (forward-spread continues from it)."""
+    n = len(rolls) + 1
+    if adjust is Adjust.NONE:
+        return [0] * n
+    if adjust is Adjust.BACKWARD_SPREAD:
+        gaps = [_gap_ticks(r, inst) for r in rolls]
+        return [sum(gaps[k:]) for k in range(n)]
+    if adjust is Adjust.FORWARD_SPREAD:
+        gaps = [_gap_ticks(r, inst) for r in rolls]
+        return [int(base) - sum(gaps[:k]) for k in range(n)]
+    # backward-ratio: each roll multiplies every earlier piece's factor, in time order (the order an
+    # incremental update applies them, so both give the same floats)
+    factors = [1.0] * n
+    for j, r in enumerate(rolls):
+        ratio = r.to_price / r.from_price
+        for k in range(j + 1):
+            factors[k] *= ratio
+    return factors
+
+
+def _assemble(
+    pieces: Sequence[_Piece], adjs: Sequence[float | int], adjust: Adjust, inst: Instrument
+) -> tuple[BarFrame, list[str], npt.NDArray[np.float64]]:
+    """Adjusted bars of the pieces, the month of each row, the adjustment of each row."""
+    to_price = _TickPrices(inst)
+    cols: dict[str, list[npt.NDArray[Any]]] = {n: [] for n in _COLUMNS}
+    months: list[str] = []
+    adjustment: list[npt.NDArray[np.float64]] = []
+    for piece, adj in zip(pieces, adjs, strict=True):
+        b = piece.bars
+        cols["ts"].append(b.ts)
+        cols["volume"].append(b.volume)
+        for name in ("open", "high", "low", "close"):
+            raw = getattr(b, name)
+            if adjust is Adjust.BACKWARD_RATIO:
+                cols[name].append(to_price(to_price.ticks(raw)) * float(adj))
+            else:
+                cols[name].append(to_price(to_price.ticks(raw) + int(adj)))
+        months.extend([piece.contract] * len(b))
+        value = float(adj) if adjust is Adjust.BACKWARD_RATIO else inst.from_ticks(int(adj))
+        adjustment.append(np.full(len(b), value))
+    frame = BarFrame.from_arrays(*(np.concatenate(cols[n]) if cols[n] else np.empty(0) for n in _COLUMNS))
+    return frame, months, np.concatenate(adjustment) if adjustment else np.empty(0)
+
+
+def build_series(
+    symbol: str,
+    bar: str,
+    adjust: Adjust,
+    chain: Sequence[ContractBars],
+    start: int | None = None,
+    end: int | None = None,
+    rule: RollRule | None = None,
+    need_through_end: bool = False,
+) -> ContinuousSeries:
+    """The series of `chain` (consecutive listed months, oldest first) over [start, end), built in full."""
+    if not chain:
+        raise MissingContractError(f"{symbol}: no months to build a {bar_size_name(bar)} series from")
+    inst = catalog.get_instrument(symbol)
+    pieces, rolls, note = _stitch(chain, start, end, rule, need_through_end)
+    adjs = _piece_adjustments(adjust, rolls, inst, 0)
+    frame, months, adjustment = _assemble(pieces, adjs, adjust, inst)
+    keys, ids = _encode(months)
+    return ContinuousSeries(
+        inst.symbol, bar_size_name(bar), adjust, frame, ids, keys, adjustment, tuple(rolls),
+        _last_trades(chain), note,
+    )  # fmt: skip
+
+
+def extend_series(
+    series: ContinuousSeries, chain: Sequence[ContractBars], rule: RollRule | None = None
+) -> ContinuousSeries:
+    """`series` grown by the bars of `chain` after its last bar (`chain` starts with the series' last month).
+
+    The stored rows are never rebuilt from raw bars: a new roll shifts them (spread) or scales them (ratio)
+    by its gap, in one vectorized step per roll; the result equals `build_series` over the whole chain."""
+    if not len(series):
+        return build_series(series.symbol, series.bar, series.adjust, chain, rule=rule)
+    last_month = series.contracts[series.contract_ids[-1]]
+    if not chain or chain[0].key != last_month:
+        raise ParameterError(f"extending a series that ends in {last_month} needs {last_month} first")
+    inst = catalog.get_instrument(series.symbol)
+    adjust = series.adjust
+    pieces, rolls, note = _stitch(chain, int(series.bars.ts[-1]) + 1, None, rule, False)
+    base = series.adjustment[-1]
+    base_adj: float | int = inst.to_ticks(base) if adjust is not Adjust.BACKWARD_RATIO else 1.0
+    adjs = _piece_adjustments(adjust, rolls, inst, base_adj)
+    if adjust is Adjust.FORWARD_SPREAD or adjust is Adjust.NONE:
+        old_bars, old_adj = series.bars, series.adjustment
+    else:
+        old_bars, old_adj = _readjust(series, rolls, inst)
+    new_bars, months, new_adj = _assemble(pieces, adjs, adjust, inst)
+    frame = BarFrame(*(np.concatenate([getattr(old_bars, n), getattr(new_bars, n)]) for n in _COLUMNS))
+    keys, ids = _encode([*series.contract.tolist(), *months])
+    last_trade = {**series.last_trade, **_last_trades(chain)}
+    return ContinuousSeries(
+        series.symbol, series.bar, adjust, frame, ids, keys, np.concatenate([old_adj, new_adj]),
+        (*series.rolls, *rolls), last_trade, note,
+    )  # fmt: skip
+
+
+def _readjust(
+    series: ContinuousSeries, rolls: Sequence[Roll], inst: Instrument
+) -> tuple[BarFrame, npt.NDArray[np.float64]]:
+    """The stored rows after new rolls in a backward mode: every row shifted by the sum of the new gaps
+    (exact, in ticks), or its factor multiplied by each new ratio in turn and its raw prices scaled anew."""
+    b = series.bars
+    if not rolls:
+        return b, series.adjustment
+    to_price = _TickPrices(inst)
+    if series.adjust is Adjust.BACKWARD_SPREAD:
+        shift = sum(_gap_ticks(r, inst) for r in rolls)
+        o, h, lo, c = (
+            to_price(to_price.ticks(getattr(b, n)) + shift) for n in ("open", "high", "low", "close")
+        )
+        adjustment = to_price(to_price.ticks(series.adjustment) + shift)
+        return BarFrame(b.ts, o, h, lo, c, b.volume), adjustment
+    factor = series.adjustment.copy()
+    raw = [to_price.ticks(getattr(b, n) / factor) for n in ("open", "high", "low", "close")]
+    for r in rolls:
+        factor *= r.to_price / r.from_price
+    o, h, lo, c = (to_price(t) * factor for t in raw)
+    return BarFrame(b.ts, o, h, lo, c, b.volume), factor
+
+
+def _encode(months: Sequence[str]) -> tuple[tuple[str, ...], npt.NDArray[np.int32]]:
+    keys = list(dict.fromkeys(months))
+    index = {k: i for i, k in enumerate(keys)}
+    return tuple(keys), np.fromiter((index[m] for m in months), dtype=np.int32, count=len(months))
+
+
+def _last_trades(chain: Sequence[ContractBars]) -> dict[str, str]:
+    return {c.key: f"{c.last_trade.isoformat()} ({c.source})" for c in chain}
+
+
+class _TickPrices:
+    """Prices <-> integer ticks of one instrument, vectorized; a price from ticks is the float nearest the
+    exact grid value (tick = p/q: ticks x p / q, one rounding), as Instrument.from_ticks gives it."""
+
+    def __init__(self, inst: Instrument) -> None:
+        tick = Fraction(inst.tick_size)
+        self._num, self._den = float(tick.numerator), float(tick.denominator)
+        self._tick = float(inst.tick_size)
+
+    def ticks(self, prices: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        return np.rint(np.asarray(prices, dtype=np.float64) / self._tick).astype(np.int64)
+
+    def __call__(self, ticks: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        scaled = np.asarray(ticks).astype(np.float64) * self._num
+        return scaled / self._den if self._den != 1.0 else scaled
+
+
+# --- per-contract bars from the store ---------------------------------------------------------------------
+
+_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+
+
+def _month_key_re(symbol: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(symbol)}([{MONTH_CODES}])(\d)$")
+
+
+def _sidecar(store: BarStore, key: str) -> dict[str, Any] | None:
+    path = store.root / "bars" / key / "contract.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        text = str(data["lastTradeDate"])
+        data["lastTradeDate"] = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BarDataError(f"{path}: not a contract sidecar with lastTradeDate YYYYMMDD ({exc})") from None
+    return data
+
+
+def _read_bars(store: BarStore, key: str, bar: str, start: int | None, end: int | None) -> BarFrame | None:
+    """`key`'s bars at `bar`, read at that size or built from the largest stored size dividing it; None
+    when nothing usable is stored."""
+    folder = store.root / "bars" / key
+    stored = sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    want = parse_interval(bar)
+    usable = [s for s in stored if want % parse_interval(s) == 0]
+    if not usable:
+        return None
+    size = max(usable, key=parse_interval)
+    frame = store.read(key, size, start, end)
+    return frame if size == bar_size_name(bar) else resample_bars(frame, bar)
+
+
+def _contract_of(symbol: str, code: str, digit: int, anchor: date) -> Instrument:
+    """The month of a one-digit-year key: the first year ending in `digit` whose month has not expired on
+    `anchor` (the first bar's day, or IB's last trade date)."""
+    month = MONTH_CODES.index(code) + 1
+    year = anchor.year - 1 - (anchor.year - 1 - digit) % 10
+    while catalog.last_trade_date(symbol, year, month) < anchor:
+        year += 10
+    return catalog.contract(symbol, year, month)
+
+
+def _month_bars(
+    store: BarStore, inst: Instrument, bar: str, start: int | None, end: int | None
+) -> ContractBars | None:
+    frame = _read_bars(store, inst.key, bar, start, end)
+    if frame is None:
+        return None
+    side = _sidecar(store, inst.key)
+    assert inst.expiry is not None
+    if side is None:
+        return ContractBars(inst, inst.expiry, "catalog", frame)
+    last_trade: date = side["lastTradeDate"]
+    if abs((last_trade - inst.expiry).days) > 40:
+        raise BarDataError(
+            f"{store.root / 'bars' / inst.key / 'contract.json'}: last trade date {last_trade.isoformat()} "
+            f"is not {inst.key} {inst.contract_month} (the catalog says {inst.expiry.isoformat()})"
+        )
+    return ContractBars(inst, last_trade, "sidecar", frame)
+
+
+def _stored_months(store: BarStore, symbol: str, bar: str) -> list[Instrument]:
+    """The stored months of `symbol` with bars usable at `bar`, oldest first (a key's year from its sidecar's
+    last trade date, else from its first bar)."""
+    pattern = _month_key_re(symbol)
+    base = store.root / "bars"
+    want = parse_interval(bar)
+    found: list[Instrument] = []
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        m = pattern.match(folder.name)
+        if not m or not folder.is_dir():
+            continue
+        usable = [p for p in folder.glob("*.parquet") if want % parse_interval(p.stem) == 0]
+        if not usable:
+            continue
+        side = _sidecar(store, folder.name)
+        if side is not None:
+            last_trade: date = side["lastTradeDate"]
+            anchor = date(last_trade.year - 1, 1, 1)
+        else:
+            first = _first_ts(usable[0])
+            if first is None:
+                continue
+            anchor = date.fromisoformat(format_time(first)[:10])
+        found.append(_contract_of(symbol, m.group(1), int(m.group(2)), anchor))
+    return sorted(found, key=lambda i: i.contract_month)
+
+
+def _first_ts(path: Path) -> int | None:
+    """The first bar time of a store file, from its footer (no data read)."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BarDataError(f"{path} is damaged or not a bar file: {exc}") from None
+    if not meta.num_rows:
+        return None
+    stats = meta.row_group(0).column(meta.schema.names.index("ts")).statistics
+    return int(stats.min) if stats is not None else None
+
+
+def _next_month(inst: Instrument) -> Instrument:
+    spec = catalog.future_spec(inst.symbol)
+    year, month = int(inst.contract_month[:4]), int(inst.contract_month[4:])
+    while True:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if spec.lists(month):
+            return catalog.contract(inst.symbol, year, month)
+
+
+def load_chain(
+    store: BarStore,
+    symbol: str,
+    bar: str,
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    from_month: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    rule: RollRule | None = None,
+) -> list[ContractBars]:
+    """The consecutive listed months a series needs, with their stored bars (ts in [start, end)).
+
+    With `first`/`last` (days): the front months of those days per the roll rule and every month between;
+    otherwise every stored month of `symbol` (from `from_month` on). A month missing in between (or, with
+    days, any month needed) is a MissingContractError naming it."""
+    product = catalog.future_spec(symbol).instrument.symbol
+    size = bar_size_name(bar)
+    if first is not None and last is not None:
+        months = [catalog.front_month(product, first, rule)]
+        final = catalog.front_month(product, last, rule)
+        while months[-1].contract_month < final.contract_month:
+            months.append(_next_month(months[-1]))
+    else:
+        months = _stored_months(store, product, size)
+        if from_month is not None:
+            months = [m for m in months if m.contract_month >= _month_of(store, from_month, months)]
+        if not months:
+            raise MissingContractError(
+                f"no per-contract {size} bars of {product} are stored in {store.root / 'bars'} "
+                f"(keys like {catalog.contract(product, 2024, _first_listed(product)).key})"
+            )
+        filled = [months[0]]
+        for m in months[1:]:
+            while filled[-1].contract_month < m.contract_month:
+                filled.append(_next_month(filled[-1]))
+        months = filled
+    chain: list[ContractBars] = []
+    for k, inst in enumerate(months):
+        got = _month_bars(store, inst, size, start, end)
+        if got is None:
+            where = _between(months, k)
+            raise MissingContractError(
+                f"{inst.key} ({inst.contract_month}) has no {size} bars in {store.root / 'bars'}: the "
+                f"{product} series needs it{where}"
+            )
+        chain.append(got)
+    return chain
+
+
+def _month_of(store: BarStore, key: str, months: Sequence[Instrument]) -> str:
+    for m in months:
+        if m.key == key:
+            return m.contract_month
+    raise MissingContractError(f"{key} has no bars in {store.root / 'bars'}")
+
+
+def _first_listed(symbol: str) -> int:
+    return MONTH_CODES.index(catalog.future_spec(symbol).cycle[0]) + 1
+
+
+def _between(months: Sequence[Instrument], k: int) -> str:
+    before = f" after {months[k - 1].key}" if k > 0 else ""
+    after = f" and before {months[k + 1].key}" if k + 1 < len(months) else ""
+    if k > 0:
+        prev = months[k - 1]
+        day = catalog.roll_date(prev)
+        return f"{before}{after} (from {prev.key}'s roll day {day.isoformat()})"
+    return f"{before}{after}"
+
+
+def rule_to_dict(rule: RollRule | None, symbol: str) -> dict[str, Any]:
+    rule = rule or catalog.default_roll_rule(symbol)
+    return {"business_days_before": rule.business_days_before_expiry, "anchor": rule.anchor.value}
+
+
+def rule_from_dict(data: dict[str, Any]) -> RollRule:
+    return RollRule(int(data["business_days_before"]), RollAnchor(data["anchor"]))
+
+
+# --- the stored series ----------------------------------------------------------------------------------
+
+
+class ContinuousStore:
+    """Series on disk: `<root>/continuous/<SYMBOL>/<bar>/<adjust>/series.parquet` (ts, OHLCV, contract,
+    adjustment; the roll records, roll rule and last trade dates in the file's metadata, so one atomic
+    rename keeps them together) and `rolls.json` beside it (the same rolls, for people and tools)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def folder(self, symbol: str, bar: str, adjust: Adjust) -> Path:
+        return self.root / "continuous" / symbol.upper() / bar_size_name(bar) / adjust.value
+
+    def read(self, symbol: str, bar: str, adjust: Adjust) -> tuple[ContinuousSeries, dict[str, Any]] | None:
+        """The stored series and its roll rule (as a dict), or None when none is stored."""
+        path = self.folder(symbol, bar, adjust) / "series.parquet"
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path, page_checksum_verification=True)
+            meta = json.loads(table.schema.metadata[_META_KEY])
+        except (pa.ArrowInvalid, OSError, KeyError, ValueError, TypeError) as exc:
+            raise BarDataError(f"{path} is damaged or not a continuous series: {exc}") from None
+        frame = BarFrame(*(table.column(n).to_numpy() for n in _COLUMNS))
+        months = table.column("contract").to_pylist()
+        keys, ids = _encode(months)
+        series = ContinuousSeries(
+            meta["symbol"], meta["bar"], Adjust(meta["adjust"]), frame, ids, keys,
+            table.column("adjustment").to_numpy(), tuple(Roll.from_dict(r) for r in meta["rolls"]),
+            dict(meta["last_trade"]), meta.get("note"),
+        )  # fmt: skip
+        return series, meta["rule"]
+
+    def write(self, series: ContinuousSeries, rule: dict[str, Any]) -> Path:
+        folder = self.folder(series.symbol, series.bar, series.adjust)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "symbol": series.symbol,
+            "bar": series.bar,
+            "adjust": series.adjust.value,
+            "rule": rule,
+            "rolls": [r.to_dict() for r in series.rolls],
+            "last_trade": series.last_trade,
+            "note": series.note,
+        }
+        b = series.bars
+        contract = pa.DictionaryArray.from_arrays(
+            pa.array(series.contract_ids, pa.int32()), pa.array(list(series.contracts), pa.string())
+        )
+        table = pa.table(
+            {
+                "ts": pa.array(b.ts, pa.int64()),
+                **{n: pa.array(getattr(b, n), pa.float64()) for n in _COLUMNS[1:]},
+                "contract": contract,
+                "adjustment": pa.array(series.adjustment, pa.float64()),
+            }
+        ).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+        target = folder / "series.parquet"
+        _atomic(target, lambda fh: pq.write_table(table, fh, compression="zstd", write_page_checksum=True))
+        rolls_text = json.dumps({"rule": rule, "rolls": meta["rolls"]}, indent=2).encode()
+        _atomic(folder / "rolls.json", lambda fh: fh.write(rolls_text))
+        return target
+
+
+def _atomic(target: Path, write: Any) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+class ContinuousError(IbotError, ValueError):
+    """A stored series that cannot be extended as asked (other rule, other adjustment)."""
