@@ -20,6 +20,7 @@ from ibot.data.continuous import (
     ContinuousSeries,
     ContinuousStore,
     build_series,
+    current_month,
     extend_series,
     load_chain,
     parse_adjust,
@@ -107,7 +108,7 @@ def build_continuous(
         action, added = "built", len(series)
     else:
         old = stored[0]
-        last_month = old.contracts[old.contract_ids[-1]]
+        last_month, _ = current_month(old, catalog.get_instrument(symbol))
         chain = load_chain(
             store, symbol, bar, from_month=last_month, start=int(old.bars.ts[-1]) + 1, rule=request.rule
         )

@@ -59,6 +59,7 @@ __all__ = [
     "ContinuousSeries",
     "ContinuousStore",
     "build_series",
+    "current_month",
     "extend_series",
     "load_chain",
     "parse_adjust",
@@ -264,14 +265,12 @@ def extend_series(
     by its gap, in one vectorized step per roll; the result equals `build_series` over the whole chain."""
     if not len(series):
         return build_series(series.symbol, series.bar, series.adjust, chain, rule=rule)
-    last_month = series.contracts[series.contract_ids[-1]]
-    if not chain or chain[0].key != last_month:
-        raise ParameterError(f"extending a series that ends in {last_month} needs {last_month} first")
     inst = catalog.get_instrument(series.symbol)
+    month, base_adj = current_month(series, inst)
+    if not chain or chain[0].key != month:
+        raise ParameterError(f"extending a series whose current month is {month} needs {month} first")
     adjust = series.adjust
     pieces, rolls, note = _stitch(chain, int(series.bars.ts[-1]) + 1, None, rule, False)
-    base = series.adjustment[-1]
-    base_adj: float | int = inst.to_ticks(base) if adjust is not Adjust.BACKWARD_RATIO else 1.0
     adjs = _piece_adjustments(adjust, rolls, inst, base_adj)
     if adjust is Adjust.FORWARD_SPREAD or adjust is Adjust.NONE:
         old_bars, old_adj = series.bars, series.adjustment
@@ -285,6 +284,25 @@ def extend_series(
         series.symbol, series.bar, adjust, frame, ids, keys, np.concatenate([old_adj, new_adj]),
         (*series.rolls, *rolls), last_trade, note,
     )  # fmt: skip
+
+
+def current_month(series: ContinuousSeries, inst: Instrument) -> tuple[str, float | int]:
+    """The month the series continues in, and that month's adjustment (ticks; a factor for ratio): the last
+    bar's month, or the new month when the last bar is a roll bar (the series rolled at its close)."""
+    last = series.contracts[series.contract_ids[-1]]
+    adjust = series.adjust
+    if adjust is Adjust.BACKWARD_RATIO:
+        base: float | int = 1.0
+    elif adjust is Adjust.FORWARD_SPREAD:
+        base = inst.to_ticks(float(series.adjustment[-1]))
+    else:
+        base = 0
+    if series.rolls and series.rolls[-1].ts == int(series.bars.ts[-1]):
+        roll = series.rolls[-1]
+        if adjust is Adjust.FORWARD_SPREAD:
+            base = int(base) - _gap_ticks(roll, inst)
+        return roll.to_contract, base
+    return last, base
 
 
 def _readjust(
