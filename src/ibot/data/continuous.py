@@ -209,11 +209,11 @@ def _piece_adjustments(
 
 def _assemble(
     pieces: Sequence[_Piece], adjs: Sequence[float | int], adjust: Adjust, inst: Instrument
-) -> tuple[BarFrame, list[str], npt.NDArray[np.float64]]:
-    """Adjusted bars of the pieces, the month of each row, the adjustment of each row."""
+) -> tuple[BarFrame, list[tuple[str, int]], npt.NDArray[np.float64]]:
+    """Adjusted bars of the pieces, the month of each row (one run per piece), the adjustment of each row."""
     to_price = _TickPrices(inst)
     cols: dict[str, list[npt.NDArray[Any]]] = {n: [] for n in _COLUMNS}
-    months: list[str] = []
+    months: list[tuple[str, int]] = []
     adjustment: list[npt.NDArray[np.float64]] = []
     for piece, adj in zip(pieces, adjs, strict=True):
         b = piece.bars
@@ -225,7 +225,7 @@ def _assemble(
                 cols[name].append(to_price(to_price.ticks(raw)) * float(adj))
             else:
                 cols[name].append(to_price(to_price.ticks(raw) + int(adj)))
-        months.extend([piece.contract] * len(b))
+        months.append((piece.contract, len(b)))
         value = float(adj) if adjust is Adjust.BACKWARD_RATIO else inst.from_ticks(int(adj))
         adjustment.append(np.full(len(b), value))
     frame = BarFrame.from_arrays(*(np.concatenate(cols[n]) if cols[n] else np.empty(0) for n in _COLUMNS))
@@ -249,7 +249,7 @@ def build_series(
     pieces, rolls, note = _stitch(chain, start, end, rule, need_through_end)
     adjs = _piece_adjustments(adjust, rolls, inst, 0)
     frame, months, adjustment = _assemble(pieces, adjs, adjust, inst)
-    keys, ids = _encode(months)
+    keys, ids = _encode((), np.empty(0, dtype=np.int32), months)
     return ContinuousSeries(
         inst.symbol, bar_size_name(bar), adjust, frame, ids, keys, adjustment, tuple(rolls),
         _last_trades(chain), note,
@@ -278,7 +278,7 @@ def extend_series(
         old_bars, old_adj = _readjust(series, rolls, inst)
     new_bars, months, new_adj = _assemble(pieces, adjs, adjust, inst)
     frame = BarFrame(*(np.concatenate([getattr(old_bars, n), getattr(new_bars, n)]) for n in _COLUMNS))
-    keys, ids = _encode([*series.contract.tolist(), *months])
+    keys, ids = _encode(series.contracts, series.contract_ids, months)
     last_trade = {**series.last_trade, **_last_trades(chain)}
     return ContinuousSeries(
         series.symbol, series.bar, adjust, frame, ids, keys, np.concatenate([old_adj, new_adj]),
@@ -329,10 +329,17 @@ def _readjust(
     return BarFrame(b.ts, o, h, lo, c, b.volume), factor
 
 
-def _encode(months: Sequence[str]) -> tuple[tuple[str, ...], npt.NDArray[np.int32]]:
-    keys = list(dict.fromkeys(months))
-    index = {k: i for i, k in enumerate(keys)}
-    return tuple(keys), np.fromiter((index[m] for m in months), dtype=np.int32, count=len(months))
+def _encode(
+    keys: Sequence[str], ids: npt.NDArray[np.int32], runs: Sequence[tuple[str, int]]
+) -> tuple[tuple[str, ...], npt.NDArray[np.int32]]:
+    """Month ids of `ids` (into `keys`) followed by runs of (month, rows), with the keys they need."""
+    out = list(keys)
+    parts = [ids]
+    for month, n in runs:
+        if month not in out:
+            out.append(month)
+        parts.append(np.full(n, out.index(month), dtype=np.int32))
+    return tuple(out), np.concatenate(parts).astype(np.int32)
 
 
 def _last_trades(chain: Sequence[ContractBars]) -> dict[str, str]:
@@ -575,8 +582,9 @@ class ContinuousStore:
         except (pa.ArrowInvalid, OSError, KeyError, ValueError, TypeError) as exc:
             raise BarDataError(f"{path} is damaged or not a continuous series: {exc}") from None
         frame = BarFrame(*(table.column(n).to_numpy() for n in _COLUMNS))
-        months = table.column("contract").to_pylist()
-        keys, ids = _encode(months)
+        months = table.column("contract").unify_dictionaries().combine_chunks()
+        keys = tuple(months.dictionary.to_pylist())
+        ids = months.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         series = ContinuousSeries(
             meta["symbol"], meta["bar"], Adjust(meta["adjust"]), frame, ids, keys,
             table.column("adjustment").to_numpy(), tuple(Roll.from_dict(r) for r in meta["rolls"]),
