@@ -58,7 +58,8 @@ class RollBook:
         rows: list[int] = []
         for k, roll in enumerate(series.rolls):
             row = int(np.searchsorted(ts, roll.ts))
-            if row < len(ts) and ts[row] == roll.ts:
+            # a roll on the series' very last bar is not traded: the run ends there in the old month
+            if row < len(ts) - 1 and ts[row] == roll.ts:
                 rows.append(row)
                 self._rolls[row] = (k, roll)
         self.rows = rows
