@@ -291,3 +291,25 @@ def test_a_backtest_range_needs_every_month_through_its_end(months) -> None:
         build_series(
             "MES", BAR, Adjust.BACKWARD_SPREAD, chain, start, end + 30 * 86400 * 10**9, need_through_end=True
         )
+
+
+def test_mgc_rolls_through_its_six_listed_months_before_first_notice(tmp_path: Path) -> None:
+    frames = write_months(tmp_path, "MGC", date(2024, 1, 2), date(2024, 12, 31), bar=BAR, seed=9)
+    series = build_series("MGC", BAR, Adjust.BACKWARD_SPREAD, load_chain(BarStore(tmp_path), "MGC", BAR))
+    assert [r.to_contract for r in series.rolls] == ["MGCJ4", "MGCM4", "MGCQ4", "MGCV4", "MGCZ4", "MGCG5"]
+    for r in series.rolls:
+        fut = next(
+            c
+            for c in (catalog.contract("MGC", 2024, m) for m in (2, 4, 6, 8, 10, 12))
+            if c.key == r.from_contract
+        )
+        assert (
+            r.roll_day
+            == catalog.roll_date(fut)
+            < date(int(fut.contract_month[:4]), int(fut.contract_month[4:]), 1)
+        )
+        assert r.from_price == frames[r.from_contract].close[frames[r.from_contract].ts == r.ts][0]
+    ticks = series.bars.close / 0.1
+    assert np.allclose(ticks, np.rint(ticks), atol=1e-6)  # MGC's 0.10 grid, shifted in whole ticks
+    mgc = catalog.get_instrument("MGC")
+    assert all(p == mgc.from_ticks(mgc.to_ticks(p)) for p in series.bars.close.tolist())  # exact grid floats
