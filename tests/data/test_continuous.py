@@ -20,8 +20,8 @@ from ibot.data.continuous import (
     ContinuousSeries,
     ContinuousStore,
     build_series,
-    load_chain,
 )
+from ibot.data.contract_months import load_chain
 from ibot.data.rolls import MissingContractError, NoCommonPriceError, trading_day_start
 from ibot.data.store import BarStore
 from ibot.model import catalog

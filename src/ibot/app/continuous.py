@@ -22,10 +22,10 @@ from ibot.data.continuous import (
     build_series,
     current_month,
     extend_series,
-    load_chain,
     parse_adjust,
     rule_to_dict,
 )
+from ibot.data.contract_months import load_chain
 from ibot.model import catalog
 from ibot.model.catalog import RollRule
 from ibot.model.errors import ParameterError
