@@ -20,6 +20,7 @@ from ibot.model.errors import ParameterError
 
 if TYPE_CHECKING:
     from ibot.backtest.report import BacktestResult, Metrics, Trade
+    from ibot.backtest.rolls import RollBook
     from ibot.exchange.fees import FeeModel
 
 __all__ = ["BacktestFiles", "BacktestOutcome", "BacktestRequest", "run_backtest"]
@@ -41,6 +42,10 @@ class BacktestRequest:
     data_dir: Path | None = None
     out_dir: Path | None = None
     chart: bool = True
+    continuous: bool = False  # run on the continuous series of the stored months (ibot.backtest.rolls)
+    start: str | None = None  # --from YYYY-MM (continuous only)
+    end: str | None = None  # --to YYYY-MM (continuous only)
+    adjust: str = "backward-spread"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +110,11 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
     out_what = "--out" if request.out_dir else "output directory"
     check_directory_target(*data_root(request.data_dir))  # every refusal before anything is created
     check_directory_target(out, out_what)
-    source = _source_bar(BarStore(data_root(request.data_dir)[0]), inst.symbol, interval)
-    if source is None and parse_interval(interval) % parse_interval(SOURCE_BAR):
+    hook = _roll_book(request, inst.symbol, interval, fees)  # None unless --continuous
+    source = (
+        _source_bar(BarStore(data_root(request.data_dir)[0]), inst.symbol, interval) if not hook else None
+    )
+    if hook is None and source is None and parse_interval(interval) % parse_interval(SOURCE_BAR):
         raise ParameterError(
             f"--bar {interval}: {inst.symbol} has no bars stored, and the synthetic market is made of "
             f"{SOURCE_BAR} bars; a bar is only built from smaller bars that divide it; use a multiple of "
@@ -115,7 +123,7 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
     ensure_directory(out, out_what)
     store = bar_store(request.data_dir, create=True)
     synthesized = None
-    if source is None:
+    if hook is None and source is None:
         report(on_progress, ProgressUpdate(
             f"synthesizing {inst.symbol}",
             message=f"no stored bars for {inst.symbol}: generating {request.days} sessions of synthetic "
@@ -126,14 +134,18 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
             on_progress=on_progress,
         )  # fmt: skip
         source = SOURCE_BAR
-    frame = store.read(inst.symbol, source)
-    if interval != source:
+    frame = hook.series.bars if hook is not None else store.read(inst.symbol, str(source))
+    if hook is None and interval != source:
         frame = resample_bars(frame, interval)
     task = f"backtest {strat.name}"
     report(on_progress, ProgressUpdate(task, 0, len(frame)))
-    backtester = Backtester(inst, strat, frame, fees=fees, slippage_ticks=request.slippage_ticks)
+    backtester = Backtester(
+        inst, strat, frame, fees=fees, slippage_ticks=request.slippage_ticks, roll_hook=hook
+    )
     result = backtester.run(on_progress=lambda done, n: report(on_progress, ProgressUpdate(task, done, n)))
-    stem = f"{inst.symbol}_{interval}_{request.strategy}"
+    if hook is not None:
+        hook.finish(result)  # the rolls, and each trade in its month at raw prices
+    stem = f"{inst.symbol}_{interval}_{request.strategy}" + ("_continuous" if hook is not None else "")
     files = BacktestFiles(
         trades_csv=result.write_trades_csv(out / f"{stem}_trades.csv"),
         trades_parquet=result.write_trades_parquet(out / f"{stem}_trades.parquet"),
@@ -144,6 +156,23 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
         return BacktestOutcome(result, files, None, None, synthesized)
     first, last = format_time(int(frame.ts[0])), format_time(int(frame.ts[-1]))
     return BacktestOutcome(result, files, first, last, synthesized)
+
+
+def _roll_book(request: BacktestRequest, symbol: str, interval: str, fees: FeeModel) -> RollBook | None:
+    """With --continuous: the hook that rolls the position, over the continuous series of --from..--to
+    (built from the stored months); None otherwise. --from/--to without --continuous is refused."""
+    if not request.continuous:
+        if request.start is not None or request.end is not None:
+            raise ParameterError(
+                "--from and --to choose the months of a --continuous backtest; add --continuous"
+            )
+        return None
+    from ibot.app.continuous import parse_month_range, series_for_backtest
+    from ibot.backtest.rolls import RollBook
+
+    months = parse_month_range(request.start, request.end)
+    series = series_for_backtest(symbol, interval, request.adjust, months, request.data_dir)
+    return RollBook(series, catalog.get_instrument(symbol), fees)
 
 
 def _commission(text: str | None) -> FeeModel:

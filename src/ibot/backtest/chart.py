@@ -56,9 +56,9 @@ def _markers(result: BacktestResult, max_markers: int) -> tuple[dict[str, Any], 
     for t in shown:
         key = "long" if t.side == "LONG" else "short"
         m[f"{key}_t"].append(np.datetime64(t.entry_ts, "ns"))
-        m[f"{key}_p"].append(t.entry_price)
+        m[f"{key}_p"].append(t.entry_price + t.adjustment)  # on the series the chart draws
         m["exit_t"].append(np.datetime64(t.exit_ts, "ns"))
-        m["exit_p"].append(t.exit_price)
+        m["exit_p"].append(t.exit_price + t.adjustment)
     return m, len(shown)
 
 

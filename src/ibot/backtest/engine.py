@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,7 @@ from ibot.model.market import Bar, ns_to_datetime
 from ibot.model.orders import Fill, OrderRequest, OrderUpdate, Side
 from ibot.strategy.base import Strategy
 
-__all__ = ["BacktestContext", "Backtester"]
+__all__ = ["BacktestContext", "Backtester", "RollHook"]
 
 I = TypeVar("I")  # noqa: E741
 _NAN = math.nan
@@ -202,6 +202,22 @@ class BacktestContext:
         self.chg_fees.append(self._fees_f)
 
 
+class RollHook(Protocol):
+    """Rolls a position across futures months (ibot.backtest.rolls): called with the context after the
+    strategy has seen bar `row`, for each row in `rows` (the roll bars of a continuous series)."""
+
+    @property
+    def rows(self) -> Sequence[int]: ...
+
+    def __call__(self, ctx: BacktestContext, row: int) -> None: ...
+
+
+def _chunks(n: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """[start, stop) of the bar loop's chunks: every _CHUNK bars, and one ending at each row in `cuts`."""
+    stops = sorted({*range(_CHUNK, n, _CHUNK), n, *(r + 1 for r in cuts if 0 <= r < n)})
+    return list(zip([0, *stops[:-1]], stops, strict=True))
+
+
 class Backtester:
     """Run one strategy over one instrument's bars. `run()` returns a BacktestResult (report, charts)."""
 
@@ -216,8 +232,10 @@ class Backtester:
         initial_capital: Decimal | int | str = Decimal(25_000),
         sessions: DailySessions | None = None,
         close_at_end: bool = True,
+        roll_hook: RollHook | None = None,
     ) -> None:
         self.instrument = instrument
+        self.roll_hook = roll_hook
         self.strategy = strategy
         self.fees = fees if fees is not None else IB_MICRO_FUTURES
         if rules is None:
@@ -303,9 +321,10 @@ class Backtester:
             bar_progress = Progress(transient=True)
             bar_progress.start()
             task = bar_progress.add_task(f"backtest {self.strategy.name}", total=n)
+        hook = self.roll_hook
+        hook_rows = frozenset(hook.rows) if hook is not None else frozenset()
         try:
-            for start in range(0, n, _CHUNK):
-                stop = min(n, start + _CHUNK)
+            for start, stop in _chunks(n, sorted(hook_rows)):
                 # Python lists per chunk: floats/ints, not numpy scalars, and bounded memory.
                 ts_l, o_l, h_l, l_l, c_l, v_l = (a[start:stop].tolist() for a in cols)
                 ot, ht, lt, ct = (a[start:stop].tolist() for a in ticks)
@@ -331,6 +350,8 @@ class Backtester:
                         for feed in feeds:
                             feed(bar)
                     on_bar(bar)
+                if hook is not None and stop - 1 in hook_rows:
+                    hook(ctx, stop - 1)  # a roll bar ends its chunk: roll the position at its close
                 if bar_progress is not None:
                     bar_progress.update(task, completed=stop)
                 if on_progress is not None:

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from ibot.model.instruments import Instrument
 from ibot.model.market import ns_to_datetime
 
-__all__ = ["BacktestResult", "Metrics", "Trade", "compute_metrics", "render_table"]
+__all__ = ["BacktestResult", "Metrics", "RolledPosition", "Trade", "compute_metrics", "render_table"]
 
 _CENT = Decimal("0.01")
 TRADING_DAYS_PER_YEAR = 252
@@ -37,7 +37,10 @@ TRADING_DAYS_PER_YEAR = 252
 
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """One round trip. Prices are average fill prices; `ticks` is gross ticks per contract."""
+    """One round trip. Prices are average fill prices; `ticks` is gross ticks per contract.
+
+    On a continuous series (ibot.backtest.rolls) a trade lies in one month, `contract`; its prices are that
+    month's raw prices, and the series' (adjusted) price was raw + `adjustment`."""
 
     entry_ts: int
     exit_ts: int
@@ -51,8 +54,11 @@ class Trade:
     net: Decimal
     entry_reason: str = ""
     exit_reason: str = ""
+    contract: str = ""
+    adjustment: float = 0.0
 
     def row(self) -> dict[str, Any]:
+        extra = {"contract": self.contract, "adjustment": self.adjustment} if self.contract else {}
         return {
             "entry_time": ns_to_datetime(self.entry_ts).isoformat(),
             "exit_time": ns_to_datetime(self.exit_ts).isoformat(),
@@ -66,6 +72,33 @@ class Trade:
             "net": str(self.net),
             "entry_reason": self.entry_reason,
             "exit_reason": self.exit_reason,
+            **extra,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RolledPosition:
+    """A roll of a continuous-series backtest: at the close of the bar at `ts` the position `quantity`
+    (signed; 0 when flat: nothing traded) was closed in `from_contract` at `from_price` and opened in
+    `to_contract` at `to_price` (raw prices of each month), for `fees` (both sides)."""
+
+    ts: int
+    from_contract: str
+    to_contract: str
+    from_price: float
+    to_price: float
+    quantity: int
+    fees: Decimal
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "time": ns_to_datetime(self.ts).isoformat(),
+            "from_contract": self.from_contract,
+            "to_contract": self.to_contract,
+            "from_price": self.from_price,
+            "to_price": self.to_price,
+            "quantity": self.quantity,
+            "fees": str(self.fees),
         }
 
 
@@ -174,6 +207,8 @@ class BacktestResult:
     fills: int = 0
     elapsed_s: float = 0.0
     logs: list[tuple[int, str]] = field(default_factory=list)
+    rolls: list[RolledPosition] = field(default_factory=list)
+    continuous: dict[str, Any] | None = None  # the series a continuous backtest ran on (symbol, adjust)
     _metrics: Metrics | None = field(default=None, repr=False)
 
     @property
@@ -207,13 +242,20 @@ class BacktestResult:
             "elapsed_s": round(self.elapsed_s, 6),
             "bars_per_second": round(self.bars_per_second, 1),
             "metrics": self.metrics.to_dict(),
+            **self._continuous_dict(),
         }
+
+    def _continuous_dict(self) -> dict[str, Any]:
+        if self.continuous is None:
+            return {}
+        return {"continuous": dict(self.continuous), "rolls": [r.row() for r in self.rolls]}
 
     def write_trades_csv(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=_TRADE_COLUMNS)
+            columns = _TRADE_COLUMNS + (["contract", "adjustment"] if self.continuous is not None else [])
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for t in self.trades:
                 writer.writerow(t.row())
@@ -228,8 +270,14 @@ class BacktestResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         money = pa.decimal128(18, 4)
         tr = self.trades
+        months = (
+            {"contract": pa.array([t.contract for t in tr], pa.string())}
+            if self.continuous is not None
+            else {}
+        )
         table = pa.table(
             {
+                **months,
                 "entry_time": pa.array([t.entry_ts for t in tr], pa.timestamp("ns", tz="UTC")),
                 "exit_time": pa.array([t.exit_ts for t in tr], pa.timestamp("ns", tz="UTC")),
                 "side": pa.array([t.side for t in tr], pa.string()),
@@ -275,7 +323,8 @@ def _fmt(v: object, pct: bool = False) -> str:
 
 
 def render_table(result: BacktestResult) -> Any:
-    """A rich Table of the run's metrics (print it with rich's Console)."""
+    """A rich Table of the run's metrics (print it with rich's Console); on a continuous series, with a
+    second table of the rolls below it."""
     from rich.table import Table
 
     m = result.metrics
@@ -300,4 +349,29 @@ def render_table(result: BacktestResult) -> Any:
     ]
     for k, v in rows:
         table.add_row(k, v)
+    if result.continuous is None:
+        return table
+    from rich.console import Group
+
+    return Group(table, render_rolls(result))
+
+
+def render_rolls(result: BacktestResult) -> Any:
+    """A rich Table of a continuous backtest's rolls: time, months, both prices, quantity rolled, fees."""
+    from rich.table import Table
+
+    cur = result.instrument.currency
+    adjust = (result.continuous or {}).get("adjust", "")
+    table = Table(title=f"Rolls ({len(result.rolls)}; series {adjust}; prices raw per month)")
+    for name in ("time (UTC)", "from -> to", "from price", "to price", "quantity", f"fees {cur}"):
+        table.add_column(name, justify="left" if name.startswith(("time", "from ->")) else "right")
+    for r in result.rolls:
+        table.add_row(
+            ns_to_datetime(r.ts).strftime("%Y-%m-%d %H:%M"),
+            f"{r.from_contract} -> {r.to_contract}",
+            f"{r.from_price:,}",
+            f"{r.to_price:,}",
+            f"{r.quantity:+d}" if r.quantity else "0 (flat)",
+            _fmt(r.fees),
+        )
     return table

@@ -73,7 +73,9 @@ app = IbotApp(
     rich_markup_mode="markdown",  # a docstring's wrapped lines form one paragraph in --help
 )
 data_app = typer.Typer(
-    help="The Parquet bar store: generate, list.", no_args_is_help=True, context_settings=CONTEXT_SETTINGS
+    help="The Parquet bar store: generate, list, continuous series.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(data_app, name="data")
 
@@ -328,9 +330,19 @@ def backtest(
         typer.Option(metavar="DIR", callback=_out_dir_option, help="Where to write trades and charts."),
     ] = None,
     chart: Annotated[bool, typer.Option(help="Write the equity + price chart (HTML and PNG).")] = True,
+    continuous: Annotated[
+        bool, typer.Option("--continuous", help="Run on the continuous series of the stored months, rolling.")
+    ] = False,
+    start: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM", help="First month.")] = None,
+    end: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM", help="Last month.")] = None,
+    adjust: Annotated[
+        str,
+        typer.Option(metavar="MODE", help="With --continuous: backward-spread or forward-spread (or none)."),
+    ] = "backward-spread",
     as_json: JsonOpt = False,
 ) -> None:
-    """Backtest a strategy on stored bars (or a seeded synthetic market) and print the report."""
+    """Backtest a strategy on stored bars (or a seeded synthetic market) and print the report. With
+    `--continuous --from 2024-01 --to 2026-06`: on the product's continuous series, rolling the position."""
     from ibot.app.backtest import BacktestRequest, run_backtest
 
     request = BacktestRequest(
@@ -345,6 +357,10 @@ def backtest(
         data_dir=data_dir,
         out_dir=out,
         chart=chart,
+        continuous=continuous,
+        start=start,
+        end=end,
+        adjust=adjust,
     )
     with progress_bars(console, enabled=not as_json) as on_progress:
         outcome = run_backtest(request, on_progress)
@@ -666,6 +682,7 @@ def _demo_backtest(out: Path) -> None:
     print_backtest(outcome, console)
 
 
+import ibot.cli.continuous  # noqa: E402  registers `ibot data continuous` on `data_app`
 import ibot.cli.webhook  # noqa: E402, F401  registers `ibot webhook` on `app`
 from ibot.cli.history import history_app  # noqa: E402
 
