@@ -73,7 +73,7 @@ def write_months(
                         "conId": m.con_id,
                         "localSymbol": m.local_symbol,
                         "symbol": m.symbol,
-                        "lastTradeDate": m.expiry.strftime("%Y%m%d"),
+                        "lastTradeDate": m.expiry.isoformat(),
                         "exchange": m.exchange,
                         "multiplier": str(m.multiplier),
                     }

@@ -1,7 +1,7 @@
 """Per-contract bars from the store, as the chain of months a continuous series is built from.
 
 A month is stored under its IB local symbol (`<root>/bars/MESH4/<bar>.parquet`), with IB's contract details
-beside it in `contract.json` ({conId, localSymbol, symbol, lastTradeDate YYYYMMDD, exchange, multiplier}).
+beside it in `contract.json` ({conId, localSymbol, symbol, lastTradeDate YYYY-MM-DD, exchange, multiplier}).
 A key names its year by one digit: the sidecar's last trade date places it, else the file's first bar (the
 first year ending in that digit whose month had not expired then). Without a sidecar the catalog's last
 trade date is used. The chain is every listed month from the first to the last needed: a month without
@@ -41,10 +41,12 @@ def _sidecar(store: BarStore, key: str) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text())
-        text = str(data["lastTradeDate"])
-        data["lastTradeDate"] = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        # `ibot history download` writes YYYY-MM-DD; IB's own form YYYYMMDD is read too
+        data["lastTradeDate"] = date.fromisoformat(str(data["lastTradeDate"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BarDataError(f"{path}: not a contract sidecar with lastTradeDate YYYYMMDD ({exc})") from None
+        raise BarDataError(
+            f"{path}: not a contract sidecar with a lastTradeDate (YYYY-MM-DD or YYYYMMDD) ({exc})"
+        ) from None
     return data
 
 
