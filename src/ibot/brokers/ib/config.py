@@ -238,11 +238,13 @@ class IBSettings(BaseModel):
         a = self.account
         return a if len(a) <= 4 else f"{a[:2]}{'*' * (len(a) - 4)}{a[-2:]}"
 
-    def describe(self) -> str:
-        """One log line: endpoint, role and ids (account masked)."""
+    def describe(self, role: ClientRole | None = None) -> str:
+        """One log line: endpoint, the role of the connection (this process's role by default) and its
+        client id, account masked."""
+        role = ClientRole(role or self.role)
         acct = f" account={self.masked_account}" if self.account else ""
-        client_id = self.client_id_for(self.role)
-        return f"IB {self.host}:{self.port} role={self.role.value} client_id={client_id}{acct}"
+        client_id = self.client_id_for(role)
+        return f"IB {self.host}:{self.port} role={role.value} client_id={client_id}{acct}"
 
 
 # Seed 004's environment variables and the settings they set.

@@ -461,7 +461,7 @@ class IBConnection:
             self._set(state=LinkState.CONNECTED, ib_connectivity=True, broken_farms=frozenset())
             assert self._connected is not None
             self._connected.set()
-            log.info("%s: connected (%s)", self._name(), s.describe())
+            log.info("%s: connected (%s)", self._name(), s.describe(self.role))
             self._emit(HealthEventKind.CONNECTED)
             if connected_before:
                 await self._resubscribe("reconnected")

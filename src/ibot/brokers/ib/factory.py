@@ -101,7 +101,7 @@ class IBVenue:
         return self.connection.clock
 
     def describe(self) -> str:
-        return self.connection.settings.describe()
+        return self.connection.settings.describe(self.connection.role)
 
     async def prepare(self, instrument: Instrument) -> None:
         """Resolve `instrument`'s order contract now, so the first order is recorded and written to the socket
