@@ -37,6 +37,7 @@ __all__ = ["BacktestContext", "Backtester"]
 
 I = TypeVar("I")  # noqa: E741
 _NAN = math.nan
+_BUY = Side.BUY
 _CHUNK = 65_536  # bars between progress updates (the inner loop has no progress check)
 _SLOTS = 4  # batched indicators whose values the bar loop sets without an inner loop
 
@@ -90,6 +91,9 @@ class BacktestContext:
         self.instrument = instrument
         self.clock = Clock()
         self.strategy = strategy
+        # The engine's status updates go straight to the strategy (this context adds nothing to them).
+        self.on_order_update: Callable[[OrderUpdate], None] = strategy.on_order_update
+        self._strategy_on_fill = strategy.on_fill
         self.engine = engine_factory(self)
         self.feeds: list[Callable[[Bar], Any]] = []
         self.indicators: list[tuple[Any, Callable[[Bar], Any]]] = []  # (indicator, its feed) in order
@@ -100,6 +104,9 @@ class BacktestContext:
         self._cash = 0  # -sum(signed qty x price in ticks): equity in ticks = cash + position x price
         self._fees = Decimal(0)
         self._fees_f = 0.0
+        # Memos: the engine hands out one Decimal per fill quantity, so few distinct fees recur.
+        self._fee_float: dict[Decimal, float] = {}
+        self._fee_part: dict[tuple[Decimal, int, int], Decimal] = {}
         self.fills = 0
         # Position/cash change points: (ts, position after, cash after, cumulative fees after)
         self.chg_ts: list[int] = []
@@ -155,25 +162,25 @@ class BacktestContext:
     def log(self, message: str) -> None:
         self.logs.append((self.clock.ns, message))
 
-    # Listener ----------------------------------------------------------------------------------------
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.strategy.on_order_update(update)
-
+    # Listener (on_order_update is the strategy's own, set in __init__) ----------------------------------
     def on_fill(self, fill: Fill) -> None:
         self.book(fill)
-        self.strategy.on_fill(fill)
+        self._strategy_on_fill(fill)
 
     def book(self, fill: Fill) -> None:
         """Position, cash and round-trip bookkeeping for one execution (integer ticks, exact fees)."""
         qty = fill.quantity
-        sign = 1 if fill.side is Side.BUY else -1
+        sign = 1 if fill.side is _BUY else -1
         p = round(fill.price * self._inv_tick)
         pos = self.position
         new = pos + sign * qty
         self._cash -= sign * qty * p
         fee = fill.commission
         self._fees += fee
-        self._fees_f += float(fee)
+        fee_f = self._fee_float.get(fee)
+        if fee_f is None:
+            fee_f = self._fee_float[fee] = float(fee)
+        self._fees_f += fee_f
         self.fills += 1
         tr = self._open
         if tr is None or pos == 0:
@@ -184,8 +191,14 @@ class BacktestContext:
             tr[6] += fee
             tr[8] = max(tr[8], abs(new))
         else:
-            closing = min(qty, abs(pos))
-            part = fee if closing == qty else fee * closing / qty
+            closing = qty if qty < -pos * sign else -pos * sign  # min(qty, abs(pos)): pos is against sign
+            if closing == qty:
+                part = fee
+            else:
+                key = (fee, closing, qty)
+                part = self._fee_part.get(key)  # type: ignore[assignment]
+                if part is None:
+                    part = self._fee_part[key] = fee * closing / qty
             tr[4] += closing
             tr[5] += closing * p
             tr[6] += part

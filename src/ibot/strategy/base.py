@@ -105,15 +105,11 @@ class Strategy:
         reason: str = "",
     ) -> str:
         """Shorthand for ctx.submit with this strategy's instrument."""
-        return self.ctx.submit(
+        # Positional arguments: a dataclass __init__ matches keywords markedly slower (hot in backtests).
+        ctx = self.ctx
+        return ctx.submit(
             OrderRequest(
-                symbol=self.ctx.instrument.symbol,
-                side=side,
-                quantity=quantity,
-                order_type=order_type,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                reason=reason,
+                ctx.instrument.symbol, side, quantity, order_type, limit_price, stop_price, reason=reason
             )
         )
 
