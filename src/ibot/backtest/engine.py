@@ -102,17 +102,13 @@ class BacktestContext:
         self.position = 0  # signed contracts, filled orders only
         self._inv_tick = 1.0 / float(instrument.tick_size)
         self._cash = 0  # -sum(signed qty x price in ticks): equity in ticks = cash + position x price
-        self._fees = Decimal(0)
-        self._fees_f = 0.0
+        self._fees_f = 0.0  # cumulative fees as a float, for the equity curve (trades keep exact Decimals)
         # Memos: the engine hands out one Decimal per fill quantity, so few distinct fees recur.
         self._fee_float: dict[Decimal, float] = {}
-        self._fee_part: dict[tuple[Decimal, int, int], Decimal] = {}
+        self._fee_split: dict[tuple[Decimal, int, int], tuple[Decimal, Decimal]] = {}
         self.fills = 0
         # Position/cash change points: (ts, position after, cash after, cumulative fees after)
-        self.chg_ts: list[int] = []
-        self.chg_pos: list[int] = []
-        self.chg_cash: list[int] = []
-        self.chg_fees: list[float] = []
+        self.changes: list[tuple[int, int, int, float]] = []
         # Open round trip: [entry_ts, sign, entered qty, entered value (ticks x qty), exited qty, exited
         #                   value,
         #                   fees, entry reason, max abs position]
@@ -172,19 +168,19 @@ class BacktestContext:
         qty = fill.quantity
         sign = 1 if fill.side is _BUY else -1
         p = round(fill.price * self._inv_tick)
+        ts = fill.ts
         pos = self.position
         new = pos + sign * qty
-        self._cash -= sign * qty * p
+        self._cash = cash = self._cash - sign * qty * p
         fee = fill.commission
-        self._fees += fee
         fee_f = self._fee_float.get(fee)
         if fee_f is None:
             fee_f = self._fee_float[fee] = float(fee)
-        self._fees_f += fee_f
+        self._fees_f = fees_f = self._fees_f + fee_f
         self.fills += 1
         tr = self._open
         if tr is None or pos == 0:
-            self._open = [fill.ts, sign, qty, qty * p, 0, 0, fee, fill.reason, qty]
+            self._open = [ts, sign, qty, qty * p, 0, 0, fee, fill.reason, qty]
         elif pos * sign > 0:  # adding to the position
             tr[2] += qty
             tr[3] += qty * p
@@ -193,26 +189,25 @@ class BacktestContext:
         else:
             closing = qty if qty < -pos * sign else -pos * sign  # min(qty, abs(pos)): pos is against sign
             if closing == qty:
-                part = fee
-            else:
+                part = rest_fee = fee
+            else:  # the fee is split pro rata between the closed and the opened part
                 key = (fee, closing, qty)
-                part = self._fee_part.get(key)  # type: ignore[assignment]
-                if part is None:
-                    part = self._fee_part[key] = fee * closing / qty
+                split = self._fee_split.get(key)
+                if split is None:
+                    part = fee * closing / qty
+                    split = self._fee_split[key] = (part, fee - part)
+                part, rest_fee = split
             tr[4] += closing
             tr[5] += closing * p
             tr[6] += part
             if new == 0 or new * pos < 0:
-                self.closed.append((*tr, fill.ts, fill.reason))
+                self.closed.append((*tr, ts, fill.reason))
                 self._open = None
                 if new:  # reversal: the rest opens the next round trip
                     rest = qty - closing
-                    self._open = [fill.ts, sign, rest, rest * p, 0, 0, fee - part, fill.reason, rest]
+                    self._open = [ts, sign, rest, rest * p, 0, 0, rest_fee, fill.reason, rest]
         self.position = new
-        self.chg_ts.append(fill.ts)
-        self.chg_pos.append(new)
-        self.chg_cash.append(self._cash)
-        self.chg_fees.append(self._fees_f)
+        self.changes.append((ts, new, cash, fees_f))
 
 
 class Backtester:
@@ -389,13 +384,14 @@ class Backtester:
         ts = self._cols[0]
         close_t = self._ticks[3]
         n = len(ts)
-        if ctx.chg_ts:
-            idx = np.searchsorted(np.asarray(ctx.chg_ts, dtype=np.int64), ts, side="right") - 1
+        if ctx.changes:
+            chg_ts, chg_pos, chg_cash, chg_fees = zip(*ctx.changes, strict=True)
+            idx = np.searchsorted(np.asarray(chg_ts, dtype=np.int64), ts, side="right") - 1
             has = idx >= 0
             safe = np.where(has, idx, 0)
-            pos = np.where(has, np.asarray(ctx.chg_pos, dtype=np.int64)[safe], 0)
-            cash = np.where(has, np.asarray(ctx.chg_cash, dtype=np.int64)[safe], 0)
-            fees = np.where(has, np.asarray(ctx.chg_fees, dtype=np.float64)[safe], 0.0)
+            pos = np.where(has, np.asarray(chg_pos, dtype=np.int64)[safe], 0)
+            cash = np.where(has, np.asarray(chg_cash, dtype=np.int64)[safe], 0)
+            fees = np.where(has, np.asarray(chg_fees, dtype=np.float64)[safe], 0.0)
         else:
             pos = np.zeros(n, dtype=np.int64)
             cash = np.zeros(n, dtype=np.int64)

@@ -575,9 +575,14 @@ class MatchingEngine:
                 break
         try:
             self._point = o
+            slip = self._slip
             for od in working[:]:
                 if od.live:
-                    self._arrive_at(od, o)
+                    if od.kind == _MKT and od.triggered:  # _arrive_at for a market order, without the call
+                        od.seen = True
+                        self._fill(od, o + od.sign * slip)
+                    else:
+                        self._arrive_at(od, o)
             if working:
                 for od in working[:]:
                     if od.live:
@@ -794,7 +799,10 @@ class MatchingEngine:
         done = od.filled >= od.qty
         if done:
             od.status = _FILLED
-            self._remove(od)
+            self._orders.pop(od.oid, None)  # _remove(od), inline
+            if od.live:
+                od.live = False
+                self.working.remove(od)
         listener = self.listener
         if listener is not None:
             px = self._prices.get(price)
@@ -816,7 +824,14 @@ class MatchingEngine:
                     req.reason,
                 )
             )
-        self._set_status(od, _FILLED if done else _SUBMITTED)
+            od.status = status = _FILLED if done else _SUBMITTED  # _set_status(od, status), inline
+            if od.filled == qty:  # this is its only fill: _update's average price is this fill's price
+                update = _new_update(od.oid, status, qty, od.qty - qty, px, self._ts, "")
+            else:
+                update = self._update(od, status, "")
+            listener.on_order_update(update)
+        else:
+            od.status = _FILLED if done else _SUBMITTED
         if od.oca:
             for other in [o for o in self._orders.values() if o.oca == od.oca and o is not od]:
                 self._cancel(other, f"OCA group {od.oca!r}: {od.oid} filled")

@@ -125,7 +125,10 @@ class OrderRequest:
 
     @property
     def signed_quantity(self) -> int:
-        return self.side.sign * self.quantity
+        side = self.side
+        if side is _SELL:  # read for every fill: the two members first, without the `sign` property
+            return -self.quantity
+        return self.quantity if side is _BUY else side.sign * self.quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,10 @@ class Fill:
 
     @property
     def signed_quantity(self) -> int:
-        return self.side.sign * self.quantity
+        side = self.side
+        if side is _SELL:  # read for every fill: the two members first, without the `sign` property
+            return -self.quantity
+        return self.quantity if side is _BUY else side.sign * self.quantity
 
 
 @dataclass(frozen=True, slots=True)
