@@ -8,7 +8,10 @@ exact Decimal money only at the end. Equity is marked at each bar's close.
 
 The loop is built for speed (1M bars in a few seconds): bars are built from Python lists (not numpy scalars),
 the matching engine is skipped while no order works, and position/cash are recorded only when a fill changes
-them; the per-bar arrays are rebuilt with numpy at the end.
+them; the per-bar arrays are rebuilt with numpy at the end. The order path is kept lean too (bench/backtest.py
+part (d)): the engine's status updates reach the strategy without a hop through this context, fees are
+memoised per quantity, and the value objects of every order are built without a frozen dataclass's per-field
+cost (see ibot.exchange.matching).
 """
 
 from __future__ import annotations
@@ -109,11 +112,11 @@ class BacktestContext:
         self.fills = 0
         # Position/cash change points: (ts, position after, cash after, cumulative fees after)
         self.changes: list[tuple[int, int, int, float]] = []
-        # Open round trip: [entry_ts, sign, entered qty, entered value (ticks x qty), exited qty, exited
-        #                   value,
-        #                   fees, entry reason, max abs position]
+        # Open round trip: [entry_ts, sign, entered qty, entered value (ticks x qty), exited qty,
+        #                   exited value, fees, entry reason, max abs position]
         self._open: list[Any] | None = None
-        self.closed: list[tuple[Any, ...]] = []  # raw round trips, turned into Trade objects at the end
+        # Raw round trips (the finished open-trip list, exit ts, exit reason), turned into Trades at the end
+        self.closed: list[tuple[list[Any], int, str]] = []
 
     # Context protocol --------------------------------------------------------------------------------
     # `position` is a plain attribute here (set only by `book`), read once per bar by most strategies.
@@ -201,7 +204,7 @@ class BacktestContext:
             tr[5] += closing * p
             tr[6] += part
             if new == 0 or new * pos < 0:
-                self.closed.append((*tr, ts, fill.reason))
+                self.closed.append((tr, ts, fill.reason))
                 self._open = None
                 if new:  # reversal: the rest opens the next round trip
                     rest = qty - closing
@@ -414,9 +417,7 @@ class Backtester:
             fee,
             in_reason,
             max_q,
-            exit_ts,
-            out_reason,
-        ) in ctx.closed:
+        ), exit_ts, out_reason in ctx.closed:
             gross_tc = sign * (out_v - in_v)  # ticks x contracts, exact
             gross = inst.pnl(gross_tc, 1)
             trades.append(
