@@ -287,26 +287,26 @@ def main() -> None:
 
     def d_note(res: Any) -> str:
         ok = "ok" if res.bars_per_second >= TARGET_SMA_BARS_PER_S else "MISSED"
-        return f"{res.fills:,} fills; best >= {TARGET_SMA_BARS_PER_S:,} bars/s: {ok}"
+        return f"{res.fills:,} fills; >= {TARGET_SMA_BARS_PER_S:,} bars/s: {ok}"
 
     rows.append(
         (
-            f"(d) SmaReversal(9) ibot, {n:,} bars, best of {args.runs}",
-            f"{res_full.bars_per_second:,.0f} bars/s  ({res_full.elapsed_s:.2f} s)",
+            f"(d) SmaReversal(9) ibot, {n:,} bars",
+            f"best of {args.runs}: {res_full.bars_per_second:,.0f} bars/s  ({res_full.elapsed_s:.2f} s)",
             d_note(res_full),
         )
     )
     rows.append(
         (
-            f"(d) SmaReversal(9) ibot, {k:,} bars, best of {args.runs}",
-            f"{runs_i[0].bars_per_second:,.0f} bars/s  ({runs_i[0].elapsed_s:.2f} s)",
+            f"(d) SmaReversal(9) ibot, {k:,} bars",
+            f"best of {args.runs}: {runs_i[0].bars_per_second:,.0f} bars/s  ({runs_i[0].elapsed_s:.2f} s)",
             d_note(runs_i[0]),
         )
     )
     rows.append(
         (
-            f"    median of the {args.runs}",
-            f"{res_i.bars_per_second:,.0f} bars/s  ({res_i.elapsed_s:.2f} s)",
+            "",
+            f"median: {res_i.bars_per_second:,.0f} bars/s  ({res_i.elapsed_s:.2f} s)",
             "",
         )
     )
