@@ -438,7 +438,8 @@ class MatchingEngine:
                 )
             raise OrderRejected(oid, str(exc)) from None
         od = _Order(oid, request, self._seq, limit, stop)
-        self._ts = max(self._ts, ts)
+        if ts > self._ts:  # noqa: PLR1730 - max() is a call, and this runs for every order
+            self._ts = ts
         if od.tif is _DAY and self.day_end is not None:
             # day_end(ts) is the end of the trading day holding ts, so it is the same for every time in
             # [ts, day_end(ts)): remembered, as an order is usually not the first of its day.
@@ -466,7 +467,10 @@ class MatchingEngine:
         """Put an order on the book and, if the market is known right now, match it on arrival."""
         od.live = True
         self.working.append(od)
-        self._set_status(od, _SUBMITTED if od.triggered else _PRE_SUBMITTED)
+        od.status = status = _SUBMITTED if od.triggered else _PRE_SUBMITTED
+        listener = self.listener
+        if listener is not None:  # _set_status(od, status), inline: an order going live has no fill yet
+            listener.on_order_update(_new_update(od.oid, status, 0, od.qty, 0.0, self._ts, ""))
         if self._point is not None:
             self._arrive_at(od, self._point)
         elif self._bid is not None or self._ask is not None:
