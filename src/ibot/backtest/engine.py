@@ -16,7 +16,9 @@ cost (see ibot.exchange.matching).
 
 from __future__ import annotations
 
+import gc
 import math
+import threading
 import time as _time
 from collections.abc import Callable
 from decimal import Decimal
@@ -43,6 +45,36 @@ _NAN = math.nan
 _BUY = Side.BUY
 _CHUNK = 65_536  # bars between progress updates (the inner loop has no progress check)
 _SLOTS = 4  # batched indicators whose values the bar loop sets without an inner loop
+
+
+class _GcBatches:
+    """Raises CPython's generation-0 collection threshold while any bar loop runs; the last loop to end
+    restores it. A loop allocates several short-lived objects per order (request, fill, status updates), and
+    at the default threshold (700) the cyclic collector runs every few hundred orders: 5-10% of a run. With
+    10,000 it runs less often over more objects; cycles are still collected, and no result changes."""
+
+    def __init__(self, gen0: int) -> None:
+        self._gen0 = gen0
+        self._lock = threading.Lock()
+        self._loops = 0
+        self._saved: tuple[int, ...] = ()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._loops == 0:
+                self._saved = gc.get_threshold()
+                if self._saved[0] < self._gen0:
+                    gc.set_threshold(self._gen0, *self._saved[1:])
+            self._loops += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._loops -= 1
+            if self._loops == 0:
+                gc.set_threshold(*self._saved)
+
+
+_GC_BATCHES = _GcBatches(10_000)
 
 
 class _Sink:
@@ -314,6 +346,7 @@ class Backtester:
             bar_progress = Progress(transient=True)
             bar_progress.start()
             task = bar_progress.add_task(f"backtest {self.strategy.name}", total=n)
+        _GC_BATCHES.enter()
         try:
             for start in range(0, n, _CHUNK):
                 stop = min(n, start + _CHUNK)
@@ -347,6 +380,7 @@ class Backtester:
                 if on_progress is not None:
                     on_progress(stop, n)
         finally:
+            _GC_BATCHES.leave()
             if bar_progress is not None:
                 bar_progress.stop()
         if self.close_at_end and ctx.position and n:
