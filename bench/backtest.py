@@ -5,8 +5,10 @@ Measures, in one run on this machine:
   (b) the same with load: bars written to a Parquet BarStore in a temp dir, read back, then run;
   (c) peak memory (ru_maxrss) of a fresh subprocess that builds the bars and runs (a);
   (d) the plain 9-SMA reversal (close crosses SMA9 -> reverse at market) in ibot and in backtrader on the same
-      slice (default 100,000 bars), with backtrader's feed construction timed separately.
-Targets: >= 300,000 bars/s for (a) and peak memory < 1 GB. Nothing here asserts on timing.
+      slice (default 100,000 bars), with backtrader's feed construction timed separately; ibot runs --runs
+      times (best and median shown).
+Targets: >= 300,000 bars/s for (a), >= 400,000 bars/s for (d) in ibot (about one fill every five bars: it
+measures the order and fill path) and peak memory < 1 GB. Nothing here asserts on timing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ibot.model.catalog import get_instrument
 from ibot.model.instruments import Instrument
 
 TARGET_BARS_PER_S = 300_000
+TARGET_SMA_BARS_PER_S = 400_000  # (d): the order/fill path (issue 16)
 TARGET_PEAK_MB = 1024
 BARS_PER_GLOBEX_DAY = 23 * 60
 
@@ -184,8 +187,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bars", type=int, default=1_000_000, help="1-min bars for (a)-(c)")
     ap.add_argument("--bt-bars", type=int, default=100_000, help="bars for the backtrader comparison (d)")
+    ap.add_argument("--runs", type=int, default=3, help="ibot runs of (d) (best and median are shown)")
     ap.add_argument("--child-mem", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.runs < 1:
+        ap.error(f"--runs {args.runs}: give at least 1 run")
     if args.child_mem:
         child_memory(args.bars)
         return
@@ -269,20 +275,39 @@ def main() -> None:
     # (d) 9-SMA reversal: ibot vs backtrader on the same slice ---------------------------------------------
     k = min(args.bt_bars, n)
     part = slice_bars(bars, k)
-    res_i = Backtester(inst, sma_reversal(), part).run()
-    res_full = Backtester(inst, sma_reversal(), bars).run()
+    # ibot's run is short (a fraction of a second), so on a shared machine one run can catch a busy moment:
+    # it runs `--runs` times; the target is checked on the best run, the ratio uses the median one.
+    runs_i = sorted(
+        (Backtester(inst, sma_reversal(), part).run() for _ in range(args.runs)), key=lambda r: r.elapsed_s
+    )
+    res_i = runs_i[len(runs_i) // 2]
+    res_full = min(
+        (Backtester(inst, sma_reversal(), bars).run() for _ in range(args.runs)), key=lambda r: r.elapsed_s
+    )
+
+    def d_note(res: Any) -> str:
+        ok = "ok" if res.bars_per_second >= TARGET_SMA_BARS_PER_S else "MISSED"
+        return f"{res.fills:,} fills; >= {TARGET_SMA_BARS_PER_S:,} bars/s: {ok}"
+
     rows.append(
         (
             f"(d) SmaReversal(9) ibot, {n:,} bars",
-            f"{res_full.bars_per_second:,.0f} bars/s",
-            f"{res_full.fills:,} fills",
+            f"best of {args.runs}: {res_full.bars_per_second:,.0f} bars/s  ({res_full.elapsed_s:.2f} s)",
+            d_note(res_full),
         )
     )
     rows.append(
         (
             f"(d) SmaReversal(9) ibot, {k:,} bars",
-            f"{res_i.bars_per_second:,.0f} bars/s",
-            f"{res_i.fills:,} fills",
+            f"best of {args.runs}: {runs_i[0].bars_per_second:,.0f} bars/s  ({runs_i[0].elapsed_s:.2f} s)",
+            d_note(runs_i[0]),
+        )
+    )
+    rows.append(
+        (
+            "",
+            f"median: {res_i.bars_per_second:,.0f} bars/s  ({res_i.elapsed_s:.2f} s)",
+            "",
         )
     )
     try:
@@ -295,7 +320,9 @@ def main() -> None:
                 f"feed load + empty strategy alone {btr['preload_s']:.2f} s",
             )
         )
-        rows.append(("(d) ibot / backtrader", f"{res_i.bars_per_second / btr['bars_per_s']:.1f} x", ""))
+        rows.append(
+            ("(d) ibot (median run) / backtrader", f"{res_i.bars_per_second / btr['bars_per_s']:.1f} x", "")
+        )
     except ImportError:
         rows.append(("(d) backtrader", "not installed", ""))
 

@@ -8,12 +8,17 @@ exact Decimal money only at the end. Equity is marked at each bar's close.
 
 The loop is built for speed (1M bars in a few seconds): bars are built from Python lists (not numpy scalars),
 the matching engine is skipped while no order works, and position/cash are recorded only when a fill changes
-them; the per-bar arrays are rebuilt with numpy at the end.
+them; the per-bar arrays are rebuilt with numpy at the end. The order path is kept lean too (bench/backtest.py
+part (d)): the engine's status updates reach the strategy without a hop through this context, fees are
+memoised per quantity, and the value objects of every order are built without a frozen dataclass's per-field
+cost (see ibot.exchange.matching).
 """
 
 from __future__ import annotations
 
+import gc
 import math
+import threading
 import time as _time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -37,8 +42,39 @@ __all__ = ["BacktestContext", "Backtester", "RollHook"]
 
 I = TypeVar("I")  # noqa: E741
 _NAN = math.nan
+_BUY = Side.BUY
 _CHUNK = 65_536  # bars between progress updates (the inner loop has no progress check)
 _SLOTS = 4  # batched indicators whose values the bar loop sets without an inner loop
+
+
+class _GcBatches:
+    """Raises CPython's generation-0 collection threshold while any bar loop runs; the last loop to end
+    restores it. A loop allocates several short-lived objects per order (request, fill, status updates), and
+    at the default threshold (700) the cyclic collector runs every few hundred orders: 5-10% of a run. With
+    10,000 it runs less often over more objects; cycles are still collected, and no result changes."""
+
+    def __init__(self, gen0: int) -> None:
+        self._gen0 = gen0
+        self._lock = threading.Lock()
+        self._loops = 0
+        self._saved: tuple[int, ...] = ()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._loops == 0:
+                self._saved = gc.get_threshold()
+                if self._saved[0] < self._gen0:
+                    gc.set_threshold(self._gen0, *self._saved[1:])
+            self._loops += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._loops -= 1
+            if self._loops == 0:
+                gc.set_threshold(*self._saved)
+
+
+_GC_BATCHES = _GcBatches(10_000)
 
 
 class _Sink:
@@ -90,6 +126,9 @@ class BacktestContext:
         self.instrument = instrument
         self.clock = Clock()
         self.strategy = strategy
+        # The engine's status updates go straight to the strategy (this context adds nothing to them).
+        self.on_order_update: Callable[[OrderUpdate], None] = strategy.on_order_update
+        self._strategy_on_fill = strategy.on_fill
         self.engine = engine_factory(self)
         self.feeds: list[Callable[[Bar], Any]] = []
         self.indicators: list[tuple[Any, Callable[[Bar], Any]]] = []  # (indicator, its feed) in order
@@ -98,19 +137,18 @@ class BacktestContext:
         self.position = 0  # signed contracts, filled orders only
         self._inv_tick = 1.0 / float(instrument.tick_size)
         self._cash = 0  # -sum(signed qty x price in ticks): equity in ticks = cash + position x price
-        self._fees = Decimal(0)
-        self._fees_f = 0.0
+        self._fees_f = 0.0  # cumulative fees as a float, for the equity curve (trades keep exact Decimals)
+        # Memos: the engine hands out one Decimal per fill quantity, so few distinct fees recur.
+        self._fee_float: dict[Decimal, float] = {}
+        self._fee_split: dict[tuple[Decimal, int, int], tuple[Decimal, Decimal]] = {}
         self.fills = 0
         # Position/cash change points: (ts, position after, cash after, cumulative fees after)
-        self.chg_ts: list[int] = []
-        self.chg_pos: list[int] = []
-        self.chg_cash: list[int] = []
-        self.chg_fees: list[float] = []
-        # Open round trip: [entry_ts, sign, entered qty, entered value (ticks x qty), exited qty, exited
-        #                   value,
-        #                   fees, entry reason, max abs position]
+        self.changes: list[tuple[int, int, int, float]] = []
+        # Open round trip: [entry_ts, sign, entered qty, entered value (ticks x qty), exited qty,
+        #                   exited value, fees, entry reason, max abs position]
         self._open: list[Any] | None = None
-        self.closed: list[tuple[Any, ...]] = []  # raw round trips, turned into Trade objects at the end
+        # Raw round trips (the finished open-trip list, exit ts, exit reason), turned into Trades at the end
+        self.closed: list[tuple[list[Any], int, str]] = []
 
     # Context protocol --------------------------------------------------------------------------------
     # `position` is a plain attribute here (set only by `book`), read once per bar by most strategies.
@@ -155,51 +193,56 @@ class BacktestContext:
     def log(self, message: str) -> None:
         self.logs.append((self.clock.ns, message))
 
-    # Listener ----------------------------------------------------------------------------------------
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.strategy.on_order_update(update)
-
+    # Listener (on_order_update is the strategy's own, set in __init__) ----------------------------------
     def on_fill(self, fill: Fill) -> None:
         self.book(fill)
-        self.strategy.on_fill(fill)
+        self._strategy_on_fill(fill)
 
     def book(self, fill: Fill) -> None:
         """Position, cash and round-trip bookkeeping for one execution (integer ticks, exact fees)."""
         qty = fill.quantity
-        sign = 1 if fill.side is Side.BUY else -1
+        sign = 1 if fill.side is _BUY else -1
         p = round(fill.price * self._inv_tick)
+        ts = fill.ts
         pos = self.position
         new = pos + sign * qty
-        self._cash -= sign * qty * p
+        self._cash = cash = self._cash - sign * qty * p
         fee = fill.commission
-        self._fees += fee
-        self._fees_f += float(fee)
+        fee_f = self._fee_float.get(fee)
+        if fee_f is None:
+            fee_f = self._fee_float[fee] = float(fee)
+        self._fees_f = fees_f = self._fees_f + fee_f
         self.fills += 1
         tr = self._open
         if tr is None or pos == 0:
-            self._open = [fill.ts, sign, qty, qty * p, 0, 0, fee, fill.reason, qty]
+            self._open = [ts, sign, qty, qty * p, 0, 0, fee, fill.reason, qty]
         elif pos * sign > 0:  # adding to the position
             tr[2] += qty
             tr[3] += qty * p
             tr[6] += fee
             tr[8] = max(tr[8], abs(new))
         else:
-            closing = min(qty, abs(pos))
-            part = fee if closing == qty else fee * closing / qty
+            closing = qty if qty < -pos * sign else -pos * sign  # min(qty, abs(pos)): pos is against sign
+            if closing == qty:
+                part = rest_fee = fee
+            else:  # the fee is split pro rata between the closed and the opened part
+                key = (fee, closing, qty)
+                split = self._fee_split.get(key)
+                if split is None:
+                    part = fee * closing / qty
+                    split = self._fee_split[key] = (part, fee - part)
+                part, rest_fee = split
             tr[4] += closing
             tr[5] += closing * p
             tr[6] += part
             if new == 0 or new * pos < 0:
-                self.closed.append((*tr, fill.ts, fill.reason))
+                self.closed.append((tr, ts, fill.reason))
                 self._open = None
                 if new:  # reversal: the rest opens the next round trip
                     rest = qty - closing
-                    self._open = [fill.ts, sign, rest, rest * p, 0, 0, fee - part, fill.reason, rest]
+                    self._open = [ts, sign, rest, rest * p, 0, 0, rest_fee, fill.reason, rest]
         self.position = new
-        self.chg_ts.append(fill.ts)
-        self.chg_pos.append(new)
-        self.chg_cash.append(self._cash)
-        self.chg_fees.append(self._fees_f)
+        self.changes.append((ts, new, cash, fees_f))
 
 
 class RollHook(Protocol):
@@ -323,6 +366,7 @@ class Backtester:
             task = bar_progress.add_task(f"backtest {self.strategy.name}", total=n)
         hook = self.roll_hook
         hook_rows = frozenset(hook.rows) if hook is not None else frozenset()
+        _GC_BATCHES.enter()
         try:
             for start, stop in _chunks(n, sorted(hook_rows)):
                 # Python lists per chunk: floats/ints, not numpy scalars, and bounded memory.
@@ -357,6 +401,7 @@ class Backtester:
                 if on_progress is not None:
                     on_progress(stop, n)
         finally:
+            _GC_BATCHES.leave()
             if bar_progress is not None:
                 bar_progress.stop()
         if self.close_at_end and ctx.position and n:
@@ -397,13 +442,14 @@ class Backtester:
         ts = self._cols[0]
         close_t = self._ticks[3]
         n = len(ts)
-        if ctx.chg_ts:
-            idx = np.searchsorted(np.asarray(ctx.chg_ts, dtype=np.int64), ts, side="right") - 1
+        if ctx.changes:
+            chg_ts, chg_pos, chg_cash, chg_fees = zip(*ctx.changes, strict=True)
+            idx = np.searchsorted(np.asarray(chg_ts, dtype=np.int64), ts, side="right") - 1
             has = idx >= 0
             safe = np.where(has, idx, 0)
-            pos = np.where(has, np.asarray(ctx.chg_pos, dtype=np.int64)[safe], 0)
-            cash = np.where(has, np.asarray(ctx.chg_cash, dtype=np.int64)[safe], 0)
-            fees = np.where(has, np.asarray(ctx.chg_fees, dtype=np.float64)[safe], 0.0)
+            pos = np.where(has, np.asarray(chg_pos, dtype=np.int64)[safe], 0)
+            cash = np.where(has, np.asarray(chg_cash, dtype=np.int64)[safe], 0)
+            fees = np.where(has, np.asarray(chg_fees, dtype=np.float64)[safe], 0.0)
         else:
             pos = np.zeros(n, dtype=np.int64)
             cash = np.zeros(n, dtype=np.int64)
@@ -426,9 +472,7 @@ class Backtester:
             fee,
             in_reason,
             max_q,
-            exit_ts,
-            out_reason,
-        ) in ctx.closed:
+        ), exit_ts, out_reason in ctx.closed:
             gross_tc = sign * (out_v - in_v)  # ticks x contracts, exact
             gross = inst.pnl(gross_tc, 1)
             trades.append(

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -80,6 +80,15 @@ __all__ = [
 
 _MKT, _LMT, _STP, _STP_LMT = 0, 1, 2, 3
 _KIND = {OrderType.MKT: _MKT, OrderType.LMT: _LMT, OrderType.STP: _STP, OrderType.STP_LMT: _STP_LMT}
+# Enum members as module names: reading `Side.BUY` goes through the enum class (~0.15 us on Python 3.11),
+# a module global costs almost nothing, and these are read for every order and fill.
+_BUY = Side.BUY
+_IOC = TimeInForce.IOC
+_DAY = TimeInForce.DAY
+_PENDING_SUBMIT = OrderStatus.PENDING_SUBMIT
+_PRE_SUBMITTED = OrderStatus.PRE_SUBMITTED
+_SUBMITTED = OrderStatus.SUBMITTED
+_FILLED = OrderStatus.FILLED
 _UNLIMITED = 1 << 62
 _NS_PER_S = 1_000_000_000
 
@@ -169,6 +178,95 @@ class DailySessions:
         return np.searchsorted(np.asarray(self._bounds, dtype=np.int64), ts, side="right").astype(np.int64)
 
 
+# Fast construction of the frozen value types the engine emits for every fill and status change --------------
+# A frozen dataclass's __init__ sets each field through object.__setattr__, which makes a Fill or an
+# OrderUpdate cost about three times a plain slotted object (the larger part of a backtest's per-order time).
+# The engine therefore fills a mutable twin with the same slots and turns it into the frozen type by
+# __class__ assignment (allowed because the memory layout is identical). The result is an ordinary instance
+# of the frozen type, equal to the one its own __init__ would build. A field added to Fill or OrderUpdate
+# must be added to its twin's __init__ (tests/backtest/test_fast_values.py fails until it is).
+
+
+class _FillParts:
+    __slots__ = Fill.__slots__
+
+    def __init__(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: Side,
+        quantity: int,
+        price: float,
+        ts: int,
+        commission: Decimal,
+        exec_id: str,
+        reason: str,
+    ) -> None:
+        self.client_order_id = client_order_id
+        self.symbol = symbol
+        self.side = side
+        self.quantity = quantity
+        self.price = price
+        self.ts = ts
+        self.commission = commission
+        self.exec_id = exec_id
+        self.reason = reason
+
+
+class _UpdateParts:
+    __slots__ = OrderUpdate.__slots__
+
+    def __init__(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        filled: int,
+        remaining: int,
+        avg_fill_price: float,
+        ts: int,
+        message: str,
+    ) -> None:
+        self.client_order_id = client_order_id
+        self.status = status
+        self.filled = filled
+        self.remaining = remaining
+        self.avg_fill_price = avg_fill_price
+        self.ts = ts
+        self.message = message
+
+
+def _new_fill(
+    client_order_id: str,
+    symbol: str,
+    side: Side,
+    quantity: int,
+    price: float,
+    ts: int,
+    commission: Decimal,
+    exec_id: str,
+    reason: str,
+) -> Fill:
+    """Fill(...) with every field given, built the fast way (see above)."""
+    fill: Any = _FillParts(client_order_id, symbol, side, quantity, price, ts, commission, exec_id, reason)
+    fill.__class__ = Fill
+    return fill
+
+
+def _new_update(
+    client_order_id: str,
+    status: OrderStatus,
+    filled: int,
+    remaining: int,
+    avg_fill_price: float,
+    ts: int,
+    message: str,
+) -> OrderUpdate:
+    """OrderUpdate(...) with every field given, built the fast way (see above)."""
+    update: Any = _UpdateParts(client_order_id, status, filled, remaining, avg_fill_price, ts, message)
+    update.__class__ = OrderUpdate
+    return update
+
+
 class _Order:
     """Engine-side state of one order, prices in ticks; `kind` is the working type (a fired STP is MKT)."""
 
@@ -198,7 +296,7 @@ class _Order:
         self.oid = oid
         self.req = req
         self.seq = seq
-        self.sign = 1 if req.side is Side.BUY else -1
+        self.sign = 1 if req.side is _BUY else -1
         self.qty = req.quantity
         self.filled = 0
         self.fill_value = 0  # sum of ticks x quantity over fills
@@ -210,7 +308,7 @@ class _Order:
         self.parent = req.parent_id
         self.oca = req.oca_group
         self.children: list[_Order] = []
-        self.status = OrderStatus.PENDING_SUBMIT
+        self.status = _PENDING_SUBMIT
         self.live = False  # working on the book (not held behind a parent)
         self.seen = False  # has met at least one market event
         self.expires = _UNLIMITED
@@ -218,6 +316,11 @@ class _Order:
     @property
     def remaining(self) -> int:
         return self.qty - self.filled
+
+
+def _where(req: OrderRequest, oid: str) -> str:
+    """How an error message names an order."""
+    return f"order {oid} {req.side} {req.quantity} {req.symbol} {req.order_type}"
 
 
 def unique_exec_ids(key: int) -> tuple[str, int]:
@@ -253,13 +356,17 @@ class MatchingEngine:
         self.fees = fees if fees is not None else FeeModel.zero()
         self.day_end = day_end
         self._tick = instrument.tick_size
+        self._tick_f = float(instrument.tick_size)
         self._prices: dict[int, float] = {}  # ticks -> float price, memo of Instrument.from_ticks
         self._commissions: dict[int, Decimal] = {}  # quantity -> fee, memo of FeeModel.commission
         self._slip = self.rules.slippage_ticks
+        self._participation = self.rules.bar_volume_participation
         self._touch = self.rules.limit_fills_on_touch
         self._orders: dict[str, _Order] = {}  # live and held orders, by id
         self.working: list[_Order] = []  # on the book, in arrival order; empty -> nothing to match
         self._seq = 0
+        self._day_fn = day_end  # the last day_end(t) asked, valid for times in [_day_from, _day_to)
+        self._day_from = self._day_to = 0
         self._exec_n = exec_start
         self._ts = 0
         self._exec_prefix = exec_prefix
@@ -274,31 +381,40 @@ class MatchingEngine:
         self._pending: list[_Order] = []  # sent during a bar walk; they join the book after it
 
     # Order entry -----------------------------------------------------------------------------------------
-    def _ticks_of(self, price: float | None, what: str, where: str) -> int | None:
+    def _ticks_of(self, price: float | None, what: str, where: str | tuple[OrderRequest, str]) -> int | None:
+        """`price` in ticks; `where` names the order in an error (a (request, id) pair is formatted only
+        then)."""
         if price is None:
             return None
         if not isinstance(price, (int, float)) or not math.isfinite(price):
-            raise InvalidOrderError(f"{where}: {what} {price!r} is not a finite number")
+            raise InvalidOrderError(
+                f"{_where(*where) if isinstance(where, tuple) else where}: {what} "
+                f"{price!r} is not a finite number"
+            )
         if not self.instrument.is_on_grid(price):
             raise InvalidOrderError(
-                f"{where}: {what} {price!r} is not on the tick grid of {self._tick} (not re-priced; send a "
-                f"price that is a multiple of {self._tick})"
+                f"{_where(*where) if isinstance(where, tuple) else where}: {what} {price!r} is not on the "
+                f"tick grid of {self._tick} (not re-priced; send a price that is a multiple of {self._tick})"
             )
         return self.instrument.to_ticks(price)
 
     def _check(self, req: OrderRequest, oid: str) -> tuple[int | None, int | None]:
-        where = f"order {oid} {req.side} {req.quantity} {req.symbol} {req.order_type}"
+        # Every order passes here: the error location is only formatted when an order is refused.
         inst = self.instrument
         if req.symbol not in (inst.symbol, inst.local_symbol):
-            raise InvalidOrderError(f"{where}: this engine trades {inst.key}, not {req.symbol!r}")
-        if isinstance(req.quantity, bool) or not isinstance(req.quantity, int) or req.quantity <= 0:
-            raise InvalidOrderError(f"{where}: quantity {req.quantity!r} must be a whole number > 0")
+            raise InvalidOrderError(f"{_where(req, oid)}: this engine trades {inst.key}, not {req.symbol!r}")
+        q = req.quantity
+        if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
+            raise InvalidOrderError(f"{_where(req, oid)}: quantity {q!r} must be a whole number > 0")
         if oid in self._orders:
-            raise InvalidOrderError(f"{where}: order id {oid!r} is already in use by a live order")
+            raise InvalidOrderError(f"{_where(req, oid)}: order id {oid!r} is already in use by a live order")
         if req.parent_id and req.parent_id not in self._orders:
-            raise InvalidOrderError(f"{where}: parent order {req.parent_id!r} is not a live order")
-        limit = self._ticks_of(req.limit_price, "limit price", where)
-        stop = self._ticks_of(req.stop_price, "stop price", where)
+            raise InvalidOrderError(f"{_where(req, oid)}: parent order {req.parent_id!r} is not a live order")
+        limit = stop = None
+        if req.limit_price is not None:
+            limit = self._ticks_of(req.limit_price, "limit price", (req, oid))
+        if req.stop_price is not None:
+            stop = self._ticks_of(req.stop_price, "stop price", (req, oid))
         return limit, stop
 
     def validate(self, request: OrderRequest) -> None:
@@ -322,9 +438,17 @@ class MatchingEngine:
                 )
             raise OrderRejected(oid, str(exc)) from None
         od = _Order(oid, request, self._seq, limit, stop)
-        self._ts = max(self._ts, ts)
-        if od.tif is TimeInForce.DAY and self.day_end is not None:
-            od.expires = self.day_end(ts)
+        if ts > self._ts:  # noqa: PLR1730 - max() is a call, and this runs for every order
+            self._ts = ts
+        if od.tif is _DAY and self.day_end is not None:
+            # day_end(ts) is the end of the trading day holding ts, so it is the same for every time in
+            # [ts, day_end(ts)): remembered, as an order is usually not the first of its day.
+            if self._day_from <= ts < self._day_to and self._day_fn is self.day_end:
+                od.expires = self._day_to
+            else:
+                od.expires = self._day_to = self.day_end(ts)
+                self._day_from = ts
+                self._day_fn = self.day_end
         self._orders[oid] = od
         if od.parent:
             parent = self._orders[od.parent]
@@ -333,7 +457,7 @@ class MatchingEngine:
             return oid
         if self._point is not None:
             # Sent while a bar is walked (from a fill callback): it works from the next bar (no look-ahead).
-            self._set_status(od, OrderStatus.SUBMITTED if od.triggered else OrderStatus.PRE_SUBMITTED)
+            self._set_status(od, _SUBMITTED if od.triggered else _PRE_SUBMITTED)
             self._pending.append(od)
             return oid
         self._go_live(od)
@@ -343,13 +467,16 @@ class MatchingEngine:
         """Put an order on the book and, if the market is known right now, match it on arrival."""
         od.live = True
         self.working.append(od)
-        self._set_status(od, OrderStatus.SUBMITTED if od.triggered else OrderStatus.PRE_SUBMITTED)
+        od.status = status = _SUBMITTED if od.triggered else _PRE_SUBMITTED
+        listener = self.listener
+        if listener is not None:  # _set_status(od, status), inline: an order going live has no fill yet
+            listener.on_order_update(_new_update(od.oid, status, 0, od.qty, 0.0, self._ts, ""))
         if self._point is not None:
             self._arrive_at(od, self._point)
         elif self._bid is not None or self._ask is not None:
             od.seen = True
             self._quote_fill(od)
-            if od.tif is TimeInForce.IOC and od.live:
+            if od.tif is _IOC and od.live:
                 self._cancel(od, "IOC order: unfilled rest cancelled")
 
     def cancel(self, client_order_id: str, ts: int | None = None) -> None:
@@ -440,24 +567,34 @@ class MatchingEngine:
         """`on_bar` with prices already in ticks: the backtester's fast path."""
         self._ts = ts
         self._bid = self._ask = None
-        if not self.working:
+        working = self.working
+        if not working:
             return
-        part = self.rules.bar_volume_participation
+        part = self._participation
         self._budget = _UNLIMITED if part is None else int(volume * part)
         self._mode = "bar"
-        self._expire_day_orders(ts, at_open=True)
+        for od in working:
+            if od.expires <= ts:  # rare: only then pay for the copy and the cancels
+                self._expire_day_orders(ts, at_open=True)
+                break
         try:
             self._point = o
-            for od in list(self.working):
+            slip = self._slip
+            for od in working[:]:
                 if od.live:
-                    self._arrive_at(od, o)
-            for od in list(self.working):
-                if od.live:
-                    if od.tif is TimeInForce.IOC:
-                        self._cancel(od, "IOC order: unfilled rest cancelled")
-                    elif od.expires <= ts:
-                        self._cancel(od, "DAY order expired at the end of the trading day")
-            if self.working:
+                    if od.kind == _MKT and od.triggered:  # _arrive_at for a market order, without the call
+                        od.seen = True
+                        self._fill(od, o + od.sign * slip)
+                    else:
+                        self._arrive_at(od, o)
+            if working:
+                for od in working[:]:
+                    if od.live:
+                        if od.tif is _IOC:
+                            self._cancel(od, "IOC order: unfilled rest cancelled")
+                        elif od.expires <= ts:
+                            self._cancel(od, "DAY order expired at the end of the trading day")
+            if working:
                 if h - o < o - lo or (h - o == o - lo and abs(h - c) < abs(c - lo)):
                     path = (o, h, lo, c)
                 else:
@@ -495,7 +632,7 @@ class MatchingEngine:
                 if od.live:
                     self._match_quote(od)
                     od.seen = True
-                    if od.tif is TimeInForce.IOC and od.live:
+                    if od.tif is _IOC and od.live:
                         self._cancel(od, "IOC order: unfilled rest cancelled")
         finally:
             self._mode = None
@@ -533,7 +670,7 @@ class MatchingEngine:
                     if (lim - t) * s > 0 or (self._touch and t == lim):
                         self._fill(od, lim)
                 od.seen = True
-                if od.tif is TimeInForce.IOC and od.live:
+                if od.tif is _IOC and od.live:
                     self._cancel(od, "IOC order: unfilled rest cancelled")
         finally:
             self._mode = None
@@ -557,7 +694,7 @@ class MatchingEngine:
     def _trigger(self, od: _Order) -> None:
         od.triggered = True
         od.kind = _MKT if od.kind == _STP else _LMT
-        self._set_status(od, OrderStatus.SUBMITTED)
+        self._set_status(od, _SUBMITTED)
 
     def _arrive_at(self, od: _Order, p: int) -> None:
         """Match an order against a single bar-path price p as an arrival (gap open or activation)."""
@@ -651,17 +788,25 @@ class MatchingEngine:
         return take
 
     def _fill(self, od: _Order, price: int) -> None:
-        qty = self._available(od.sign, od.qty - od.filled)
-        if qty <= 0:
-            return
+        want = od.qty - od.filled
+        if self._mode == "bar" and self._budget >= want:  # the usual case, without the call
+            self._budget -= want
+            qty = want
+        else:
+            qty = self._available(od.sign, want)
+            if qty <= 0:
+                return
         od.filled += qty
         od.fill_value += qty * price
         self._exec_n += 1
         req = od.req
         done = od.filled >= od.qty
         if done:
-            od.status = OrderStatus.FILLED
-            self._remove(od)
+            od.status = _FILLED
+            self._orders.pop(od.oid, None)  # _remove(od), inline
+            if od.live:
+                od.live = False
+                self.working.remove(od)
         listener = self.listener
         if listener is not None:
             px = self._prices.get(price)
@@ -671,7 +816,7 @@ class MatchingEngine:
             if fee is None:
                 fee = self._commissions[qty] = self.fees.commission(qty)
             listener.on_fill(
-                Fill(
+                _new_fill(
                     od.oid,
                     req.symbol,
                     req.side,
@@ -683,7 +828,14 @@ class MatchingEngine:
                     req.reason,
                 )
             )
-        self._set_status(od, OrderStatus.FILLED if done else OrderStatus.SUBMITTED)
+            od.status = status = _FILLED if done else _SUBMITTED  # _set_status(od, status), inline
+            if od.filled == qty:  # this is its only fill: _update's average price is this fill's price
+                update = _new_update(od.oid, status, qty, od.qty - qty, px, self._ts, "")
+            else:
+                update = self._update(od, status, "")
+            listener.on_order_update(update)
+        else:
+            od.status = _FILLED if done else _SUBMITTED
         if od.oca:
             for other in [o for o in self._orders.values() if o.oca == od.oca and o is not od]:
                 self._cancel(other, f"OCA group {od.oca!r}: {od.oid} filled")
@@ -710,15 +862,20 @@ class MatchingEngine:
 
     def _update(self, od: _Order, status: OrderStatus, message: str) -> OrderUpdate:
         avg = 0.0
-        if od.filled:
-            q, r = divmod(od.fill_value, od.filled)
+        filled = od.filled
+        if filled:
+            q, r = divmod(od.fill_value, filled)
             if r:
-                avg = od.fill_value / od.filled * float(self._tick)
+                avg = od.fill_value / filled * self._tick_f
             else:
                 avg = self._prices.get(q) or self.instrument.from_ticks(q)
-        return OrderUpdate(od.oid, status, od.filled, od.qty - od.filled, avg, self._ts, message)
+        return _new_update(od.oid, status, filled, od.qty - filled, avg, self._ts, message)
 
     def _set_status(self, od: _Order, status: OrderStatus, message: str = "") -> None:
         od.status = status
-        if self.listener is not None:
-            self.listener.on_order_update(self._update(od, status, message))
+        listener = self.listener
+        if listener is not None:
+            if od.filled:
+                listener.on_order_update(self._update(od, status, message))
+            else:  # _update's result for an order with no fill yet, without the call
+                listener.on_order_update(_new_update(od.oid, status, 0, od.qty, 0.0, self._ts, message))

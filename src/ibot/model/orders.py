@@ -14,13 +14,19 @@ class Side(StrEnum):
     BUY = "BUY"
     SELL = "SELL"
 
+    # The module names _BUY/_SELL (set below the class): reading Side.BUY through the enum class is slow,
+    # and `sign` is read for every fill.
     @property
     def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
+        return 1 if self is _BUY else -1
 
     @property
     def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return _SELL if self is _BUY else _BUY
+
+
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 
 class OrderType(StrEnum):
@@ -66,6 +72,11 @@ _DONE = frozenset(
 )
 
 
+_MKT = OrderType.MKT
+_NEEDS_LIMIT = (OrderType.LMT, OrderType.STP_LMT)
+_NEEDS_STOP = (OrderType.STP, OrderType.STP_LMT)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """What a strategy (or a webhook, or a person) asks for. Validated on construction."""
@@ -83,27 +94,41 @@ class OrderRequest:
     oca_group: str = ""
 
     def __post_init__(self) -> None:
-        where = f"order {self.client_order_id or '(new)'} {self.side} {self.symbol}"
-        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
-            raise InvalidOrderError(f"{where}: quantity {self.quantity!r} must be a whole number")
-        if self.quantity <= 0:
-            raise InvalidOrderError(f"{where}: quantity {self.quantity} must be positive")
-        needs_limit = self.order_type in (OrderType.LMT, OrderType.STP_LMT)
-        needs_stop = self.order_type in (OrderType.STP, OrderType.STP_LMT)
+        # Runs for every order a strategy sends (hot in backtests): the common case is checked with plain
+        # comparisons and the error text is built only when something is wrong.
+        quantity = self.quantity
+        if type(quantity) is not int or quantity <= 0:
+            if isinstance(quantity, bool) or not isinstance(quantity, int):
+                raise InvalidOrderError(f"{self._where()}: quantity {quantity!r} must be a whole number")
+            if quantity <= 0:
+                raise InvalidOrderError(f"{self._where()}: quantity {quantity} must be positive")
+        order_type = self.order_type
+        limit_price = self.limit_price
+        stop_price = self.stop_price
+        if order_type is _MKT and limit_price is None and stop_price is None:
+            return
+        needs_limit = order_type in _NEEDS_LIMIT
+        needs_stop = order_type in _NEEDS_STOP
         for name, value, needed in (
-            ("limit price", self.limit_price, needs_limit),
-            ("stop price", self.stop_price, needs_stop),
+            ("limit price", limit_price, needs_limit),
+            ("stop price", stop_price, needs_stop),
         ):
             if needed and value is None:
-                raise InvalidOrderError(f"{where}: {self.order_type} order needs a {name}")
+                raise InvalidOrderError(f"{self._where()}: {order_type} order needs a {name}")
             if not needed and value is not None:
-                raise InvalidOrderError(f"{where}: {self.order_type} order takes no {name}")
+                raise InvalidOrderError(f"{self._where()}: {order_type} order takes no {name}")
             if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value)):
-                raise InvalidOrderError(f"{where}: {name} {value!r} is not a finite number")
+                raise InvalidOrderError(f"{self._where()}: {name} {value!r} is not a finite number")
+
+    def _where(self) -> str:
+        return f"order {self.client_order_id or '(new)'} {self.side} {self.symbol}"
 
     @property
     def signed_quantity(self) -> int:
-        return self.side.sign * self.quantity
+        side = self.side
+        if side is _SELL:  # read for every fill: the two members first, without the `sign` property
+            return -self.quantity
+        return self.quantity if side is _BUY else side.sign * self.quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +147,10 @@ class Fill:
 
     @property
     def signed_quantity(self) -> int:
-        return self.side.sign * self.quantity
+        side = self.side
+        if side is _SELL:  # read for every fill: the two members first, without the `sign` property
+            return -self.quantity
+        return self.quantity if side is _BUY else side.sign * self.quantity
 
 
 @dataclass(frozen=True, slots=True)
