@@ -657,6 +657,7 @@ def _demo_backtest(out: Path) -> None:
     print_backtest(outcome, console)
 
 
+import ibot.cli.optimize  # noqa: E402, F401  registers `ibot optimize` on `app`
 import ibot.cli.webhook  # noqa: E402, F401  registers `ibot webhook` on `app`
 
 

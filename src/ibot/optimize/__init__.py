@@ -1,0 +1,2 @@
+"""Parameter search: Optuna studies over a strategy's declared parameters, out-of-sample checks, the HTML
+report."""
