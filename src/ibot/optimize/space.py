@@ -142,7 +142,18 @@ def build_space(strategy: str, declared: Sequence[Param], specs: Sequence[str] =
         if name in given:
             raise ParameterError(f"--param {spec}: {name} is already given as {name}={given[name]}")
         given[name] = raw.strip()
-    dims = tuple(_narrowed(strategy, p, given[p.name]) if p.name in given else _declared(p) for p in declared)
+    narrowed = {name: _narrowed(strategy, by_name[name], raw) for name, raw in given.items()}
+    chosen = any(d.searched for d in narrowed.values())
+    dims = tuple(
+        narrowed[p.name]
+        if p.name in narrowed
+        else (Dimension(p.name, "fixed", value=p.default) if chosen else _declared(p))
+        for p in declared
+    )
+    if not any(d.searched for d in dims):
+        raise ParameterError(
+            f"{strategy}: nothing to search: every parameter is fixed; give a range with --param name=low:high"
+        )
     return SearchSpace(strategy, dims)
 
 
