@@ -152,7 +152,7 @@ def build_space(strategy: str, declared: Sequence[Param], specs: Sequence[str] =
     )
     if not any(d.searched for d in dims):
         raise ParameterError(
-            f"{strategy}: nothing to search: every parameter is fixed; give a range with --param name=low:high"
+            f"{strategy}: nothing to search, every parameter is fixed; give a range: --param name=low:high"
         )
     return SearchSpace(strategy, dims)
 
