@@ -132,6 +132,28 @@ DbOpt = Annotated[
 ]
 
 
+ProfileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        help="Use an `ibot optimize` profile: strategy, params (--param overrides one), symbol, bar, range.",
+    ),
+]
+
+
+def refuse_with_profile(ctx: typer.Context, profile: Path | None, names: tuple[str, ...]) -> None:
+    """A `--profile` sets these options: giving one too on the command line is refused, naming it."""
+    from typer._click.core import ParameterSource
+
+    if profile is None:
+        return
+    for name in names:
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise typer.BadParameter(
+                f"the profile {profile} sets it; drop --{name} or the profile", param_hint=f"--{name}"
+            )
+
+
 def friendly_errors(func: F) -> F:
     """Turn ibot's typed errors into one red sentence and exit code 2, instead of a traceback."""
 
@@ -312,6 +334,7 @@ def data_list(
 @app.command()
 @friendly_errors
 def backtest(
+    ctx: typer.Context,
     symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog symbol, e.g. MES.")] = "MES",
     bar: Annotated[str, typer.Option(help="Bar size the strategy sees, e.g. 5min.")] = "5min",
     strategy: Annotated[str, typer.Option(help="Strategy name (see `ibot strategies`).")] = "ma_breakout",
@@ -328,11 +351,13 @@ def backtest(
         typer.Option(metavar="DIR", callback=_out_dir_option, help="Where to write trades and charts."),
     ] = None,
     chart: Annotated[bool, typer.Option(help="Write the equity + price chart (HTML and PNG).")] = True,
+    profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest a strategy on stored bars (or a seeded synthetic market) and print the report."""
     from ibot.app.backtest import BacktestRequest, run_backtest
 
+    refuse_with_profile(ctx, profile, ("strategy", "symbol", "bar", "slippage", "commission"))
     request = BacktestRequest(
         symbol=symbol,
         bar=bar,
@@ -345,6 +370,7 @@ def backtest(
         data_dir=data_dir,
         out_dir=out,
         chart=chart,
+        profile=profile,
     )
     with progress_bars(console, enabled=not as_json) as on_progress:
         outcome = run_backtest(request, on_progress)
@@ -657,7 +683,7 @@ def _demo_backtest(out: Path) -> None:
     print_backtest(outcome, console)
 
 
-import ibot.cli.optimize  # noqa: E402, F401  registers `ibot optimize` on `app`
+import ibot.cli.optimize  # noqa: E402  registers `ibot optimize` on `app`
 import ibot.cli.webhook  # noqa: E402, F401  registers `ibot webhook` on `app`
 
 
