@@ -480,6 +480,7 @@ def sim(
 @app.command()
 @friendly_errors
 def run(
+    ctx: typer.Context,
     strategy: Annotated[
         list[str] | None,
         typer.Option(
@@ -541,6 +542,7 @@ def run(
         int | None,
         typer.Option(min=0, max=65535, help="Port of the webhook door.", show_default="[webhook] port"),
     ] = None,
+    profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the trading node: strategies and doors over one IB order connection and one risk budget.
@@ -554,6 +556,13 @@ def run(
 
     if lockstep and not sim:
         raise typer.BadParameter("--lockstep needs --sim (the built-in simulator)", param_hint="--lockstep")
+    if profile is not None:  # its strategy and parameters; --symbol and --bar may name another contract/size
+        from ibot.optimize.profile import read_profile
+
+        refuse_with_profile(ctx, profile, ("strategy",))
+        chosen = read_profile(profile)
+        strategy, symbol, bar = [chosen.strategy], symbol or [chosen.symbol], bar or chosen.bar
+        param = [*chosen.assignments(), *(param or [])]
     flags = NodeFlags(
         strategies=tuple(strategy or ()),
         symbols=tuple(symbol or ()),
