@@ -1,0 +1,44 @@
+"""Storage URLs: checked before anything runs, never shown with their password."""
+
+from __future__ import annotations
+
+import pytest
+
+from ibot.model.errors import ParameterError
+from ibot.optimize.storage import StorageUrl, mask_url, open_storage
+
+SECRET = "s3cr3t-Pa55"
+
+
+def test_every_form_of_the_url_hides_the_password() -> None:
+    url = StorageUrl(f"postgresql+psycopg://trader:{SECRET}@db.example:5432/optuna")
+    assert SECRET not in str(url) and SECRET not in repr(url) and SECRET not in f"{url}"
+    assert str(url) == "postgresql+psycopg://trader:***@db.example:5432/optuna"
+    assert mask_url(f"weird+thing://u:{SECRET}@h/x?y").count(SECRET) == 0
+    assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("not a url", ["is not a database URL"]),
+        ("mysql://u@h/db", ["'mysql' is not a supported database"]),
+        ("postgresql+asyncpg://u@h/db", ["driver 'postgresql+asyncpg' is not installed"]),
+    ],
+)
+def test_a_bad_url_is_one_sentence(url: str, words: list[str]) -> None:
+    with pytest.raises(ParameterError) as err:
+        open_storage(StorageUrl(url))
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_an_unreachable_database_is_one_sentence_with_the_password_masked() -> None:
+    url = StorageUrl(f"postgresql://trader:{SECRET}@127.0.0.1:1/optuna")  # nothing listens on port 1
+    with pytest.raises(ParameterError) as err:
+        open_storage(url)
+    message = str(err.value)
+    assert message.startswith(
+        "--storage postgresql://trader:***@127.0.0.1:1/optuna: cannot open the database"
+    )
+    assert SECRET not in message and "\n" not in message
