@@ -216,7 +216,7 @@ def run_optimize(
     settings = _with_bars(settings, frame)
     runner = TrialRunner(settings, frame)  # refuses a split the bars cannot make
     storage = open_storage(url, settings.heartbeat)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its failed-trial warning carries a traceback
     study = _create_or_resume(storage, name, url, settings, runner, request.seed)
     stopped = _run(study, runner, settings.trials, request, url, on_trial, stop)
     outcome = _results(study, runner, str(url), request.top, on_progress, stopped, settings)
@@ -465,7 +465,7 @@ def run_worker(
 
     url = StorageUrl(request.storage)
     storage = open_storage(url)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its failed-trial warning carries a traceback
     try:
         attrs = optuna.load_study(study_name=request.study, storage=storage).user_attrs
     except KeyError:

@@ -28,7 +28,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ibot.aio import ForcedStop
 from ibot.cli.main import (
     DataDirOpt,
     JsonOpt,
@@ -64,6 +63,13 @@ _SEARCH_OPTIONS = (
     "jobs",
     "profile_out",
 )
+
+
+class ForcedStop(BaseException):
+    """A second SIGINT/SIGTERM: raised wherever the search is, like KeyboardInterrupt (a BaseException, so
+    no `except Exception` in Optuna or SQLAlchemy mistakes it for a database error). The running trial stays
+    RUNNING in the study; its heartbeat stops, and a later run fails it after the grace period and retries
+    it with the same parameters."""
 
 
 class StopFlag:
@@ -151,8 +157,8 @@ def _stopping(quiet: bool) -> Iterator[StopFlag]:
             yield stop
     except ForcedStop as exc:
         err_console.print(
-            f"[bold red]stopped:[/] {exc}; the running trial is left failed, every finished trial is kept in "
-            "the study (run the same command to resume)"
+            f"[bold red]stopped:[/] {exc}; every finished trial is kept in the study, and the one that was "
+            "running is retried when the same command resumes it"
         )
         raise typer.Exit(130) from None
 
@@ -269,9 +275,10 @@ def optimize(
             raise ParameterError(f"{flag}: a --worker takes every setting from the study; give only --study")
         if not study or not storage:
             raise ParameterError(f"--worker needs --study NAME and --storage URL (or ${STORAGE_ENV})")
-        with _stopping(as_json) as stop, _progress(not as_json) as (on_progress, on_trial):
-            done = run_worker(WorkerRequest(study, storage, data_dir), on_progress, on_trial, stop.reason)
-        _print_worker(done, as_json)
+        with _stopping(as_json) as stop:
+            with _progress(not as_json) as (on_progress, on_trial):
+                done = run_worker(WorkerRequest(study, storage, data_dir), on_progress, on_trial, stop.reason)
+            _print_worker(done, as_json)
         return
     request = OptimizeRequest(
         strategy=strategy,
@@ -302,12 +309,13 @@ def optimize(
         write_report=report,
         top=top,
     )
-    with _stopping(as_json) as stop, _progress(not as_json) as (on_progress, on_trial):
-        outcome = run_optimize(request, on_progress, on_trial, stop.reason)
-    if as_json:
-        print_json(outcome.to_dict())
-    else:
-        _print_outcome(outcome)
+    with _stopping(as_json) as stop:
+        with _progress(not as_json) as (on_progress, on_trial):
+            outcome = run_optimize(request, on_progress, on_trial, stop.reason)
+        if as_json:
+            print_json(outcome.to_dict())
+        else:
+            _print_outcome(outcome)
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
