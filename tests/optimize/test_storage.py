@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ibot.model.errors import ParameterError
@@ -42,3 +44,28 @@ def test_an_unreachable_database_is_one_sentence_with_the_password_masked() -> N
         "--storage postgresql://trader:***@127.0.0.1:1/optuna: cannot open the database"
     )
     assert SECRET not in message and "\n" not in message
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+    from optuna.trial import TrialState
+    from sqlalchemy import text
+
+    from ibot.optimize import storage as storage_module
+
+    storage = open_storage(StorageUrl(f"sqlite:///{tmp_path / 's.db'}"), heartbeat=1)
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()  # RUNNING, as a worker killed right after taking it leaves it: no heartbeat
+    trial.suggest_int("x", 0, 100)
+    storage_module.fail_silent_trials(study)
+    assert study.get_trials()[0].state is TrialState.RUNNING  # too young to judge
+    with storage.engine.begin() as conn:  # it started long ago
+        conn.execute(text("UPDATE trials SET datetime_start = '2020-01-01 00:00:00'"))
+    monkeypatch.setattr(storage_module, "SILENT_MARGIN", 0)
+    storage_module.fail_silent_trials(study)
+    first, retry = study.get_trials()
+    assert first.state is TrialState.FAIL
+    assert retry.state is TrialState.WAITING and retry.params == first.params
+    assert retry.system_attrs["failed_trial"] == first.number

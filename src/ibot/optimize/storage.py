@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from ibot.model.errors import ParameterError
 
 if TYPE_CHECKING:
+    import optuna
     from optuna.storages import RDBStorage
 
-__all__ = ["DEFAULT_HEARTBEAT", "StorageUrl", "mask_url", "open_storage", "sqlite_url"]
+__all__ = ["DEFAULT_HEARTBEAT", "StorageUrl", "fail_silent_trials", "mask_url", "open_storage", "sqlite_url"]
 
 DEFAULT_HEARTBEAT = 5  # seconds between a running trial's heartbeats; stale after 3 missed ones
 _SCHEMES = ("sqlite", "postgresql")
@@ -143,3 +144,48 @@ def _password(url: str) -> str | None:
     except Exception:
         match = _USERINFO.match(url)
         return match.group("password") if match else None
+
+
+SILENT_MARGIN = 60  # seconds beyond the grace period: clocks of two machines may disagree by that much
+
+
+def fail_silent_trials(study: optuna.Study) -> None:
+    """Fail (and retry once, like a stale one) every RUNNING trial that never recorded a heartbeat and
+    started more than the grace period plus a margin ago.
+
+    Optuna finds a dead worker's trial through its last heartbeat; a worker killed between taking a trial
+    and its first heartbeat (a few milliseconds) leaves a RUNNING trial with none, which Optuna never fails,
+    and every other worker would wait for it forever. Its start time (the taking worker's clock) is all there
+    is to judge it by, hence the margin."""
+    from datetime import datetime, timedelta
+
+    import optuna
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models  # the heartbeat table has no public reader
+    from optuna.trial import TrialState
+
+    storage = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(storage, RDBStorage) or storage.heartbeat_interval is None:
+        return
+    grace = storage.grace_period or 2 * storage.heartbeat_interval
+    cutoff = datetime.now() - timedelta(seconds=grace + SILENT_MARGIN)
+    session = storage.scoped_session()
+    try:
+        silent = [
+            t.trial_id
+            for t in session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
+        ]
+    finally:
+        session.close()
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for trial_id in silent:
+        try:
+            failed = study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker got there first
+            continue
+        if failed and retry is not None:
+            retry(study, study._storage.get_trial(trial_id))

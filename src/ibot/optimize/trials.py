@@ -32,6 +32,7 @@ from ibot.model.errors import IbotError, ParameterError
 from ibot.optimize._seam import oos
 from ibot.optimize.objectives import SegmentFigures, combine
 from ibot.optimize.settings import StudySettings
+from ibot.optimize.storage import fail_silent_trials
 from ibot.strategies import get_strategy
 
 if TYPE_CHECKING:
@@ -210,6 +211,7 @@ def run_trials(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
+                fail_silent_trials(study)
             time.sleep(poll)
             counts = count_trials(study)
         if on_trial is not None:
