@@ -60,11 +60,12 @@ def test_a_small_study_prints_its_table_writes_report_and_profile_and_the_profil
     assert payload["best"]["params"]["breakout_bars"] == profile["params"]["breakout_bars"]
     assert payload["space"]["breakout_bars"] == "3 .. 12" and payload["space"]["quantity"] == "= 1"
 
-    backtest = ibot(
-        "backtest", "--profile", str(profile_path), "--data-dir", str(market), "--out", str(tmp_path / "bt"),
-        "--no-chart", "--json",
+    backtest = runner.invoke(
+        app,
+        ["backtest", "--profile", str(profile_path), "--data-dir", str(market), "--out", str(tmp_path / "bt"),
+         "--no-chart", "--json"],
     )  # fmt: skip
-    assert backtest.returncode == 0, backtest.stderr
+    assert backtest.exit_code == 0, backtest.stderr
     metrics = json.loads(backtest.stdout)["metrics"]
     for key in ("net_pnl", "trades", "sharpe", "max_drawdown", "fees", "win_rate"):
         assert metrics[key] == profile["figures"][key], key

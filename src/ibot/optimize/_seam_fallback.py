@@ -98,7 +98,12 @@ def spearman(xs: Sequence[float | None], ys: Sequence[float | None]) -> float | 
 
 def side_by_side(rows: Sequence[TrialScore], top: int, maximize: bool = True) -> list[dict[str, Any]]:
     sign = 1.0 if maximize else -1.0
-    order = sorted(rows, key=lambda r: (-sign * r.in_sample, r.number))
+    order = sorted(rows, key=lambda r: (math.isnan(r.in_sample), -sign * r.in_sample, r.number))
+    outs = [r.out_of_sample for r in rows if r.out_of_sample is not None]
+
+    def oos_rank(x: float | None) -> int | None:
+        return None if x is None else 1 + sum(1 for o in outs if sign * o > sign * x)
+
     return [
         {
             "number": r.number,
@@ -106,7 +111,7 @@ def side_by_side(rows: Sequence[TrialScore], top: int, maximize: bool = True) ->
             "in_sample": r.in_sample,
             "in_sample_rank": k + 1,
             "out_of_sample": r.out_of_sample,
-            "out_of_sample_rank": None,
+            "out_of_sample_rank": oos_rank(r.out_of_sample),
         }
         for k, r in enumerate(order[:top])
     ]
