@@ -144,6 +144,10 @@ def test_ctrl_c_stops_after_the_running_trial_and_a_second_signal_exits_130(
         (["--storage", "nonsense"], "is not a database URL"),
         (["--worker"], "--worker needs --study NAME and --storage URL"),
         (
+            ["--worker", "--study", "s", "--no-report"],
+            "--report: a --worker takes every setting from the study",
+        ),
+        (
             ["--worker", "--study", "s", "--trials", "5"],
             "--trials: a --worker takes every setting from the study",
         ),
@@ -155,7 +159,8 @@ def test_ctrl_c_stops_after_the_running_trial_and_a_second_signal_exits_130(
 def test_bad_input_is_one_sentence_and_exit_2(
     market: Path, tmp_path: Path, args: list[str], words: str
 ) -> None:
-    result = runner.invoke(app, ["optimize", "--data-dir", str(market), "--out", str(tmp_path / "o"), *args])
+    out = [] if "--worker" in args else ["--out", str(tmp_path / "o")]
+    result = runner.invoke(app, ["optimize", "--data-dir", str(market), *out, *args])
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
     assert "hunter2" not in result.stderr + result.stdout

@@ -46,6 +46,7 @@ def test_an_unreachable_database_is_one_sentence_with_the_password_masked() -> N
     assert SECRET not in message and "\n" not in message
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -62,7 +62,16 @@ _SEARCH_OPTIONS = (
     "min_trades",
     "jobs",
     "profile_out",
-)
+    "sampler_seed",
+    "days",
+    "seed",
+    "slippage",
+    "commission",
+    "heartbeat",
+    "top",
+    "out",
+    "report",
+)  # a --worker takes these from the study (or has no use for them): giving one is refused, never ignored
 
 
 class ForcedStop(BaseException):
