@@ -70,3 +70,26 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retr
     assert first.state is TrialState.FAIL
     assert retry.state is TrialState.WAITING and retry.params == first.params
     assert retry.system_attrs["failed_trial"] == first.number
+
+
+def test_a_database_failure_during_the_search_is_one_sentence_with_the_password_masked() -> None:
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import OperationalError
+
+    from ibot.optimize.storage import StorageError, storage_errors
+
+    url = StorageUrl(f"postgresql+psycopg://trader:{SECRET}@db.example/optuna")
+    lost = OperationalError("SELECT 1", {}, Exception(f"server closed the connection (password {SECRET})"))
+    for failure in (lost, StorageInternalError("commit failed")):
+        with pytest.raises(StorageError) as err, storage_errors(url):
+            try:
+                raise lost
+            except OperationalError as exc:
+                if failure is lost:
+                    raise
+                raise failure from exc  # Optuna wraps the driver's error
+        message = str(err.value)
+        assert message.startswith(
+            "--storage postgresql+psycopg://trader:***@db.example/optuna: the database failed"
+        )
+        assert "server closed the connection" in message and SECRET not in message

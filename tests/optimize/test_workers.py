@@ -49,14 +49,21 @@ def _runs_once_unless_retried(trials: list[optuna.trial.FrozenTrial]) -> None:
 def test_local_jobs_share_one_study_and_run_each_trial_once(
     market: Path, tmp_path: Path, pg_storage: str
 ) -> None:
+    secret = "hunter2-Secret"
+    with_password = pg_storage.replace("postgres@", f"postgres:{secret}@")  # the server trusts, ignores it
     done = subprocess.run(
         [*IBOT, "optimize", "--study", "shared", "--trials", "24", "--jobs", "2", "--objective", "net",
          *[f"--param={p}" for p in WIDE], "--data-dir", str(market), "--out", str(tmp_path), "--json"],
-        check=False, capture_output=True, text=True, timeout=180, env=_env(pg_storage),
+        check=False, capture_output=True, text=True, timeout=180, env=_env(with_password),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert payload["storage"] == pg_storage  # no password in this URL; masking is tested in test_storage
+    assert payload["storage"] == pg_storage.replace("postgres@", "postgres:***@")
+    written = [
+        p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".log", ".html")
+    ]
+    assert len(written) >= 4  # profile, report, two worker logs
+    assert all(secret not in text for text in [done.stdout, done.stderr, *written])
     trials = _study(pg_storage, "shared").get_trials()
     finished = [t for t in trials if t.state in FINISHED]
     assert 24 <= len(finished) <= 25  # two workers may both start the 24th trial

@@ -33,7 +33,7 @@ from ibot.optimize.objectives import Constraints, parse_objectives
 from ibot.optimize.profile import Profile
 from ibot.optimize.settings import ATTR, BarsIdentity, StudySettings
 from ibot.optimize.space import build_space
-from ibot.optimize.storage import DEFAULT_HEARTBEAT, StorageUrl, open_storage, sqlite_url
+from ibot.optimize.storage import DEFAULT_HEARTBEAT, StorageUrl, open_storage, sqlite_url, storage_errors
 from ibot.optimize.trials import (
     TrialCounts,
     TrialRunner,
@@ -217,9 +217,10 @@ def run_optimize(
     runner = TrialRunner(settings, frame)  # refuses a split the bars cannot make
     storage = open_storage(url, settings.heartbeat)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # its failed-trial warning carries a traceback
-    study = _create_or_resume(storage, name, url, settings, runner, request.seed)
-    stopped = _run(study, runner, settings.trials, request, url, on_trial, stop)
-    outcome = _results(study, runner, str(url), request.top, on_progress, stopped, settings)
+    with storage_errors(url):
+        study = _create_or_resume(storage, name, url, settings, runner, request.seed)
+        stopped = _run(study, runner, settings.trials, request, url, on_trial, stop)
+        outcome = _results(study, runner, str(url), request.top, on_progress, stopped, settings)
     if stopped or outcome.best is None:
         return outcome
     best_params = settings.space.complete(outcome.best["params"])
@@ -494,9 +495,11 @@ def run_worker(
         pruner=make_pruner(runner),
     )
     progress = _progress(study, settings, on_trial)
-    before = _mine(study, runner.worker)
-    counts = run_trials(study, runner, settings.trials, stop=lambda: bool(stop()), on_trial=progress)
-    return WorkerOutcome(request.study, _mine(study, runner.worker) - before, counts, stop())
+    with storage_errors(url):
+        before = _mine(study, runner.worker)
+        counts = run_trials(study, runner, settings.trials, stop=lambda: bool(stop()), on_trial=progress)
+        ran = _mine(study, runner.worker) - before
+    return WorkerOutcome(request.study, ran, counts, stop())
 
 
 def _mine(study: optuna.Study, worker: str) -> int:

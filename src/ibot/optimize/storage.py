@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ibot.model.errors import ParameterError
+from ibot.model.errors import IbotError, ParameterError
 
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import RDBStorage
 
-__all__ = ["DEFAULT_HEARTBEAT", "StorageUrl", "fail_silent_trials", "mask_url", "open_storage", "sqlite_url"]
+__all__ = [
+    "DEFAULT_HEARTBEAT",
+    "StorageError",
+    "StorageUrl",
+    "fail_silent_trials",
+    "mask_url",
+    "open_storage",
+    "sqlite_url",
+    "storage_errors",
+]
 
 DEFAULT_HEARTBEAT = 5  # seconds between a running trial's heartbeats; stale after 3 missed ones
 _SCHEMES = ("sqlite", "postgresql")
@@ -109,11 +120,7 @@ def open_storage(url: StorageUrl, heartbeat: int = DEFAULT_HEARTBEAT) -> RDBStor
                 heartbeat_stale_trial_callback=retry,
             )
     except (SQLAlchemyError, OSError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split()).split(" (Background")[0]
-        password = _password(url.secret)
-        if password:
-            reason = reason.replace(password, "***")
-        raise ParameterError(f"--storage {url}: cannot open the database: {reason}") from None
+        raise ParameterError(f"--storage {url}: cannot open the database: {_reason(exc, url)}") from None
     if url.is_sqlite:
         _write_ahead_log(storage)
     return storage
@@ -133,6 +140,30 @@ def _write_ahead_log(storage: RDBStorage) -> None:
 
     event.listen(storage.engine, "connect", pragmas)
     storage.engine.dispose()  # connections opened before the listener get the pragmas on reconnect
+
+
+class StorageError(IbotError):
+    """The study's database failed while the search ran (a lost connection, a full disk)."""
+
+
+@contextmanager
+def storage_errors(url: StorageUrl) -> Iterator[None]:
+    """Turn a database failure inside the block into one StorageError sentence naming the masked URL."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, StorageInternalError) as exc:
+        cause = exc.__cause__ if isinstance(exc, StorageInternalError) and exc.__cause__ else exc
+        raise StorageError(f"--storage {url}: the database failed: {_reason(cause, url)}") from None
+
+
+def _reason(exc: BaseException, url: StorageUrl) -> str:
+    """The driver's message on one line, without SQLAlchemy's background link, the password masked."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split()).split(" (Background")[0]
+    password = _password(url.secret)
+    return reason.replace(password, "***") if password else reason
 
 
 def _password(url: str) -> str | None:
