@@ -170,3 +170,34 @@ def test_bad_input_is_one_sentence_and_creates_no_study(
         run_optimize(request(market, out, **change))
     assert words in str(err.value) and "\n" not in str(err.value)
     assert not list(out.glob("*.db"))
+
+
+def test_a_repeated_parameter_set_reuses_its_figures_instead_of_running_again(
+    market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ibot.optimize.trials import TrialRunner
+
+    runs: list[dict[str, object]] = []
+    backtest = TrialRunner.backtest
+
+    def counted(self: TrialRunner, params: dict[str, object], frame: object) -> object:
+        runs.append(dict(params))
+        return backtest(self, params, frame)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TrialRunner, "backtest", counted)
+    outcome = run_optimize(
+        request(
+            market, tmp_path, params=("breakout_bars=3:4", "sma_period=5:6"), trials=12, write_report=False
+        )
+    )
+    complete = [t for t in outcome.trials if t["state"] == "COMPLETE"]
+    assert len(complete) == 12
+    distinct = {(t["params"]["breakout_bars"], t["params"]["sma_period"]) for t in complete}
+    # one in-sample and one out-of-sample backtest per distinct set, and the best's whole-range run (12 trials
+    # of at most 4 sets: without reuse there would be at least 12 + 1 + 1)
+    assert len(distinct) <= 4 and len(runs) <= 2 * len(distinct) + 1
+    by_params: dict[tuple[int, int], list[dict[str, object]]] = {}
+    for t in complete:
+        by_params.setdefault((t["params"]["breakout_bars"], t["params"]["sma_period"]), []).append(t)
+    for same in by_params.values():
+        assert all(t["in_sample"] == same[0]["in_sample"] and t["trades"] == same[0]["trades"] for t in same)

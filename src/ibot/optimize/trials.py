@@ -70,6 +70,8 @@ class TrialRunner:
         self.train = [bars.between(w.train_start_ns, w.train_end_ns) for w in self.windows]
         self.test = [bars.between(w.test_start_ns, w.test_end_ns) for w in self.windows]
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        # parameter sets this process ran to the end: (scores, trades, busiest day, net, trial number)
+        self._finished: dict[tuple[Any, ...], tuple[list[float], int, int, str, int]] = {}
 
     @property
     def prunes(self) -> bool:
@@ -99,6 +101,10 @@ class TrialRunner:
 
         params = self.settings.space.suggest(trial)
         trial.set_user_attr("worker", self.worker)
+        key = tuple(sorted((name, repr(value)) for name, value in params.items()))
+        known = self._finished.get(key)
+        if known is not None:  # the sampler repeated a parameter set this process ran: same figures
+            return self._record(trial, *known)
         segments: list[SegmentFigures] = []
         for step, frame in enumerate(self.train):
             segments.append(SegmentFigures.of(self.backtest(params, frame)))
@@ -110,13 +116,29 @@ class TrialRunner:
         values = self.values(segments)
         trades = sum(s.metrics.trades for s in segments)
         busiest = max((s.busiest_day for s in segments), default=0)
+        net = str(sum((s.metrics.net_pnl for s in segments), Decimal(0)))
+        scored = [o.worst if v is None else v for o, v in zip(self.objectives, values, strict=True)]
+        self._finished[key] = (scored, trades, busiest, net, trial.number)
+        return self._record(trial, scored, trades, busiest, net, None)
+
+    def _record(
+        self,
+        trial: optuna.Trial,
+        scored: list[float],
+        trades: int,
+        busiest: int,
+        net: str,
+        same_as: int | None,
+    ) -> float | list[float]:
+        """The trial's figures as user attrs and constraints; its objective value(s) for Optuna."""
         trial.set_user_attr("trades", trades)
         trial.set_user_attr("busiest_day_trades", busiest)
-        trial.set_user_attr("net_pnl", str(sum((s.metrics.net_pnl for s in segments), Decimal(0))))
+        trial.set_user_attr("net_pnl", net)
+        if same_as is not None:
+            trial.set_user_attr("same_as", same_as)
         for name, value in self.settings.constraints.values(trades, busiest).items():
             trial.set_constraint(name, value)
-        scored = [o.worst if v is None else v for o, v in zip(self.objectives, values, strict=True)]
-        return scored[0] if len(scored) == 1 else scored
+        return scored[0] if len(scored) == 1 else list(scored)
 
 
 def split_windows(settings: StudySettings, bars: BarFrame) -> list[Any]:
