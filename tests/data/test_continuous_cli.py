@@ -69,7 +69,7 @@ def test_backtest_continuous_prints_the_rolls(data: Path, tmp_path: Path) -> Non
             "--from '2024-13' is not a month",
         ),
         (("backtest", "--continuous", "--to", "2025-01"), "--continuous needs --from"),
-        (("backtest", "--from", "2024-01", "--to", "2025-01"), "add --continuous"),
+        (("backtest", "--from", "2025-02", "--to", "2025-01"), "--from 2025-02 is after --to 2025-01"),
         (
             (
                 "backtest",
@@ -103,3 +103,16 @@ def test_bad_input_is_one_sentence_and_exit_2(args: tuple[str, ...], sentence: s
     assert text.startswith("error: ") and sentence in text, text
     assert "Traceback" not in err
     assert not (tmp_path / "o").exists()  # refused before anything was created
+
+
+def test_from_and_to_without_continuous_bound_the_stored_bars(tmp_path: Path) -> None:
+    """On stored (or synthesized) bars, --from/--to keep the bars of those days only: months or days."""
+    base = ["backtest", "--strategy", "sma_reversal", "--bar", "5min", "--days", "20", "--no-chart", "--json"]
+    base += ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    whole = runner.invoke(app, base)
+    assert whole.exit_code == 0, whole.output
+    part = runner.invoke(app, [*base, "--from", "2025-01-13", "--to", "2025-01-17"])
+    assert part.exit_code == 0, part.output
+    w, p = json.loads(whole.stdout), json.loads(part.stdout)
+    assert p["start"] >= "2025-01-13 00:00:00 UTC" and p["end"] < "2025-01-18 00:00:00 UTC"
+    assert w["start"] < p["start"] and p["end"] < w["end"]

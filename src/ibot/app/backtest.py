@@ -4,6 +4,7 @@ typed and its `to_dict()` is the `--json` payload."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -21,9 +22,10 @@ from ibot.model.errors import ParameterError
 if TYPE_CHECKING:
     from ibot.backtest.report import BacktestResult, Metrics, Trade
     from ibot.backtest.rolls import RollBook
+    from ibot.data.bars import BarFrame
     from ibot.exchange.fees import FeeModel
 
-__all__ = ["BacktestFiles", "BacktestOutcome", "BacktestRequest", "run_backtest"]
+__all__ = ["BacktestFiles", "BacktestOutcome", "BacktestRequest", "load_bars", "run_backtest", "with_profile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,11 @@ class BacktestRequest:
     start: str | None = None  # --from YYYY-MM (continuous only)
     end: str | None = None  # --to YYYY-MM (continuous only)
     adjust: str = "backward-spread"
+    profile: Path | None = (
+        None  # an `ibot optimize` profile: its strategy, params, range and fees; `params` win
+    )
+    start_ns: int | None = None  # only bars with start_ns <= ts < end_ns (None: no bound)
+    end_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,8 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
     from ibot.backtest.chart import write_html, write_png
     from ibot.backtest.engine import Backtester
 
+    if request.profile is not None:
+        request = with_profile(request)
     inst = catalog.get_instrument(request.symbol)
     strat = make_strategy(request.strategy, request.params)
     interval = bar_size_name(request.bar)
@@ -111,32 +120,28 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
     check_directory_target(*data_root(request.data_dir))  # every refusal before anything is created
     check_directory_target(out, out_what)
     hook = _roll_book(request, inst.symbol, interval, fees)  # None unless --continuous
-    source = (
-        _source_bar(BarStore(data_root(request.data_dir)[0]), inst.symbol, interval) if not hook else None
-    )
-    if hook is None and source is None and parse_interval(interval) % parse_interval(SOURCE_BAR):
-        raise ParameterError(
-            f"--bar {interval}: {inst.symbol} has no bars stored, and the synthetic market is made of "
-            f"{SOURCE_BAR} bars; a bar is only built from smaller bars that divide it; use a multiple of "
-            f"{SOURCE_BAR}"
-        )
-    ensure_directory(out, out_what)
-    store = bar_store(request.data_dir, create=True)
     synthesized = None
-    if hook is None and source is None:
-        report(on_progress, ProgressUpdate(
-            f"synthesizing {inst.symbol}",
-            message=f"no stored bars for {inst.symbol}: generating {request.days} sessions of synthetic "
-            "1-min bars",
-        ))  # fmt: skip
-        synthesized = synth_to_store(
-            inst.symbol, request.days, SOURCE_BAR, seed=request.seed, data_dir=store.root,
-            on_progress=on_progress,
+    dates = None  # without --continuous, --from/--to bound the stored bars' dates
+    if hook is None and (request.start is not None or request.end is not None):
+        from ibot.app.continuous import parse_month_range
+
+        dates = parse_month_range(request.start, request.end, need_both=False)
+    if hook is not None:
+        if request.start_ns is not None or request.end_ns is not None:
+            raise ParameterError(
+                "a profile's date range applies to stored bars; a --continuous backtest takes --from/--to"
+            )
+        ensure_directory(out, out_what)
+        frame = hook.series.bars
+    else:
+        frame, synthesized = load_bars(
+            inst.symbol, interval, request.data_dir, request.days, request.seed, on_progress,
+            before_create=lambda: ensure_directory(out, out_what),
         )  # fmt: skip
-        source = SOURCE_BAR
-    frame = hook.series.bars if hook is not None else store.read(inst.symbol, str(source))
-    if hook is None and interval != source:
-        frame = resample_bars(frame, interval)
+        if dates is not None:
+            frame = frame.between(dates.start_ns, dates.end_ns)
+        if request.start_ns is not None or request.end_ns is not None:
+            frame = frame.between(request.start_ns, request.end_ns)
     task = f"backtest {strat.name}"
     report(on_progress, ProgressUpdate(task, 0, len(frame)))
     backtester = Backtester(
@@ -160,12 +165,8 @@ def run_backtest(request: BacktestRequest, on_progress: ProgressCallback | None 
 
 def _roll_book(request: BacktestRequest, symbol: str, interval: str, fees: FeeModel) -> RollBook | None:
     """With --continuous: the hook that rolls the position, over the continuous series of --from..--to
-    (built from the stored months); None otherwise. --from/--to without --continuous is refused."""
+    (built from the stored months); None otherwise (then --from/--to bound the stored bars' dates)."""
     if not request.continuous:
-        if request.start is not None or request.end is not None:
-            raise ParameterError(
-                "--from and --to choose the months of a --continuous backtest; add --continuous"
-            )
         return None
     from ibot.app.continuous import parse_month_range, series_for_backtest
     from ibot.backtest.rolls import RollBook
@@ -173,6 +174,69 @@ def _roll_book(request: BacktestRequest, symbol: str, interval: str, fees: FeeMo
     months = parse_month_range(request.start, request.end)
     series = series_for_backtest(symbol, interval, request.adjust, months, request.data_dir)
     return RollBook(series, catalog.get_instrument(symbol), fees)
+
+
+def load_bars(
+    symbol: str,
+    interval: str,
+    data_dir: Path | None,
+    days: int,
+    seed: int,
+    on_progress: ProgressCallback | None = None,
+    *,
+    before_create: Callable[[], object] | None = None,
+) -> tuple[BarFrame, SynthResult | None]:
+    """`symbol`'s stored bars built up to `interval` (a catalog symbol, a normalized bar size), with the
+    synthetic market (`days` sessions, `seed`) generated into the store first when it holds none. Every
+    refusal comes before anything is created; `before_create` runs just before the first thing is."""
+    check_directory_target(*data_root(data_dir))
+    source = _source_bar(BarStore(data_root(data_dir)[0]), symbol, interval)
+    if source is None and parse_interval(interval) % parse_interval(SOURCE_BAR):
+        raise ParameterError(
+            f"--bar {interval}: {symbol} has no bars stored, and the synthetic market is made of "
+            f"{SOURCE_BAR} bars; a bar is only built from smaller bars that divide it; use a multiple of "
+            f"{SOURCE_BAR}"
+        )
+    if before_create is not None:
+        before_create()
+    store = bar_store(data_dir, create=True)
+    synthesized = None
+    if source is None:
+        report(on_progress, ProgressUpdate(
+            f"synthesizing {symbol}",
+            message=f"no stored bars for {symbol}: generating {days} sessions of synthetic 1-min bars",
+        ))  # fmt: skip
+        synthesized = synth_to_store(
+            symbol, days, SOURCE_BAR, seed=seed, data_dir=store.root, on_progress=on_progress
+        )
+        source = SOURCE_BAR
+    frame = store.read(symbol, source)
+    if interval != source:
+        frame = resample_bars(frame, interval)
+    return frame, synthesized
+
+
+def with_profile(request: BacktestRequest) -> BacktestRequest:
+    """`request` with its profile applied: the profile's strategy, symbol, bar size, bar range, slippage and
+    commission, and its parameters followed by the request's (a `--param` overrides the profile's)."""
+    from dataclasses import replace
+
+    from ibot.optimize.profile import read_profile
+
+    assert request.profile is not None
+    profile = read_profile(request.profile)
+    return replace(
+        request,
+        strategy=profile.strategy,
+        symbol=profile.symbol,
+        bar=profile.bar,
+        params=profile.assignments() + tuple(request.params),
+        slippage_ticks=profile.slippage_ticks,
+        commission=profile.commission,
+        start_ns=profile.first_ts,
+        end_ns=None if profile.last_ts is None else profile.last_ts + 1,
+        profile=None,
+    )
 
 
 def _commission(text: str | None) -> FeeModel:

@@ -124,12 +124,13 @@ def build_continuous(
 
 # --- backtests across rolls -------------------------------------------------------------------------------
 
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
 
 
 @dataclass(frozen=True, slots=True)
 class MonthRange:
-    """[first day of `start`, last day of `end`] from `--from YYYY-MM --to YYYY-MM`, and the same as ns."""
+    """[first day, last day] from `--from`/`--to` (months like 2024-01 or days like 2024-01-15), and the
+    same as ns: a month runs from its first day to its last."""
 
     first: date
     last: date
@@ -146,29 +147,40 @@ class MonthRange:
         return int(datetime(after.year, after.month, after.day, tzinfo=UTC).timestamp()) * 10**9
 
 
-def _month(text: str, option: str) -> tuple[int, int]:
-    m = _MONTH_RE.match(text.strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ParameterError(f"{option} {text!r} is not a month like 2024-01")
-    year, month = int(m.group(1)), int(m.group(2))
-    if not catalog.MIN_YEAR <= year <= catalog.MAX_YEAR - 1:
+def _period(text: str, option: str, last: bool) -> date:
+    """The first (or, with `last`, the last) day of `text`: a month like 2024-01 or a day like 2024-01-15."""
+    m = _PERIOD_RE.match(text.strip())
+    try:
+        if not m:
+            raise ValueError(text)
+        year, month = int(m.group(1)), int(m.group(2))
+        if m.group(3) is not None:
+            day = date(year, month, int(m.group(3)))
+        else:
+            day = date(year, month, _calendar.monthrange(year, month)[1] if last else 1)
+    except ValueError:
+        raise ParameterError(
+            f"{option} {text!r} is not a month like 2024-01 or a day like 2024-01-15"
+        ) from None
+    if not catalog.MIN_YEAR <= day.year <= catalog.MAX_YEAR - 1:
         raise ParameterError(
             f"{option} {text!r} is outside the years the contract catalog covers "
             f"({catalog.MIN_YEAR}..{catalog.MAX_YEAR - 1})"
         )
-    return year, month
+    return day
 
 
-def parse_month_range(start: str | None, end: str | None) -> MonthRange:
-    """`--from`/`--to` as a MonthRange; both are needed, and --from may not be after --to."""
-    if start is None or end is None:
+def parse_month_range(start: str | None, end: str | None, *, need_both: bool = True) -> MonthRange:
+    """`--from`/`--to` as a MonthRange; --continuous needs both (else an open end is the catalog's edge),
+    and --from may not be after --to."""
+    if need_both and (start is None or end is None):
         missing = "--from" if start is None else "--to"
         raise ParameterError(f"--continuous needs {missing} (a month like 2024-01)")
-    y0, m0 = _month(start, "--from")
-    y1, m1 = _month(end, "--to")
-    if (y0, m0) > (y1, m1):
+    first = _period(start, "--from", last=False) if start is not None else date(catalog.MIN_YEAR, 1, 1)
+    final = _period(end, "--to", last=True) if end is not None else date(catalog.MAX_YEAR - 1, 12, 31)
+    if first > final:
         raise ParameterError(f"--from {start} is after --to {end}")
-    return MonthRange(date(y0, m0, 1), date(y1, m1, _calendar.monthrange(y1, m1)[1]))
+    return MonthRange(first, final)
 
 
 def series_for_backtest(

@@ -134,6 +134,28 @@ DbOpt = Annotated[
 ]
 
 
+ProfileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        help="Use an `ibot optimize` profile: strategy, params (--param overrides one), symbol, bar, range.",
+    ),
+]
+
+
+def refuse_with_profile(ctx: typer.Context, profile: Path | None, names: tuple[str, ...]) -> None:
+    """A `--profile` sets these options: giving one too on the command line is refused, naming it."""
+    from typer._click.core import ParameterSource
+
+    if profile is None:
+        return
+    for name in names:
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise typer.BadParameter(
+                f"the profile {profile} sets it; drop --{name} or the profile", param_hint=f"--{name}"
+            )
+
+
 def friendly_errors(func: F) -> F:
     """Turn ibot's typed errors into one red sentence and exit code 2, instead of a traceback."""
 
@@ -314,6 +336,7 @@ def data_list(
 @app.command()
 @friendly_errors
 def backtest(
+    ctx: typer.Context,
     symbol: Annotated[str, typer.Option("--symbol", "-s", help="Catalog symbol, e.g. MES.")] = "MES",
     bar: Annotated[str, typer.Option(help="Bar size the strategy sees, e.g. 5min.")] = "5min",
     strategy: Annotated[str, typer.Option(help="Strategy name (see `ibot strategies`).")] = "ma_breakout",
@@ -333,18 +356,26 @@ def backtest(
     continuous: Annotated[
         bool, typer.Option("--continuous", help="Run on the continuous series of the stored months, rolling.")
     ] = False,
-    start: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM", help="First month.")] = None,
-    end: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM", help="Last month.")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", metavar="DATE", help="First month (2024-01) or day (2024-01-15) of the bars."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", metavar="DATE", help="Last month (2026-06) or day (2026-06-30) of the bars."),
+    ] = None,
     adjust: Annotated[
         str,
         typer.Option(metavar="MODE", help="With --continuous: backward-spread or forward-spread (or none)."),
     ] = "backward-spread",
+    profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest a strategy on stored bars (or a seeded synthetic market) and print the report. With
     `--continuous --from 2024-01 --to 2026-06`: on the product's continuous series, rolling the position."""
     from ibot.app.backtest import BacktestRequest, run_backtest
 
+    refuse_with_profile(ctx, profile, ("strategy", "symbol", "bar", "slippage", "commission"))
     request = BacktestRequest(
         symbol=symbol,
         bar=bar,
@@ -361,6 +392,7 @@ def backtest(
         start=start,
         end=end,
         adjust=adjust,
+        profile=profile,
     )
     with progress_bars(console, enabled=not as_json) as on_progress:
         outcome = run_backtest(request, on_progress)
@@ -479,6 +511,7 @@ def sim(
 @app.command()
 @friendly_errors
 def run(
+    ctx: typer.Context,
     strategy: Annotated[
         list[str] | None,
         typer.Option(
@@ -540,6 +573,7 @@ def run(
         int | None,
         typer.Option(min=0, max=65535, help="Port of the webhook door.", show_default="[webhook] port"),
     ] = None,
+    profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the trading node: strategies and doors over one IB order connection and one risk budget.
@@ -553,6 +587,13 @@ def run(
 
     if lockstep and not sim:
         raise typer.BadParameter("--lockstep needs --sim (the built-in simulator)", param_hint="--lockstep")
+    if profile is not None:  # its strategy and parameters; --symbol and --bar may name another contract/size
+        from ibot.optimize.profile import read_profile
+
+        refuse_with_profile(ctx, profile, ("strategy",))
+        chosen = read_profile(profile)
+        strategy, symbol, bar = [chosen.strategy], symbol or [chosen.symbol], bar or chosen.bar
+        param = [*chosen.assignments(), *(param or [])]
     flags = NodeFlags(
         strategies=tuple(strategy or ()),
         symbols=tuple(symbol or ()),
@@ -683,6 +724,7 @@ def _demo_backtest(out: Path) -> None:
 
 
 import ibot.cli.continuous  # noqa: E402  registers `ibot data continuous` on `data_app`
+import ibot.cli.optimize  # noqa: E402  registers `ibot optimize` on `app`
 import ibot.cli.webhook  # noqa: E402, F401  registers `ibot webhook` on `app`
 from ibot.cli.history import history_app  # noqa: E402
 

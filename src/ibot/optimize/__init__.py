@@ -1,1 +1,2 @@
-"""Parameter search: Optuna studies over declared parameters, out-of-sample checks, the HTML report."""
+"""Parameter search: Optuna studies over a strategy's declared parameters, out-of-sample checks, the HTML
+report."""
