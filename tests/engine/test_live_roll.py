@@ -1,0 +1,176 @@
+"""Rolling a live position (issue 15) through the unmodified ib_async client on the simulator: ONE
+calendar-spread combo, or two outright orders (old month closed first) when the simulator refuses combos;
+working orders of the old month cancelled and placed again on the new one; the records show the roll as one
+decision (a `rolls` row, every order's client id starting with the roll id)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from conftest import WAIT, sim_clock, sim_positions, sim_settings
+
+from ibot.engine.roll import RollExecutor, RollSchedule
+from ibot.engine.session import TradingSession
+from ibot.model import catalog
+from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
+from ibot.oms.records import OrderRecords
+from ibot.oms.risk import RiskLimits
+from ibot.oms.rolls import RollBook, RollState
+from ibot.sim.server import SimServer
+
+# Monday 2025-03-17, MES's roll date (4 business days before the third Friday), 08:40 Chicago: Globex open.
+ROLL_DAY = datetime(2025, 3, 17, 13, 40, tzinfo=UTC)
+SPEED = 60.0
+
+
+def limits() -> RiskLimits:
+    return RiskLimits(max_position=10, max_order_size=10, price_band_pct=None)
+
+
+@asynccontextmanager
+async def rig(url: str, **server: Any) -> AsyncIterator[tuple[SimServer, OrderRecords, TradingSession]]:
+    sim = SimServer(port=0, symbols=["MES"], speed=SPEED, start=server.pop("start", ROLL_DAY), **server)
+    await sim.start()
+    records = OrderRecords(url)
+    records.migrate()
+    session = TradingSession(
+        sim_settings(sim),
+        records,
+        limits(),
+        instruments=(catalog.contract("MES", 2025, 3),),
+        market_clock=sim_clock(sim),
+    )
+    try:
+        await session.start()
+        yield sim, records, session
+    finally:
+        await session.stop()
+        await sim.stop()
+        records.close()
+
+
+async def filled(session: TradingSession, cid: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + WAIT
+    while (m := session.om.order(cid)) is None or m.status is not OrderStatus.FILLED:
+        assert loop.time() < end, f"order {cid} not filled"
+        await asyncio.sleep(0.01)
+
+
+async def hold(session: TradingSession, qty: int) -> None:
+    """Open a position of `qty` (signed) in MESH5 and a protective stop far away."""
+    old = session.instrument("MESH5")
+    side = Side.BUY if qty > 0 else Side.SELL
+    await session.submit(OrderRequest(old.key, side, abs(qty), client_order_id="entry"), strategy="t")
+    await filled(session, "entry")
+    assert session.om.risk.position(old) == qty
+
+
+async def stop_far(session: TradingSession, sim: SimServer, qty: int) -> float:
+    old = session.instrument("MESH5")
+    q = sim.market.quote(old, int(sim.market.now_s))
+    assert q is not None
+    price = old.round_to_tick(q.bid - 50 if qty > 0 else q.ask + 50)
+    side = Side.SELL if qty > 0 else Side.BUY
+    stop = OrderRequest(old.key, side, abs(qty), OrderType.STP, stop_price=price, client_order_id="stop")
+    m = await session.submit(stop, strategy="t")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + WAIT
+    while m.status not in (OrderStatus.SUBMITTED, OrderStatus.PRE_SUBMITTED):
+        assert loop.time() < end
+        await asyncio.sleep(0.01)
+    return price
+
+
+def test_the_schedule_rolls_mes_on_its_roll_date_at_nine_chicago_into_june() -> None:
+    h5 = catalog.contract("MES", 2025, 3)
+    schedule = RollSchedule()
+    assert schedule.next_month(h5).key == "MESM5"
+    assert schedule.roll_ns(h5) == int(datetime(2025, 3, 17, 14, 0, tzinfo=UTC).timestamp()) * 10**9
+    assert not schedule.due(h5, schedule.roll_ns(h5) - 1) and schedule.due(h5, schedule.roll_ns(h5))
+
+
+def test_a_long_position_rolls_with_one_combo_and_its_stop_moves_to_the_new_month(sqlite_url: str) -> None:
+    async def body() -> None:
+        async with rig(sqlite_url) as (sim, records, session):
+            await hold(session, 2)
+            stop_price = await stop_far(session, sim, 2)
+            old, new = session.instrument("MESH5"), catalog.contract("MES", 2025, 6)
+            roll = await RollExecutor(session, strategy="t").roll(old, await session.qualify(new))
+            assert roll.state is RollState.DONE and roll.spread is not None
+            assert sim_positions(sim) == {"MESM5": 2}
+            assert session.om.risk.position("MESM5") == 2 and session.om.risk.position("MESH5") == 0
+            # one combo at the simulator: a BAG with both legs; no outright roll orders
+            combos = [o for o in sim.broker.completed_orders() if o.is_combo]
+            assert len(combos) == 1 and combos[0].status == "Filled"
+            assert {leg.inst.key for leg in combos[0].legs} == {"MESH5", "MESM5"}
+            # the records: one roll decision; its orders' ids start with the roll id, legs share one IB id
+            [rec] = RollBook(records).all()
+            assert (rec.roll_id, rec.state, rec.quantity) == (roll.roll_id, RollState.DONE, 2)
+            mine = [r for r in records.orders() if r.client_order_id.startswith(roll.roll_id)]
+            legs = [r for r in mine if ".bag." in r.client_order_id]
+            assert len(legs) == 2 and len({r.ib_order_id for r in legs}) == 1
+            assert {(r.local_symbol, str(r.side), str(r.status)) for r in legs} == {
+                ("MESH5", "SELL", "Filled"),
+                ("MESM5", "BUY", "Filled"),
+            }
+            # the old stop was cancelled and placed again on June, shifted by the spread
+            assert session.om.order("stop").status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+            moved = session.om.order(roll.cid("re0"))
+            assert moved is not None and moved.instrument.key == "MESM5"
+            want = new.round_to_tick(float(Decimal(repr(stop_price)) + roll.spread))
+            assert moved.request.stop_price == want and moved.request.side is Side.SELL
+            # the product now means June
+            assert session.instrument("MES").key == "MESM5"
+
+    asyncio.run(body())
+
+
+def test_a_refused_combo_falls_back_to_two_legs_closing_the_old_month_first(sqlite_url: str) -> None:
+    async def body() -> None:
+        async with rig(sqlite_url) as (sim, records, session):
+            await hold(session, -3)
+            sim.broker.refuse_combos()
+            exposure: list[dict[str, int]] = []
+            watching = True
+
+            async def watch() -> None:  # the simulator's positions, sampled while the roll runs
+                while watching:
+                    exposure.append(sim_positions(sim))
+                    await asyncio.sleep(0)
+
+            watcher = asyncio.create_task(watch())
+            old, new = session.instrument("MESH5"), await session.qualify(catalog.contract("MES", 2025, 6))
+            roll = await RollExecutor(session, strategy="t").roll(old, new)
+            watching = False
+            await watcher
+            assert roll.state is RollState.DONE and sim_positions(sim) == {"MESM5": -3}
+            # never both months at once: the close came first (flat in between), then the open
+            assert exposure and not any(p.get("MESH5") and p.get("MESM5") for p in exposure), exposure
+            combo = [r for r in records.orders() if ".bag." in r.client_order_id]
+            assert {str(r.status) for r in combo} == {"Inactive"}
+            close, open_ = session.om.order(roll.cid("close")), session.om.order(roll.cid("open"))
+            assert close is not None and open_ is not None
+            assert (close.request.side, close.instrument.key, close.status) == (
+                Side.BUY,
+                "MESH5",
+                OrderStatus.FILLED,
+            )
+            assert (open_.request.side, open_.instrument.key, open_.status) == (
+                Side.SELL,
+                "MESM5",
+                OrderStatus.FILLED,
+            )
+            # the open leg was recorded (and sent) only after the close had filled
+            closed_at = max(f.ts for f in records.fills(close.client_order_id))
+            opened = records.get_order(open_.client_order_id)
+            assert opened is not None and opened.created_ts >= closed_at
+            [rec] = RollBook(records).all()
+            assert rec.state is RollState.DONE and rec.spread == roll.spread
+
+    asyncio.run(body())
