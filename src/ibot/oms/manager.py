@@ -1024,9 +1024,11 @@ class OrderManager:
         that explain it (ones we could not count: not ours, or kept aside) or saying that none does, and the
         broker's position is adopted (no P&L: `RiskManager.set_position`)."""
         theirs = {p.key: p.quantity for p in positions}
-        for key in sorted(set(theirs) | set(recorded)):
+        held = {k for k, v in self.risk.positions().items() if v}  # e.g. moved by executions adopted just now
+        for key in sorted(set(theirs) | set(recorded) | held):
             ours, broker = recorded.get(key, 0), theirs.get(key, 0)
             if ours == 0 and broker == 0:
+                self._adopt_position(key, 0, "recorded")  # flat by every recorded fill and at the broker
                 continue
             report.recorded_positions[key] = ours
             self._adopt_position(key, ours, "recorded")
