@@ -20,7 +20,7 @@ from ibot.model import catalog
 from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from ibot.oms.records import OrderRecords
 from ibot.oms.risk import RiskLimits
-from ibot.oms.rolls import RollBook, RollState
+from ibot.oms.rolls import RollBook, RollState, combo_leg_id, combo_ref
 from ibot.sim.server import SimServer
 
 # Monday 2025-03-17, MES's roll date (4 business days before the third Friday), 08:40 Chicago: Globex open.
@@ -172,5 +172,73 @@ def test_a_refused_combo_falls_back_to_two_legs_closing_the_old_month_first(sqli
             assert opened is not None and opened.created_ts >= closed_at
             [rec] = RollBook(records).all()
             assert rec.state is RollState.DONE and rec.spread == roll.spread
+
+    asyncio.run(body())
+
+
+def test_the_live_roll_of_mcl_and_mgc_comes_a_business_day_before_ibs_restrictions() -> None:
+    schedule = RollSchedule()
+    mcl = catalog.contract("MCL", 2025, 4)  # last trade 2025-03-19: IB reduce-only from 2025-03-12
+    mgc = catalog.contract("MGC", 2025, 4)  # first notice 2025-03-31
+    assert catalog.roll_date(mcl) == datetime(2025, 3, 12).date()  # the catalog's: the window's first day
+    assert datetime.fromtimestamp(schedule.roll_ns(mcl) / 1e9, UTC).date() == datetime(2025, 3, 11).date()
+    assert schedule.next_month(mcl).key == "MCLK5"
+    assert catalog.roll_date(mgc) == datetime(2025, 3, 26).date()
+    assert datetime.fromtimestamp(schedule.roll_ns(mgc) / 1e9, UTC).date() == datetime(2025, 3, 25).date()
+    assert schedule.next_month(mgc).key == "MGCM5"
+    # configurable per product, or one rule for all
+    later = RollSchedule(rules=(("MCL", catalog.RollRule(5)),))
+    assert datetime.fromtimestamp(later.roll_ns(mcl) / 1e9, UTC).date() == datetime(2025, 3, 12).date()
+
+
+def test_a_working_combo_is_found_again_by_a_restarted_session_as_its_legs(sqlite_url: str) -> None:
+    """reqAllOpenOrders returns the BAG order; the IB adapter maps it to the two leg orders of the records:
+    the reconciliation finds nothing unknown and closes nothing; a cancel ends both legs."""
+
+    async def body() -> None:
+        sim = SimServer(port=0, symbols=["MES"], speed=SPEED, start=ROLL_DAY)
+        await sim.start()
+        records = OrderRecords(sqlite_url)
+        records.migrate()
+        months = (catalog.contract("MES", 2025, 3), catalog.contract("MES", 2025, 6))
+
+        def new_session() -> TradingSession:
+            return TradingSession(
+                sim_settings(sim), records, limits(), instruments=months, market_clock=sim_clock(sim)
+            )
+
+        try:
+            session = new_session()
+            await session.start()
+            old, new = session.instrument("MESH5"), session.instrument("MESM5")
+            ref = combo_ref("roll-test")
+            legs = [
+                OrderRequest(old.key, Side.SELL, 1, client_order_id=combo_leg_id(ref, old.con_id)),
+                OrderRequest(new.key, Side.BUY, 1, client_order_id=combo_leg_id(ref, new.con_id)),
+            ]
+            placed = await session.om.submit_combo(
+                ref, legs, 1, order_type=OrderType.LMT, limit_price=Decimal("-400")
+            )
+            loop = asyncio.get_running_loop()
+            end = loop.time() + WAIT
+            while any(m.status is not OrderStatus.SUBMITTED for m in placed):
+                assert loop.time() < end, [m.status for m in placed]
+                await asyncio.sleep(0.01)
+            await session.stop()
+            session = new_session()
+            report = await session.start()
+            assert not report.unknown_open_orders and not report.closed_orders, report.describe()
+            again = [session.om.order(r.client_order_id) for r in legs]
+            assert all(m is not None and m.status is OrderStatus.SUBMITTED for m in again)
+            await session.cancel(legs[0].client_order_id)
+            end = loop.time() + WAIT
+            while any(m is None or m.status is not OrderStatus.CANCELLED for m in again):
+                assert loop.time() < end
+                await asyncio.sleep(0.01)
+            assert sim_positions(sim) == {}
+            await session.stop()
+        finally:
+            await sim.stop()
+            records.close()
 
     asyncio.run(body())

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 from ibot.engine.session import TradingSession
 from ibot.model import catalog
-from ibot.model.catalog import RollRule
+from ibot.model.catalog import RollAnchor, RollRule
 from ibot.model.errors import IbotError, InvalidOrderError
 from ibot.model.instruments import Instrument
 from ibot.model.market import NS_PER_SECOND
@@ -45,7 +45,7 @@ from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from ibot.oms.manager import ManagedOrder
 from ibot.oms.rolls import MovedOrder, RollBook, RollRecord, RollState, combo_leg_id, combo_ref, new_roll_id
 
-__all__ = ["RollError", "RollExecutor", "RollSchedule"]
+__all__ = ["LIVE_ROLL_RULES", "RollError", "RollExecutor", "RollSchedule"]
 
 log = logging.getLogger("ibot.engine")
 
@@ -54,23 +54,44 @@ class RollError(IbotError, RuntimeError):
     """A roll that could not be completed (the roll record says how far it got)."""
 
 
+# Where the catalog's rule (the one history stitching uses) puts the roll ON the first day of an IB
+# restriction, the live roll goes one business day earlier, so its orders trade before IB's window opens:
+LIVE_ROLL_RULES: dict[str, RollRule] = {
+    # IB: only margin-reducing trades in the expiring oil month from 5 business days before expiry
+    "MCL": RollRule(6, RollAnchor.LAST_TRADE),
+    # IB's close-out begins 2 business days before the First Position Date, itself the business day before
+    # first notice: 3 business days before first notice is its first day
+    "MGC": RollRule(4, RollAnchor.FIRST_NOTICE),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RollSchedule:
-    """When a month rolls: `rule` (the product's catalog rule when None) picks the day, `at` the time of day
-    in `zone` (the exchange's)."""
+    """When a month rolls: `rule` (else `rules` by product, else `LIVE_ROLL_RULES`, else the product's catalog
+    rule: index micros on the Monday of expiry week) picks the day, `at` the time of day in `zone` (the
+    exchange's)."""
 
     rule: RollRule | None = None
     at: time = time(9, 0)
     zone: str = "America/Chicago"
+    rules: tuple[tuple[str, RollRule], ...] = ()
+
+    def rule_for(self, symbol: str) -> RollRule | None:
+        if self.rule is not None:
+            return self.rule
+        mine = dict(self.rules)
+        key = symbol.upper()
+        return mine.get(key) or LIVE_ROLL_RULES.get(key)
 
     def roll_ns(self, month: Instrument) -> int:
-        day = catalog.roll_date(month, self.rule)
+        day = catalog.roll_date(month, self.rule_for(month.symbol))
         when = datetime.combine(day, self.at, tzinfo=ZoneInfo(self.zone))
         return int(when.timestamp()) * NS_PER_SECOND
 
     def next_month(self, month: Instrument) -> Instrument:
-        """The month a position in `month` rolls into (the catalog's front month on the roll date)."""
-        return catalog.front_month(month.symbol, catalog.roll_date(month, self.rule), self.rule)
+        """The month a position in `month` rolls into (the front month on the roll date, by the same rule)."""
+        rule = self.rule_for(month.symbol)
+        return catalog.front_month(month.symbol, catalog.roll_date(month, rule), rule)
 
     def due(self, month: Instrument, now_ns: int) -> bool:
         return now_ns >= self.roll_ns(month)
