@@ -210,3 +210,42 @@ def test_a_month_the_strategy_does_not_expect_pauses_it_unless_adopted(sqlite_ur
             records.close()
 
     asyncio.run(body())
+
+
+def test_a_roll_on_a_closed_market_waits_paused_and_finishes_when_the_market_opens(sqlite_url: str) -> None:
+    """Restarted in the daily break (16:00-17:00 Chicago) holding MESH5 past its roll time: the combo is
+    accepted but held until the open; the roll step times out, the strategy stays paused, and the roll is
+    finished on the first bars after the open (the combo sent once)."""
+
+    async def body() -> None:
+        async with simulator(datetime(2025, 3, 18, 20, 59, tzinfo=UTC)) as sim:  # 15:59 Chicago
+            records = OrderRecords(sqlite_url)
+            records.migrate()
+            await _hold_march(sim, records, 1)
+            while sim.market.closed_until(H5, int(sim.market.now_s)) is None:
+                await asyncio.sleep(0.01)
+            session = session_on(sim, records, symbols=("MES",))
+            strategy = Holder()
+            strategy.entered = True
+            runner = LiveRunner(session, strategy, "MES", "1min", quotes=False, roll_timeout=0.5)
+            try:
+                await runner.start()
+                assert sim_positions(sim) == {"MESH5": 1} and not runner.rolls
+                assert any("unfinished" in r for r in runner.stats.paused_reasons)
+                assert runner.instrument is not None and runner.instrument.key == "MESM5"
+                opens = sim.market.closed_until(H5, int(sim.market.now_s))
+                assert opens is not None
+                while sim.market.now_s < opens + 5 * 60:
+                    await asyncio.sleep(0.05)
+                await asyncio.wait_for(runner.run_for(60), 30)
+                await runner.stop(cancel=False)
+            finally:
+                await session.stop()
+            assert sim_positions(sim) == {"MESM5": 1} and len(runner.rolls) == 1
+            assert not runner.stats.paused_reasons
+            assert strategy.seen and strategy.seen[-1] == ("MESM5", 1, 0)
+            combos = [o for o in sim.broker.completed_orders() + sim.broker.open_orders(None) if o.is_combo]
+            assert len(combos) == 1 and combos[0].status == "Filled"
+            records.close()
+
+    asyncio.run(body())

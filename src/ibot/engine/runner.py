@@ -130,6 +130,7 @@ class LiveRunner:
         roll: RollSchedule | None = None,
         combo_rolls: bool = True,
         adopt_held_month: bool = False,
+        roll_timeout: float = 30.0,
     ) -> None:
         """`until_ns`: the market time the run ends; a bar ending after it still feeds the indicators (and
         is acknowledged in lockstep) but is not handed to the strategy, so where the run stops does not
@@ -139,13 +140,17 @@ class LiveRunner:
         09:00 Chicago by default) the position and the strategy's working orders move to the next month
         (ONE combo; two legs when `combo_rolls` is False or the combo is refused) and the runner trades the
         new month. On start an unfinished roll is finished, a month held past its roll time is rolled first,
-        and a month the strategy does not expect pauses it (`adopt_held_month`: trade that month instead)."""
+        and a month the strategy does not expect pauses it (`adopt_held_month`: trade that month instead).
+        A roll step not final after `roll_timeout` seconds (e.g. a market order on a closed market) leaves the
+        strategy paused; the roll is finished on the next bars (its orders keep working at IB)."""
         self.session = session
         self.roll_schedule = roll or RollSchedule()
         self.combo_rolls = combo_rolls
         self.adopt_held_month = adopt_held_month
         self.rolls: list[str] = []  # roll ids this runner ran or finished
+        self.roll_timeout = roll_timeout
         self._roll_task: asyncio.Task[None] | None = None
+        self._roll_failed = ""  # the pause reason while a roll is unfinished
         self.until_ns = until_ns
         self._stopping = False
         self.name = name or f"{strategy.name}:{symbol}"  # its name at the venue's lockstep gate and in logs
@@ -472,7 +477,16 @@ class LiveRunner:
 
     # --- futures rolls --------------------------------------------------------------------------------------
     def _executor(self) -> RollExecutor:
-        return RollExecutor(self.session, strategy=self.strategy.name, combo=self.combo_rolls)
+        return RollExecutor(
+            self.session, strategy=self.strategy.name, combo=self.combo_rolls, timeout=self.roll_timeout
+        )
+
+    def _roll_failure(self, what: str, exc: Exception) -> None:
+        why = f"{what} unfinished: {type(exc).__name__}: {exc}"
+        self.stats.paused_reasons.discard(self._roll_failed)
+        self._roll_failed = why
+        self.stats.paused_reasons.add(why)
+        log.error("runner: %s; the strategy stays paused until it is finished", why)
 
     async def _chain(self, expected: Instrument) -> Instrument:
         """Start-up chain reconciliation (seed 003 on_start) before the strategy starts: finish a roll a
@@ -483,9 +497,12 @@ class LiveRunner:
             return expected
         session, product = self.session, expected.symbol.upper()
         executor = self._executor()
-        for roll in await executor.resume(product):
-            self.rolls.append(roll.roll_id)
-            expected = session.instrument(product)
+        try:
+            for roll in await executor.resume(product):
+                self.rolls.append(roll.roll_id)
+                expected = session.instrument(product)
+        except Exception as exc:
+            self._roll_failure(f"roll of {product}", exc)
         now = session.market_clock()
         while self.roll_schedule.due(expected, now):
             expected = await session.qualify(self.roll_schedule.next_month(expected))
@@ -499,7 +516,11 @@ class LiveRunner:
                 log.warning(
                     "runner: %+d %s held past its roll time: rolling it to %s first", qty, key, expected.key
                 )
-                roll = await executor.roll(await session.qualify(month), expected)
+                try:
+                    roll = await executor.roll(await session.qualify(month), expected)
+                except Exception as exc:
+                    self._roll_failure(f"roll of {key}", exc)
+                    continue
                 self.rolls.append(roll.roll_id)
                 session.switch_month(product, expected)
             elif month.expiry is not None and expected.expiry is not None and month.expiry < expected.expiry:
@@ -530,11 +551,36 @@ class LiveRunner:
             or inst.sec_type is not SecType.FUT
             or self._stopping
             or (self._roll_task is not None and not self._roll_task.done())
-            or not self.roll_schedule.due(inst, bar_end_ns)
             or not self.session.ready
         ):
             return
-        self._roll_task = asyncio.ensure_future(self._roll(inst))
+        if self._roll_failed:
+            self._roll_task = asyncio.ensure_future(self._retry_roll(inst))
+        elif self.roll_schedule.due(inst, bar_end_ns):
+            self._roll_task = asyncio.ensure_future(self._roll(inst))
+
+    async def _retry_roll(self, inst: Instrument) -> None:
+        """Finish the unfinished roll(s) of the product (their orders kept working at IB meanwhile)."""
+        ctx = self.ctx
+        assert ctx is not None
+        product = inst.symbol.upper()
+        try:
+            finished = await self._executor().resume(product)
+        except Exception as exc:
+            log.warning(
+                "runner: the roll of %s is still unfinished: %s: %s", product, type(exc).__name__, exc
+            )
+            return
+        self.stats.paused_reasons.discard(self._roll_failed)
+        self._roll_failed = ""
+        for roll in finished:
+            self.rolls.append(roll.roll_id)
+            for i in range(len(roll.moved)):
+                ctx._mine.add(roll.cid(f"re{i}"))
+        new = self.session.instrument(product)
+        if new.key != inst.key:
+            await self._switch_month(new)
+        log.warning("runner: the roll of %s is finished: the strategy trades %s", product, new.key)
 
     async def _roll(self, old: Instrument) -> None:
         """Roll the strategy's position and working orders to the next month, then trade that month."""
@@ -547,9 +593,7 @@ class LiveRunner:
             log.info("runner: %s reached its roll time: rolling to %s", old.key, new.key)
             roll = await self._executor().roll(old, new, orders=mine)
         except Exception as exc:
-            why = f"roll of {old.key} failed: {type(exc).__name__}: {exc}"
-            self.stats.paused_reasons.add(why)
-            log.exception("runner: %s; the strategy stays paused", why)
+            self._roll_failure(f"roll of {old.key}", exc)
             return
         self.rolls.append(roll.roll_id)
         for i in range(len(roll.moved)):  # the moved orders are the strategy's: it hears of them
