@@ -148,3 +148,15 @@ def test_a_combo_routed_smart_or_mixing_products_has_no_security_definition() ->
         ib.disconnect()
 
     run(body)
+
+
+def test_the_refuse_combos_fault_is_scriptable_for_ibot_sim() -> None:
+    from ibot.sim.script import parse_fault
+
+    async def body(server: SimServer) -> None:
+        parse_fault("0:refuse_combos").apply(server.faults)
+        assert server.broker.combos_refused
+        parse_fault("5:accept_combos").apply(server.faults)
+        assert not server.broker.combos_refused
+
+    run(body)

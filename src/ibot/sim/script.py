@@ -69,6 +69,8 @@ FAULT_KINDS: dict[str, tuple[int, Callable[[Faults, Sequence[str]], None]]] = {
     "delay_commissions": (1, lambda f, a: f.delay_commissions(_float(a[0], "delay seconds") if a else None)),
     "release_commissions": (0, lambda f, a: f.release_commissions()),
     "restart": (2, _restart),
+    "refuse_combos": (0, lambda f, a: f.refuse_combos()),
+    "accept_combos": (0, lambda f, a: f.refuse_combos(on=False)),
 }
 
 
