@@ -242,3 +242,53 @@ def test_a_working_combo_is_found_again_by_a_restarted_session_as_its_legs(sqlit
             records.close()
 
     asyncio.run(body())
+
+
+def test_one_cancels_all_exits_stay_one_group_on_the_new_month(sqlite_url: str) -> None:
+    async def body() -> None:
+        async with rig(sqlite_url) as (sim, _records, session):
+            await hold(session, 1)
+            old = session.instrument("MESH5")
+            q = sim.market.quote(old, int(sim.market.now_s))
+            assert q is not None
+            exits = [
+                OrderRequest(
+                    old.key,
+                    Side.SELL,
+                    1,
+                    OrderType.STP,
+                    stop_price=old.round_to_tick(q.bid - 40),
+                    client_order_id="sl",
+                    oca_group="exit-1",
+                ),
+                OrderRequest(
+                    old.key,
+                    Side.SELL,
+                    1,
+                    OrderType.LMT,
+                    limit_price=old.round_to_tick(q.ask + 40),
+                    client_order_id="tp",
+                    oca_group="exit-1",
+                ),
+            ]
+            for request in exits:
+                await session.submit(request, strategy="t")
+            new = await session.qualify(catalog.contract("MES", 2025, 6))
+            roll = await RollExecutor(session, strategy="t").roll(old, new)
+            sl, tp = session.om.order(roll.cid("re0")), session.om.order(roll.cid("re1"))
+            assert sl is not None and tp is not None
+            assert sl.request.oca_group == tp.request.oca_group == f"{roll.roll_id}.oca.exit-1"
+            loop = asyncio.get_running_loop()
+            end = loop.time() + WAIT
+            while tp.status is not OrderStatus.SUBMITTED:
+                assert loop.time() < end
+                await asyncio.sleep(0.01)
+            assert tp.order_id is not None
+            sim.broker.fill_now(session.connection.client_id, tp.order_id)  # the take profit fills
+            end = loop.time() + WAIT
+            while sl.status is not OrderStatus.CANCELLED:  # ... and the stop goes with it
+                assert loop.time() < end, sl.status
+                await asyncio.sleep(0.01)
+            assert sim_positions(sim) == {}
+
+    asyncio.run(body())

@@ -17,7 +17,8 @@ How (`RollExecutor.roll`, then `finish` which is also what a restart runs):
    one round trip with the position flat in between: never double exposure (both at once would risk a moment
    of twice the position if the open fills first), at the price of being out of the market for that moment;
 4. the moved orders are placed again on the new month, their prices shifted by the roll's spread (new
-   month's fill price - old month's) and put on the new month's tick grid;
+   month's fill price - old month's) and put on the new month's tick grid; orders that were one-cancels-all
+   (a bracket's stop loss and take profit) are one OCA group again;
 5. done: the product now means the new month for the session and the OMS (`TradingSession.switch_month`).
 
 Every order of the roll is an ordinary write-ahead OMS order whose client order id is made from the roll id
@@ -285,6 +286,8 @@ class RollExecutor:
                 mo.tif,
                 client_order_id=cid,
                 reason=f"{mo.reason} (moved by roll from {mo.client_order_id})".strip(),
+                # a bracket's exits stay one-cancels-all on the new month (their parent is filled and gone)
+                oca_group=f"{roll.roll_id}.oca.{mo.oca}"[:64] if mo.oca else "",
             )
             await self.session.submit(request, strategy=roll.strategy)
 

@@ -96,6 +96,7 @@ class MovedOrder:
     stop_price: float | None
     tif: TimeInForce
     reason: str = ""
+    oca: str = ""  # its one-cancels-all group (a bracket's exits: named after their parent), "" if none
 
     @classmethod
     def of(cls, request: OrderRequest, remaining: int) -> MovedOrder:
@@ -108,6 +109,7 @@ class MovedOrder:
             request.stop_price,
             request.tif,
             request.reason,
+            request.oca_group or request.parent_id,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class MovedOrder:
             "stop": self.stop_price,
             "tif": str(self.tif),
             "reason": self.reason,
+            "oca": self.oca,
         }
 
     @classmethod
@@ -133,6 +136,7 @@ class MovedOrder:
             d["stop"],
             TimeInForce(d["tif"]),
             d.get("reason", ""),
+            d.get("oca", ""),
         )
 
 
