@@ -292,3 +292,24 @@ def test_one_cancels_all_exits_stay_one_group_on_the_new_month(sqlite_url: str) 
             assert sim_positions(sim) == {}
 
     asyncio.run(body())
+
+
+def test_two_runners_rolling_at_once_roll_the_position_once(sqlite_url: str) -> None:
+    """Two strategies of one node on MES reach the roll time on the same bar: the first rolls the account's
+    position, the second finds the old month flat (nothing doubled)."""
+
+    async def body() -> None:
+        async with rig(sqlite_url) as (sim, records, session):
+            await hold(session, 2)
+            old, new = session.instrument("MESH5"), await session.qualify(catalog.contract("MES", 2025, 6))
+            a, b = await asyncio.gather(
+                RollExecutor(session, strategy="a").roll(old, new, orders=[]),
+                RollExecutor(session, strategy="b").roll(old, new, orders=[]),
+            )
+            assert sorted([a.quantity, b.quantity]) == [0, 2]
+            assert a.state is RollState.DONE and b.state is RollState.DONE
+            assert sim_positions(sim) == {"MESM5": 2}
+            assert len([o for o in sim.broker.completed_orders() if o.is_combo]) == 1
+            assert len(RollBook(records).all()) == 2
+
+    asyncio.run(body())

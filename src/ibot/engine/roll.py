@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -49,6 +50,18 @@ from ibot.oms.rolls import MovedOrder, RollBook, RollRecord, RollState, combo_le
 __all__ = ["LIVE_ROLL_RULES", "RollError", "RollExecutor", "RollSchedule"]
 
 log = logging.getLogger("ibot.engine")
+
+
+# One roll at a time per session: two runners of one product (a node) reaching the roll time together must not
+# both roll the account's position; the second reads the position once the first has finished (then zero).
+_LOCKS: weakref.WeakKeyDictionary[TradingSession, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _lock(session: TradingSession) -> asyncio.Lock:
+    lock = _LOCKS.get(session)
+    if lock is None:
+        lock = _LOCKS[session] = asyncio.Lock()
+    return lock
 
 
 class RollError(IbotError, RuntimeError):
@@ -120,7 +133,12 @@ class RollExecutor:
         self, old: Instrument, new: Instrument, *, orders: list[ManagedOrder] | None = None
     ) -> RollRecord:
         """Roll the position held in `old` (and `orders`, working orders on `old`: all of them when None)
-        into `new`; returns the finished roll record (RollError when it could not finish)."""
+        into `new`; returns the finished roll record (RollError when it could not finish). Rolls of one
+        session run one at a time, each reading the position when its turn comes."""
+        async with _lock(self.session):
+            return await self._roll(old, new, orders)
+
+    async def _roll(self, old: Instrument, new: Instrument, orders: list[ManagedOrder] | None) -> RollRecord:
         om = self.session.om
         position = om.risk.position(old)
         working = orders if orders is not None else om.working_orders(old.key)
@@ -152,9 +170,10 @@ class RollExecutor:
     async def resume(self, product: str | None = None) -> list[RollRecord]:
         """Finish every roll a previous process left unfinished (after the session reconciled with IB)."""
         done = []
-        for roll in self.book.unfinished(product):
-            log.warning("roll %s was cut at %s: finishing it", roll.roll_id, roll.state)
-            done.append(await self.finish(roll))
+        async with _lock(self.session):
+            for roll in self.book.unfinished(product):
+                log.warning("roll %s was cut at %s: finishing it", roll.roll_id, roll.state)
+                done.append(await self.finish(roll))
         return done
 
     async def finish(self, roll: RollRecord) -> RollRecord:
