@@ -18,6 +18,7 @@ order's action applies to the whole (a SELL combo reverses every leg). What the 
   on the first second its marketable spread price is at or through the limit; the whole quantity at once
   (the simulator's combo book is deep; IB may fill a large spread in parts);
 - a working combo is cancelled like any order (PendingCancel, Cancelled, 202); it cannot be modified (105);
+  no pre-trade margin check (a calendar spread's margin is a fraction of an outright's); no what-if;
 - `SimBroker.refuse_combos()` (a fault) refuses every combo with error 201, Inactive (so a test can force a
   roll's fallback to two outright orders); `reject_next_order` applies to a combo as to any order.
 """
