@@ -35,6 +35,7 @@ from ibot.brokers.ib.connection import HealthEvent, HealthEventKind
 from ibot.brokers.ib.market_data import Subscription
 from ibot.data.bars import BarAggregator, parse_interval
 from ibot.engine.context import LiveContext
+from ibot.engine.roll import RollExecutor, RollSchedule
 from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
 from ibot.exchange.hours import hours_for
 from ibot.model import catalog
@@ -126,11 +127,30 @@ class LiveRunner:
         on_bar: Callable[[Bar], None] | None = None,
         name: str = "",
         until_ns: int | None = None,
+        roll: RollSchedule | None = None,
+        combo_rolls: bool = True,
+        adopt_held_month: bool = False,
+        roll_timeout: float = 30.0,
     ) -> None:
         """`until_ns`: the market time the run ends; a bar ending after it still feeds the indicators (and
         is acknowledged in lockstep) but is not handed to the strategy, so where the run stops does not
-        depend on how soon its owner notices the clock has passed the end."""
+        depend on how soon its owner notices the clock has passed the end.
+
+        Futures rolls (`ibot.engine.roll`): at the month's roll time (`roll`, the product's catalog rule at
+        09:00 Chicago by default) the position and the strategy's working orders move to the next month
+        (ONE combo; two legs when `combo_rolls` is False or the combo is refused) and the runner trades the
+        new month. On start an unfinished roll is finished, a month held past its roll time is rolled first,
+        and a month the strategy does not expect pauses it (`adopt_held_month`: trade that month instead).
+        A roll step not final after `roll_timeout` seconds (e.g. a market order on a closed market) leaves the
+        strategy paused; the roll is finished on the next bars (its orders keep working at IB)."""
         self.session = session
+        self.roll_schedule = roll or RollSchedule()
+        self.combo_rolls = combo_rolls
+        self.adopt_held_month = adopt_held_month
+        self.rolls: list[str] = []  # roll ids this runner ran or finished
+        self.roll_timeout = roll_timeout
+        self._roll_task: asyncio.Task[None] | None = None
+        self._roll_failed = ""  # the pause reason while a roll is unfinished
         self.until_ns = until_ns
         self._stopping = False
         self.name = name or f"{strategy.name}:{symbol}"  # its name at the venue's lockstep gate and in logs
@@ -163,7 +183,7 @@ class LiveRunner:
         if session.state is SessionState.STOPPED:
             await session.start()
         await session.wait_ready(self.ready_timeout)
-        inst = session.instrument(self.symbol)
+        inst = await self._chain(session.instrument(self.symbol))
         self.instrument = inst
         await self._warm_contract(inst)
         ctx = LiveContext(session, inst, self.strategy, quotes=self.quotes)
@@ -227,6 +247,11 @@ class LiveRunner:
             _SURVIVORS.release()
         task, self._data_watch = self._data_watch, None
         await cancel_and_wait([task])
+        rolling, self._roll_task = self._roll_task, None
+        if (
+            rolling is not None
+        ):  # a roll is finished, never cut short by a stop (a crash is finished on restart)
+            await asyncio.wait([rolling], timeout=timeout * 6)
         if self.lockstep:
             # the simulator's clock waits on our acknowledgements: keep the bars (and acks) flowing while the
             # cancels and the flatten are matched, then unsubscribe
@@ -323,6 +348,7 @@ class LiveRunner:
         if self.lockstep:
             self._ack((bar.ts + self.interval_ns) // NS_PER_SECOND)
         self._day_over(bar.ts + self.interval_ns)
+        self._roll_if_due(bar.ts + self.interval_ns)
 
     def _day_over(self, bar_end: int) -> None:
         """After the trading day's last bar (the daily break follows): reclaim the day's frozen garbage."""
@@ -387,11 +413,15 @@ class LiveRunner:
 
     # --- pausing --------------------------------------------------------------------------------------------
     def _can_act(self, bar_end_ns: int = 0) -> bool:
+        if self._roll_task is not None and not self._roll_task.done():
+            return False  # rolling: the strategy waits for the new month
         if self._stopping or (self.until_ns is not None and bar_end_ns > self.until_ns):
             return False
         return self.session.ready and not self.stats.paused_reasons
 
     def _pause_reason(self) -> str:
+        if self._roll_task is not None and not self._roll_task.done():
+            return "rolling to the next month"
         if self._stopping:
             return "the run is stopping"
         if self.until_ns is not None and self.stats.last_bar_end_ns > self.until_ns:
@@ -444,6 +474,159 @@ class LiveRunner:
 
     def _send_ack(self, bar_end_s: int) -> None:
         self.session.venue.lockstep_ack(bar_end_s, self.interval_ns // NS_PER_SECOND, self.name)
+
+    # --- futures rolls --------------------------------------------------------------------------------------
+    def _executor(self) -> RollExecutor:
+        return RollExecutor(
+            self.session, strategy=self.strategy.name, combo=self.combo_rolls, timeout=self.roll_timeout
+        )
+
+    def _roll_failure(self, what: str, exc: Exception) -> None:
+        why = f"{what} unfinished: {type(exc).__name__}: {exc}"
+        self.stats.paused_reasons.discard(self._roll_failed)
+        self._roll_failed = why
+        self.stats.paused_reasons.add(why)
+        log.error("runner: %s; the strategy stays paused until it is finished", why)
+
+    async def _chain(self, expected: Instrument) -> Instrument:
+        """Start-up chain reconciliation (seed 003 on_start) before the strategy starts: finish a roll a
+        previous process left unfinished; move past the month whose roll time has come; roll a position held
+        in a month past its roll time into the expected one; a month held that the strategy does not expect
+        is reported and pauses the strategy (or, `adopt_held_month`, is traded instead)."""
+        if expected.sec_type is not SecType.FUT:
+            return expected
+        session, product = self.session, expected.symbol.upper()
+        executor = self._executor()
+        try:
+            for roll in await executor.resume(product):
+                self.rolls.append(roll.roll_id)
+                expected = session.instrument(product)
+        except Exception as exc:
+            self._roll_failure(f"roll of {product}", exc)
+        now = session.market_clock()
+        while self.roll_schedule.due(expected, now):
+            expected = await session.qualify(self.roll_schedule.next_month(expected))
+            session.switch_month(product, expected)
+        held = {k: q for k, q in session.om.risk.positions().items() if q and k != expected.key}
+        for key, qty in sorted(held.items()):
+            month = session.om.instrument(key)
+            if month.symbol.upper() != product or month.sec_type is not SecType.FUT:
+                continue
+            if self.roll_schedule.due(month, now):
+                log.warning(
+                    "runner: %+d %s held past its roll time: rolling it to %s first", qty, key, expected.key
+                )
+                try:
+                    roll = await executor.roll(await session.qualify(month), expected)
+                except Exception as exc:
+                    self._roll_failure(f"roll of {key}", exc)
+                    continue
+                self.rolls.append(roll.roll_id)
+                session.switch_month(product, expected)
+            elif month.expiry is not None and expected.expiry is not None and month.expiry < expected.expiry:
+                # the catalog moved on for the whole roll day; by the schedule this month rolls later today
+                log.info("runner: %+d %s held, rolls at its roll time: trading it until then", qty, key)
+                expected = await session.qualify(month)
+                session.switch_month(product, expected)
+            elif self.adopt_held_month:
+                log.warning(
+                    "runner: %+d %s held, %s expected: adopting %s (adopt_held_month)",
+                    qty,
+                    key,
+                    expected.key,
+                    key,
+                )
+                expected = await session.qualify(month)
+                session.switch_month(product, expected)
+            else:
+                why = f"unexpected month {key} held ({qty:+d}); the strategy trades {expected.key}"
+                log.error("runner: %s: the strategy waits (set adopt_held_month to trade %s)", why, key)
+                self.stats.paused_reasons.add(why)
+        return expected
+
+    def _roll_if_due(self, bar_end_ns: int) -> None:
+        inst = self.instrument
+        if (
+            inst is None
+            or inst.sec_type is not SecType.FUT
+            or self._stopping
+            or (self._roll_task is not None and not self._roll_task.done())
+            or not self.session.ready
+        ):
+            return
+        if self._roll_failed:
+            self._roll_task = asyncio.ensure_future(self._retry_roll(inst))
+        elif self.roll_schedule.due(inst, bar_end_ns):
+            self._roll_task = asyncio.ensure_future(self._roll(inst))
+
+    async def _retry_roll(self, inst: Instrument) -> None:
+        """Finish the unfinished roll(s) of the product (their orders kept working at IB meanwhile)."""
+        ctx = self.ctx
+        assert ctx is not None
+        product = inst.symbol.upper()
+        try:
+            finished = await self._executor().resume(product)
+        except Exception as exc:
+            log.warning(
+                "runner: the roll of %s is still unfinished: %s: %s", product, type(exc).__name__, exc
+            )
+            return
+        self.stats.paused_reasons.discard(self._roll_failed)
+        self._roll_failed = ""
+        for roll in finished:
+            self.rolls.append(roll.roll_id)
+            for i in range(len(roll.moved)):
+                ctx._mine.add(roll.cid(f"re{i}"))
+        new = self.session.instrument(product)
+        if new.key != inst.key:
+            await self._switch_month(new)
+        log.warning("runner: the roll of %s is finished: the strategy trades %s", product, new.key)
+
+    async def _roll(self, old: Instrument) -> None:
+        """Roll the strategy's position and working orders to the next month, then trade that month."""
+        ctx = self.ctx
+        assert ctx is not None
+        session = self.session
+        try:
+            new = await session.qualify(self.roll_schedule.next_month(old))
+            mine = [m for m in session.om.working_orders(old.key) if ctx.is_mine(m.client_order_id)]
+            log.info("runner: %s reached its roll time: rolling to %s", old.key, new.key)
+            roll = await self._executor().roll(old, new, orders=mine)
+        except Exception as exc:
+            self._roll_failure(f"roll of {old.key}", exc)
+            return
+        self.rolls.append(roll.roll_id)
+        for i in range(len(roll.moved)):  # the moved orders are the strategy's: it hears of them
+            ctx._mine.add(roll.cid(f"re{i}"))
+        await self._switch_month(new)
+
+    async def _switch_month(self, new: Instrument) -> None:
+        """Market data and the strategy's context move to `new`."""
+        ctx = self.ctx
+        assert ctx is not None
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                self.session.feed.cancel(sub)
+        self._subs.clear()
+        if self._chained is not None:
+            sub, previous = self._chained
+            sub.on_tick = previous
+            self._chained = None
+        await self._warm_contract(new)
+        self.instrument = new
+        ctx.instrument = new
+        self._aggregator = BarAggregator(
+            self.bar,
+            on_bar=self._on_closed_bar,
+            late_policy="drop",
+            input_bar_size=_REAL_TIME_BAR,
+            name=f"{new.key} {self.bar}",
+        )
+        self._subs.append(self.session.feed.stream_bars(new, self._aggregator, on_bar=self._on_5s_bar))
+        if self.quotes:
+            self._subscribe_ticks(new)
+        self.stats.no_data = ""
+        log.info("runner: %s now trades %s", self.strategy.name, new.key)
 
     # --- internals ------------------------------------------------------------------------------------------
     async def _warm_contract(self, inst: Instrument) -> None:

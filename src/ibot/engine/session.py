@@ -285,6 +285,12 @@ class TradingSession:
             self.subscriptions.append(self.feed.stream_ticks(inst, on_tick=self._tick_handler(inst)))
         return inst
 
+    def switch_month(self, product: str, inst: Instrument) -> None:
+        """From now on `product` ("MES") means the month `inst` (qualified): a roll moved to it."""
+        self._remember(inst, "")
+        self._instruments[product.upper()] = inst
+        self.om.alias(product.upper(), inst)
+
     async def start(self) -> ReconcileReport:
         """Connect, qualify the instruments, reconcile with IB, start market data; ready when it returns."""
         if self._state is not SessionState.STOPPED:

@@ -461,6 +461,76 @@ class OrderManager:
             self._record_message(m, ts, f"placed: order id {ids.order_id}, perm id {ids.perm_id}", "broker")
         return m
 
+    async def submit_combo(
+        self,
+        ref: str,
+        legs: Sequence[OrderRequest],
+        quantity: int,
+        *,
+        strategy: str = "",
+        order_type: OrderType = OrderType.MKT,
+        limit_price: Decimal | None = None,
+    ) -> list[ManagedOrder]:
+        """Record (write-ahead, ONE transaction) and send a combo: one broker order (orderRef `ref`) recorded
+        as one order per leg, every leg carrying the combo's broker order id (ibot.oms.rolls names the legs'
+        ids). Legs whose ids are recorded already (an earlier process sent the combo) are returned, not sent
+        again. The broker must have `place_combo` (IB); a roll is position-neutral, so only the kill switch
+        refuses it (RiskLimitExceeded), not the size checks."""
+        from ibot.oms.rolls import BrokerCombo  # the roll module uses this one: imported when needed
+
+        known = [self.order(r.client_order_id) for r in legs]
+        if any(m is not None for m in known):
+            return [m for m in known if m is not None]
+        place = getattr(self.broker, "place_combo", None)
+        if place is None:
+            raise InvalidOrderError(f"combo {ref}: the broker cannot send combo orders")
+        ks = self.risk.kill_switch
+        if ks is not None:
+            raise RiskLimitExceeded(
+                "kill_switch", ks.reason, "", f"combo {ref}: trading is halted ({ks.reason})"
+            )
+        ts = self.clock.ns
+        pairs = [(r, self.instrument(r.symbol)) for r in legs]
+        order_id = self.records.record_combo_submission(
+            pairs,
+            ts=ts,
+            broker_next_id=self.broker_next_id,
+            client_id=self.client_id,
+            account=self.account,
+            strategy=strategy,
+        )
+        self.broker_next_id = order_id + 1
+        out: list[ManagedOrder] = []
+        for request, instrument in pairs:
+            cid = request.client_order_id
+            m = ManagedOrder(
+                request, instrument, OrderState(cid, request.quantity, OrderStatus.CREATED, ts), order_id
+            )
+            m.strategy = strategy
+            self._register(m)
+            m.state.apply_status(OrderStatus.PENDING_SUBMIT, ts, "sent to broker (combo)")
+            out.append(m)
+        self.risk.on_order_sent(ts)
+        combo = BrokerCombo(ref, order_id, quantity, tuple(pairs), order_type, limit_price, self.account)
+        try:
+            await place(combo)
+        except InvalidOrderError as exc:
+            for m in out:
+                self._set_status(m, OrderStatus.INACTIVE, ts, f"refused by the broker adapter: {exc}", "oms")
+            raise
+        except Exception as exc:
+            for m in out:
+                self._record_message(
+                    m, ts, f"send failed ({type(exc).__name__}: {exc}); state unknown", "oms"
+                )
+            raise
+        return out
+
+    def alias(self, symbol: str, instrument: Instrument) -> None:
+        """Resolve `symbol` (a product, "MES") to `instrument` from now on: the month a roll moved to."""
+        self._instruments[symbol] = instrument
+        self._instruments[instrument.key] = instrument
+
     def _default_client_order_id(self, order_id: int) -> str:
         return f"{self.id_prefix}-{self.client_id or 0}-{order_id}"
 
@@ -954,9 +1024,11 @@ class OrderManager:
         that explain it (ones we could not count: not ours, or kept aside) or saying that none does, and the
         broker's position is adopted (no P&L: `RiskManager.set_position`)."""
         theirs = {p.key: p.quantity for p in positions}
-        for key in sorted(set(theirs) | set(recorded)):
+        held = {k for k, v in self.risk.positions().items() if v}  # e.g. moved by executions adopted just now
+        for key in sorted(set(theirs) | set(recorded) | held):
             ours, broker = recorded.get(key, 0), theirs.get(key, 0)
             if ours == 0 and broker == 0:
+                self._adopt_position(key, 0, "recorded")  # flat by every recorded fill and at the broker
                 continue
             report.recorded_positions[key] = ours
             self._adopt_position(key, ours, "recorded")

@@ -355,6 +355,33 @@ class AlertRow(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RollRow(Base):
+    """One position roll, the decision its orders share (migration 0005; ibot.oms.rolls uses it).
+
+    Written before the roll's first order; its orders' client ids start with `roll_id` (ibot.oms.rolls
+    names them), so a roll cut by a crash is found and finished after the restart. `state` moves
+    planned -> combo -> (legs ->) moving -> done, or failed; `moved` holds the working orders of the old
+    month to place again on the new one (JSON)."""
+
+    __tablename__ = "rolls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    roll_id: Mapped[str] = mapped_column(String(40), unique=True)
+    strategy: Mapped[str] = mapped_column(String(64), default="")
+    product: Mapped[str] = mapped_column(String(16))
+    from_key: Mapped[str] = mapped_column(String(32))
+    to_key: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(Integer)  # the signed position rolled
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    moved: Mapped[str] = mapped_column(Text, default="[]")
+    spread: Mapped[Decimal | None] = mapped_column(ExactDecimal())  # new month's price - old month's
+    created_ts: Mapped[int] = mapped_column(BigInteger)  # market time, ns UTC
+    updated_ts: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
 _ORDERS: Table = Base.metadata.tables["orders"]
 _EVENTS: Table = Base.metadata.tables["order_events"]
 _FILLS: Table = Base.metadata.tables["fills"]
@@ -1309,6 +1336,63 @@ class OrderRecords:
         except IntegrityError as exc:
             raise self._refused(cid, exc.orig) from None
         return WriteAhead(int(order_id), cid)
+
+    def record_combo_submission(
+        self,
+        legs: Sequence[tuple[OrderRequest, Instrument]],
+        *,
+        ts: int,
+        broker_next_id: int,
+        client_id: int | None = None,
+        account: str = "",
+        strategy: str = "",
+        message: str = "sent to broker (combo)",
+        source: str = "oms",
+    ) -> int:
+        """Write-ahead of a combo (BAG) about to be sent, ONE transaction: reserve ONE broker order id and
+        record every leg as its own order (the leg's client order id is its request's) carrying that id, as
+        PendingSubmit with its first events. Returns the broker order id. A leg id already recorded raises
+        DuplicateOrderError: nothing is written."""
+        now = _wall_now()
+        cids = [request.client_order_id for request, _ in legs]
+        if not all(cids) or len(set(cids)) != len(cids):
+            raise RecordsError(
+                f"record_combo_submission: every leg needs its own client order id, got {cids}"
+            )
+        try:
+            with self.engine.begin() as conn:
+                order_id = conn.execute(_RESERVE, {"broker_next_id": broker_next_id}).scalar_one_or_none()
+                if order_id is None:
+                    order_id = _create_counter(conn, broker_next_id)
+                for request, instrument in legs:
+                    cid, qty = request.client_order_id, request.quantity
+                    values = _order_values(
+                        request,
+                        cid,
+                        ts=ts,
+                        now=now,
+                        instrument=instrument,
+                        ib_order_id=int(order_id),
+                        client_id=client_id,
+                        account=account,
+                        strategy=strategy,
+                        status=OrderStatus.PENDING_SUBMIT,
+                        remaining=qty,
+                        message=message,
+                    )
+                    conn.execute(_INSERT_ORDER, values)
+                    conn.execute(
+                        _INSERT_EVENT,
+                        [
+                            _event_values(cid, ts, now, OrderStatus.CREATED, 0, qty, None, "", source),
+                            _event_values(
+                                cid, ts, now, OrderStatus.PENDING_SUBMIT, 0, qty, None, message, source
+                            ),
+                        ],
+                    )
+        except IntegrityError as exc:
+            raise self._refused(cids[0], exc.orig) from None
+        return int(order_id)
 
     def _driver_connection(self) -> _SqliteWriteAhead | None:
         """The write-ahead's own DBAPI connection (opened on first use), or None on the Core path."""

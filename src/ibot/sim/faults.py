@@ -277,6 +277,10 @@ class Faults:
         self._release = None
         self._server.broker.release_commissions()
 
+    def refuse_combos(self, on: bool = True) -> None:
+        """Combo (BAG) orders are rejected (201, Inactive) while on; outright orders are not affected."""
+        self._server.broker.refuse_combos(on)
+
     def fill_order(self, client_id: int, order_id: int) -> None:
         """The market reaches a working order now: it fills in full (its client may be disconnected)."""
         self._server.broker.fill_now(client_id, order_id)

@@ -46,6 +46,15 @@ from ibot.model.market import NS_PER_SECOND
 from ibot.model.orders import Fill, OrderRequest, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from ibot.sim.account import AccountSnapshot, PositionSnapshot, initial_margin, maintenance_margin, money
 from ibot.sim.closed import ORDER_MESSAGE, order_held_text, until_text
+from ibot.sim.combos import (
+    REFUSED_TEXT,
+    ComboError,
+    ComboLeg,
+    check_legs,
+    combo_price,
+    leg_sides,
+    spread_tick,
+)
 from ibot.sim.faults import OrderFaults
 from ibot.sim.layouts_orders import (
     ORDER_VIEWS,
@@ -149,6 +158,13 @@ class SimOrder:
     completed_ns: int = 0
     completed_status: str = ""
     announce: bool = True  # the next status change carries OPEN_ORDER (acknowledgement or modify)
+    legs: tuple[
+        ComboLeg, ...
+    ] = ()  # a combo (BAG): its resolved legs (`ibot.sim.combos`); never in an engine
+
+    @property
+    def is_combo(self) -> bool:
+        return bool(self.legs)
 
     @property
     def engine_id(self) -> str:
@@ -174,6 +190,8 @@ class SimOrder:
     def avg_fill_price(self) -> float:
         if not self.filled:
             return 0.0
+        if self.legs:  # a combo fills whole, once: its spread price
+            return self.last_fill_price
         q, r = divmod(self.fill_ticks, self.filled)
         if r:
             return self.fill_ticks / self.filled * float(self.inst.tick_size)
@@ -194,6 +212,11 @@ class Execution:
     avg_price: float
     commission: Decimal
     realized_pnl: Decimal | None
+    leg: Instrument | None = None  # a combo's leg execution: the leg's contract (the order's is the BAG)
+
+    @property
+    def instrument(self) -> Instrument:
+        return self.leg if self.leg is not None else self.order.inst
 
 
 @dataclass(slots=True)
@@ -321,6 +344,9 @@ class SimBroker:
         self._daily_realized: dict[int, Decimal] = {}  # con_id -> realized since the trading day began
         self._day_end_ns = 0
         self.commissions_paid = Decimal(0)
+        self._combos: list[SimOrder] = []  # working combo orders, matched each second (`_match_combos`)
+        self._combo_execs: tuple[str, int] | None = None
+        self.combos_refused = False  # fault: every combo is rejected (201, Inactive); `refuse_combos()`
 
     # --- ids --------------------------------------------------------------------------------------------
     @staticmethod
@@ -355,17 +381,18 @@ class SimBroker:
         out = []
         for e in self.executions:
             o = e.order
+            inst = e.instrument
             if f.client_id and o.client_id != f.client_id:
                 continue
             if f.acct_code and f.acct_code != self.account:
                 continue
             if since is not None and e.ts_ns < since:
                 continue
-            if f.symbol and f.symbol.upper() not in (o.inst.symbol, o.inst.local_symbol):
+            if f.symbol and f.symbol.upper() not in (inst.symbol, inst.local_symbol):
                 continue
-            if f.sec_type and f.sec_type.upper() != o.inst.sec_type.value:
+            if f.sec_type and f.sec_type.upper() != inst.sec_type.value:
                 continue
-            if f.exchange and f.exchange.upper() not in (o.inst.exchange, "SMART"):
+            if f.exchange and f.exchange.upper() not in (inst.exchange, "SMART"):
                 continue
             if side is not None and e.side is not side:
                 continue
@@ -455,11 +482,14 @@ class SimBroker:
         key = (client_id, msg.order_id)
         existing = self._orders.get(key)
         if existing is not None:
+            if existing.is_combo or msg.contract.sec_type.strip().upper() == "BAG":
+                self.events.order_error(client_id, msg.order_id, 105, "Combo orders cannot be modified")
+                return
             self._modify(existing, msg)
             return
         forced = self.faults.take_reject()
         try:
-            order = self._new_order(client_id, msg)
+            order = self._new_combo(client_id, msg) if _is_bag(msg) else self._new_order(client_id, msg)
         except _Reject as r:
             log.info("client %d order %d refused: %s %s", client_id, msg.order_id, r.code, r.text)
             self.events.order_error(client_id, msg.order_id, r.code, r.text)
@@ -479,6 +509,8 @@ class SimBroker:
                 order.order_type,
                 "" if order.transmit else " (not transmitted)",
             )
+        if order.is_combo and forced is None and self.combos_refused:
+            forced = (201, REFUSED_TEXT)
         if forced is not None:
             self._forced_reject(order, *forced)
             return
@@ -580,6 +612,151 @@ class SimBroker:
             transmit=o.transmit,
         )
 
+    # --- combos (BAG): see ibot.sim.combos ---------------------------------------------------------------
+    def refuse_combos(self, on: bool = True) -> None:
+        """Fault: every combo order is rejected (201, Inactive) while on; outright orders are not affected."""
+        self.combos_refused = on
+
+    def _new_combo(self, client_id: int, msg: PlaceOrder) -> SimOrder:
+        """A BAG order: its legs resolved by conId and checked (`combos.check_legs`), MKT or LMT on the
+        product's spread tick."""
+        o, c = msg.order, msg.contract
+        legs: list[ComboLeg] = []
+        for view in c.combo_legs:
+            found = self.book.match(
+                ContractQuery(con_id=view.con_id, include_expired=True), self.market.asof()
+            )
+            action = view.action.strip().upper()
+            if len(found) != 1 or action not in ("BUY", "SELL") or view.ratio < 1:
+                raise _Reject(
+                    200, f"{NO_CONTRACT[1]} (combo leg conId {view.con_id} {view.action} x{view.ratio})"
+                )
+            legs.append(ComboLeg(found[0], Side(action), view.ratio))
+        try:
+            check_legs(legs, c.exchange)
+        except ComboError as exc:
+            raise _Reject(exc.code, exc.text) from None
+        action = o.action.upper()
+        qty_dec = o.total_quantity if o.total_quantity is not None else Decimal(0)
+        if action not in ("BUY", "SELL"):
+            raise _Reject(321, f"Error validating request.-'action': invalid action {o.action!r}")
+        if qty_dec <= 0 or qty_dec != qty_dec.to_integral_value():
+            raise _Reject(*ZERO_SIZE) if qty_dec == 0 else _Reject(201, f"{REJECTED_TEXT}bad size {qty_dec}")
+        kind = _TYPES.get(o.order_type.upper())
+        if kind not in (OrderType.MKT, OrderType.LMT):
+            raise _Reject(*BAD_TYPE)
+        tif = _TIFS.get(o.tif.upper())
+        if tif is None:
+            raise _Reject(201, f"{REJECTED_TEXT}Time in force {o.tif!r} is not supported.")
+        limit: float | None = None
+        if kind is OrderType.LMT:
+            if o.lmt_price is None or not math.isfinite(o.lmt_price):
+                raise _Reject(463, "You must enter a valid price.")
+            if Decimal(repr(o.lmt_price)) % spread_tick(legs[0].inst):
+                raise _Reject(*OFF_TICK)
+            limit = o.lmt_price
+        return SimOrder(
+            client_id=client_id,
+            order_id=msg.order_id,
+            perm_id=self._next_perm(),
+            inst=legs[0].inst,
+            contract=c,
+            view=o,
+            side=Side(action),
+            quantity=int(qty_dec),
+            order_type=kind,
+            limit_price=limit,
+            stop_price=None,
+            tif=tif,
+            placed_ns=self.market.clock.ns,
+            transmit=o.transmit,
+            legs=tuple(legs),
+        )
+
+    def _submit_combo(self, order: SimOrder) -> None:
+        """Acknowledge a combo (PreSubmitted while a leg's market is closed, else Submitted); it fills whole
+        on the first second its spread is marketable (now, for a MKT combo in an open market)."""
+        second = int(self.market.now_s)
+        closed = any(self.market.closed_until(leg.inst, second) is not None for leg in order.legs)
+        order.transmitted = True
+        order.status = "PreSubmitted" if closed else "Submitted"
+        self._live[order.perm_id] = order
+        self._combos.append(order)
+        self.events.order_status(order, True)
+        order.announce = False
+        self._match_combos(second)
+
+    def _match_combos(self, second: int) -> None:
+        for order in list(self._combos):
+            if order.is_done or order.status == "PendingCancel":
+                self._combos.remove(order)
+                continue
+            sides = leg_sides(order.legs, order.side)
+            prices: list[Decimal] = []
+            for leg, side in zip(order.legs, sides, strict=True):
+                q = self.quote(leg.inst, second)
+                if q is None:
+                    break
+                prices.append(Decimal(repr(q.ask if side is Side.BUY else q.bid)))
+            else:
+                spread = combo_price(order.legs, prices)
+                limit = order.limit_price
+                if limit is not None:
+                    through = Decimal(repr(limit)) - spread
+                    if (through if order.side is Side.BUY else -through) < 0:
+                        continue
+                if order.status == "PreSubmitted":  # the market opened: working
+                    order.status = "Submitted"
+                    self.events.order_status(order, False)
+                self._combos.remove(order)
+                self._fill_combo(order, sides, prices, spread)
+
+    def _fill_combo(self, order: SimOrder, sides: list[Side], prices: list[Decimal], spread: Decimal) -> None:
+        """Every leg's execution (its own contract, price, execId), then the combo's Filled status (average
+        price: the spread price), then a commission report per leg."""
+        if self._combo_execs is None:
+            self._combo_execs = unique_exec_ids(order.perm_id)
+        prefix, n = self._combo_execs
+        ts = self.market.clock.ns
+        order.filled = order.quantity
+        order.last_fill_price = float(spread)
+        for leg, side, price in zip(order.legs, sides, prices, strict=True):
+            qty = order.quantity * leg.ratio
+            n += 1
+            fill = Fill(
+                str(order.perm_id),
+                leg.inst.local_symbol,
+                side,
+                qty,
+                float(price),
+                ts,
+                self.fees.commission(qty),
+                f"{prefix}.{n:08x}.01.01",
+            )
+            self._book(order, leg.inst, fill, leg=True)
+        self._combo_execs = (prefix, n)
+        log.info(
+            "client %d combo %d (perm %d): %s %d filled at spread %s (%s)",
+            order.client_id,
+            order.order_id,
+            order.perm_id,
+            order.side,
+            order.quantity,
+            spread,
+            ", ".join(
+                f"{s} {leg.inst.key} @ {p}" for leg, s, p in zip(order.legs, sides, prices, strict=True)
+            ),
+        )
+        self._finish(order, "Filled")
+        self.events.order_status(order, False)
+        pending, self._pending_commissions = self._pending_commissions, []
+        if self.faults.commissions_held():
+            self._held_commissions += pending
+        else:
+            for e in pending:
+                self.events.commission(e)
+        self.events.account_changed()
+
     def _contract_view(self, inst: Instrument) -> ContractView:
         """The contract as OPEN_ORDER and EXECUTION_DATA echo it: one (immutable) view per instrument."""
         hit = self._contract_views.get(inst.con_id)
@@ -667,6 +844,9 @@ class SimBroker:
             self._submit(member)
 
     def _submit(self, order: SimOrder) -> None:
+        if order.is_combo:
+            self._submit_combo(order)
+            return
         if order.parent is None:
             shortfall = self._margin_shortfall(order)
             if shortfall is not None:
@@ -830,6 +1010,8 @@ class SimBroker:
             self._match_replayed_bars(old_s, new_s)
             return
         self._feed_working(old_s, new_s)
+        if self._combos:
+            self._match_combos(new_s)
         if self._parked:  # after the feed: they meet the market from the second the clock is at
             self._release_parked(new_s)
 
@@ -959,6 +1141,12 @@ class SimBroker:
             return
         order.status = "PendingCancel"
         self.events.order_status(order, True)
+        if order.is_combo:  # the simulator's combo book: cancelled at once
+            if order in self._combos:
+                self._combos.remove(order)
+            self._finish(order, "Cancelled")
+            self._cancelled(order, "")
+            return
         if order in self._parked:  # never reached the exchange: cancelled at once
             self._parked.remove(order)
             self._finish(order, "Cancelled")
@@ -1054,7 +1242,13 @@ class SimBroker:
         order = self._by_perm.get(int(fill.client_order_id))
         if order is None:
             return
-        inst = order.inst
+        order.filled += fill.quantity
+        order.fill_ticks += order.inst.to_ticks(fill.price) * fill.quantity
+        order.last_fill_price = fill.price
+        self._book(order, order.inst, fill, leg=False)
+
+    def _book(self, order: SimOrder, inst: Instrument, fill: Fill, *, leg: bool) -> None:
+        """Book one execution of `order` in `inst` (a combo's leg when `leg`): position, P&L, the report."""
         ticks = inst.to_ticks(fill.price)
         book = self._positions.get(inst.con_id)
         if book is None:
@@ -1065,9 +1259,6 @@ class SimBroker:
             self._daily_realized[inst.con_id] = self._daily_realized.get(inst.con_id, Decimal(0)) + realized
         self._marks[inst.con_id] = ticks
         self.commissions_paid += fill.commission
-        order.filled += fill.quantity
-        order.fill_ticks += ticks * fill.quantity
-        order.last_fill_price = fill.price
         e = Execution(
             exec_id=fill.exec_id,
             order=order,
@@ -1079,6 +1270,7 @@ class SimBroker:
             avg_price=order.avg_fill_price,
             commission=fill.commission,
             realized_pnl=realized,
+            leg=inst if leg else None,
         )
         self.executions.append(e)
         self.events.execution(e)
@@ -1144,6 +1336,10 @@ class SimBroker:
 
 
 # --- views the session encodes ---------------------------------------------------------------------------
+
+
+def _is_bag(msg: PlaceOrder) -> bool:
+    return msg.contract.sec_type.strip().upper() == "BAG"
 
 
 def _plain(d: Decimal) -> str:
@@ -1231,12 +1427,12 @@ def status_view(order: SimOrder) -> OrderStatusView:
 def execution_view(e: Execution, account: str) -> ExecutionView:
     o = e.order
     return ExecutionView(
-        contract=o.contract,
+        contract=_contract_view(e.leg) if e.leg is not None else o.contract,
         order_id=o.order_id,
         exec_id=e.exec_id,
         time=ib_execution_time(e.ts_ns),
         acct_number=account,
-        exchange=o.inst.exchange,
+        exchange=e.instrument.exchange,
         side="BOT" if e.side is Side.BUY else "SLD",
         shares=Decimal(e.quantity),
         price=e.price,

@@ -84,6 +84,9 @@ FAULT_KINDS: dict[str, tuple[int, Callable[[Faults, Sequence[str]], None]]] = {
     "hist_165": (1, lambda f, a: f.history_query_message(count=_count(a))),
     "hist_no_permission": (1, lambda f, a: f.history_permissions(a[0] if a else None)),
     "hist_permission": (1, lambda f, a: f.history_permissions(a[0] if a else None, granted=True)),
+    # combo (BAG) orders refused with 201, or accepted again
+    "refuse_combos": (0, lambda f, a: f.refuse_combos()),
+    "accept_combos": (0, lambda f, a: f.refuse_combos(on=False)),
 }
 
 

@@ -265,7 +265,7 @@ class SimServer:
             s.error(order_id, code, text)
 
     def execution(self, execution: Execution) -> None:
-        self._changed_positions.add(execution.order.inst.con_id)
+        self._changed_positions.add(execution.instrument.con_id)
         s = self.client_of(execution.order.client_id)
         if s is not None:
             s.send_execution(-1, execution)

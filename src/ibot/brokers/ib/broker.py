@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ib_async import Contract, ExecutionFilter, Order, Trade
+from ib_async import ComboLeg, Contract, ExecutionFilter, Order, Trade
 from ib_async.objects import CommissionReport
 from ib_async.objects import Fill as IBFill
 
@@ -54,6 +54,7 @@ from ibot.oms.broker import (
     ConnectionEvent,
     ConnectionState,
 )
+from ibot.oms.rolls import BrokerCombo, combo_leg_id, leg_of_combo
 
 __all__ = ["REQUEST_ID_OFFSET", "IBBroker"]
 
@@ -144,6 +145,49 @@ class IBBroker:
             self._send(contract, ib_order)
         return [BrokerIds(o.order_id) for o in (entry, stop_loss, take_profit)]
 
+    async def place_combo(self, combo: BrokerCombo) -> BrokerIds:
+        """Send a calendar-spread combo: a BAG contract whose legs are the qualified months (by conId, ratio
+        and action of each leg request), exchange-directed (the legs' exchange, CME for the micros), bought;
+        orderRef `combo.ref` (each leg's client order id is `combo_leg_id(ref, conId)`)."""
+        self.connection.require_trading(f"place combo {combo.ref}")
+        legs: list[ComboLeg] = []
+        first: Instrument | None = None
+        for request, instrument in combo.legs:
+            contract, qualified = await self._contract(instrument)
+            first = first or qualified
+            ratio, rest = divmod(request.quantity, combo.quantity)
+            if rest or ratio < 1:
+                raise InvalidOrderError(
+                    f"combo {combo.ref}: leg {request.quantity} is not a multiple of {combo.quantity}"
+                )
+            legs.append(
+                ComboLeg(
+                    conId=contract.conId, ratio=ratio, action=str(request.side), exchange=qualified.exchange
+                )
+            )
+        if first is None:
+            raise InvalidOrderError(f"combo {combo.ref}: no legs")
+        bag = Contract(
+            secType="BAG",
+            symbol=first.symbol,
+            exchange=first.exchange,
+            currency=first.currency,
+            comboLegs=legs,
+        )
+        ib_order = Order(
+            orderId=combo.order_id,
+            action="BUY",
+            totalQuantity=combo.quantity,
+            orderType=str(combo.order_type),
+            tif="DAY",
+            account=combo.account or self.account,
+            orderRef=combo.ref,
+        )
+        if combo.limit_price is not None:
+            ib_order.lmtPrice = float(combo.limit_price)
+        self._send(bag, ib_order)
+        return BrokerIds(combo.order_id)
+
     async def modify(self, order: BrokerOrder) -> None:
         """Change quantity and/or prices of a working order (same order id; IB: placeOrder again)."""
         if order.order_id not in self._refs and self._trade(order.order_id) is None:
@@ -186,21 +230,35 @@ class IBBroker:
                 continue
             total = _whole(t.order.totalQuantity)
             filled = _whole(t.orderStatus.filled)
-            out.append(
-                BrokerOpenOrder(
-                    order_id=t.order.orderId,
-                    client_order_id=t.order.orderRef,
-                    perm_id=t.order.permId or None,
-                    symbol=_key(t.contract),
-                    side=Side(t.order.action),
-                    quantity=total,
-                    status=status,
-                    filled=filled,
-                    remaining=max(total - filled, 0),
-                    client_id=t.order.clientId,
-                    account=t.order.account,
+            for cid, symbol, side, ratio in self._legs(t):
+                out.append(
+                    BrokerOpenOrder(
+                        order_id=t.order.orderId,
+                        client_order_id=cid,
+                        perm_id=t.order.permId or None,
+                        symbol=symbol,
+                        side=side,
+                        quantity=total * ratio,
+                        status=status,
+                        filled=filled * ratio,
+                        remaining=max(total - filled, 0) * ratio,
+                        client_id=t.order.clientId,
+                        account=t.order.account,
+                    )
                 )
-            )
+        return out
+
+    def _legs(self, trade: Trade) -> list[tuple[str, str, Side, int]]:
+        """(client order id, symbol, side, ratio) of each order of ours behind an IB order: the order itself,
+        or each leg of a combo (ibot.oms.rolls names the legs' client order ids)."""
+        c, o = trade.contract, trade.order
+        if c.secType != "BAG" or not c.comboLegs:
+            return [(o.orderRef, _key(c), Side(o.action), 1)]
+        by_con = {q.con_id: q.key for q in self._by_key.values()}
+        out = []
+        for leg in c.comboLegs:
+            side = Side(leg.action) if o.action == "BUY" else Side(leg.action).opposite
+            out.append((combo_leg_id(o.orderRef, leg.conId), by_con.get(leg.conId, ""), side, leg.ratio or 1))
         return out
 
     async def executions(self, since_ns: int | None = None) -> Sequence[BrokerExecution]:
@@ -209,7 +267,9 @@ class IBBroker:
         fills: list[IBFill] = await asyncio.wait_for(
             self.connection.ib.reqExecutionsAsync(ExecutionFilter()), 30
         )
-        out = [self._execution(f) for f in fills]
+        out = [
+            self._execution(f) for f in fills if f.contract.secType != "BAG"
+        ]  # a combo's own: its legs count
         if since_ns is not None:
             out = [e for e in out if e.ts >= since_ns]
         return sorted(out, key=lambda e: (e.ts, e.exec_id))
@@ -326,21 +386,28 @@ class IBBroker:
         total = _whole(trade.order.totalQuantity)
         filled = _whole(s.filled)
         remaining = _whole(s.remaining) if s.status != "PendingSubmit" else total - filled
-        self._emit(
-            BrokerStatus(
-                order_id=order_id,
-                status=status,
-                ts=self.connection.clock(),
-                filled=filled,
-                remaining=max(remaining, 0),
-                avg_fill_price=avg,
-                perm_id=(s.permId or trade.order.permId) or None,
-                client_order_id=trade.order.orderRef or self._refs.get(order_id, ""),
-                message=message,
+        if (
+            trade.contract.secType == "BAG"
+        ):  # a combo: each leg is an order of ours (its price: the leg's fills)
+            avg = None
+        for cid, _, _, ratio in self._legs(trade):
+            self._emit(
+                BrokerStatus(
+                    order_id=order_id,
+                    status=status,
+                    ts=self.connection.clock(),
+                    filled=filled * ratio,
+                    remaining=max(remaining, 0) * ratio,
+                    avg_fill_price=avg,
+                    perm_id=(s.permId or trade.order.permId) or None,
+                    client_order_id=cid or self._refs.get(order_id, ""),
+                    message=message,
+                )
             )
-        )
 
     def _on_execution(self, trade: Trade, fill: IBFill) -> None:
+        if fill.contract.secType == "BAG":
+            return  # a combo's own execution (IB may send one): its legs' executions are what we count
         self._emit(self._execution(fill, trade))
 
     def _on_commission(self, trade: Trade, fill: IBFill, report: CommissionReport) -> None:
@@ -393,7 +460,7 @@ class IBBroker:
             quantity=_whole(e.shares),
             price=Decimal(repr(float(e.price))),
             ts=datetime_to_ns(when),
-            client_order_id=ref,
+            client_order_id=leg_of_combo(ref, fill.contract.conId),
             perm_id=e.permId or None,
             account=e.acctNumber,
             commission=commission_of(fill.commissionReport),
