@@ -1,4 +1,5 @@
-"""Sweep-path benchmark: `.venv/bin/python bench/optimize.py [--bars N] [--repeat R] [--no-engine]`.
+"""Sweep-path benchmark: `.venv/bin/python bench/optimize.py [--bars N] [--repeat R] [--no-engine]
+[--trials T]`.
 
 Measures, in one run on this machine (printed figures; nothing asserted):
   (a) the plain 9-SMA reversal, compiled twin (ibot.strategies.twins.sma_reversal) against vectorbt on the
@@ -19,7 +20,7 @@ Measures, in one run on this machine (printed figures; nothing asserted):
       median are printed. The full twin run (validation + Trade objects + BacktestResult) and, unless
       --no-engine, the event-driven Backtester are timed once for scale.
   (b) the reference strategy MaBreakout (defaults) through its twin: per-trial path and full run, bars/s.
-  (c) trials/s of a study at 1 and 2 local jobs: left to the optimizer (see `bench_study` below).
+  (c) trials/s of a study (`ibot optimize`'s service) at 1 and 2 local jobs; see `bench_study` below.
 Bars: ~1M one-minute bars from ibot.data.synth (as bench/backtest.py makes them); --bars for fewer.
 """
 
@@ -28,9 +29,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,13 +170,50 @@ def bench_breakout(frame: BarFrame, inst: Instrument, repeat: int, engine: bool)
 # (c) ----------------------------------------------------------------------------------------------------
 
 
-def bench_study(frame: BarFrame, inst: Instrument) -> None:
-    """(c) trials/s of a study at 1 and 2 local jobs.
+def bench_study(frame: BarFrame, inst: Instrument, trials: int) -> None:
+    """(c) trials/s of a study at 1 and 2 local jobs: `run_optimize` (the service behind `ibot optimize`) of
+    MaBreakout on the same bars (5-min bars built from them), a fresh SQLite study each, with the default
+    held-out tail (every trial is also tested out of sample) and no HTML report. The wall time counts
+    everything a user waits for: loading the bars, the worker processes' start (jobs=2 runs two
+    `ibot optimize --worker` processes), the trials and the out-of-sample runs."""
+    from ibot.app.optimize import OptimizeRequest, run_optimize
+    from ibot.data.store import BarStore
 
-    TO BE FILLED BY THE LEAD once the optimizer lands: run one study of MaBreakout over `frame` with n_jobs=1,
-    then n_jobs=2, and print trials/s for each (and the 2-job speed-up). Not measured until then.
-    """
-    print("(c) trials/s of a study at 1 and 2 local jobs: not measured yet (the optimizer has not landed)")
+    with tempfile.TemporaryDirectory(prefix="ibot-bench-opt-") as tmp:
+        root = Path(tmp)
+        BarStore(root / "data").write(inst.symbol, "1min", frame)
+        rates: dict[int, float] = {}
+        steady: dict[int, float] = {}
+        for jobs in (1, 2):
+            request = OptimizeRequest(
+                strategy="ma_breakout", symbol=inst.symbol, bar="5min", trials=trials, jobs=jobs,
+                objectives=("sharpe",), study=f"bench-{jobs}", data_dir=root / "data",
+                out_dir=root / f"out{jobs}", write_report=False, seed=1,
+            )  # fmt: skip
+            started = time.perf_counter()
+            outcome = run_optimize(request)
+            wall = time.perf_counter() - started
+            done = outcome.counts.finished
+            rates[jobs] = done / wall
+            steady[jobs] = done / _trial_span(outcome.storage, outcome.study)
+            print(
+                f"(c) study, {jobs} job(s): {done} trials in {wall:.1f} s = {rates[jobs]:.2f} trials/s; "
+                f"{steady[jobs]:.2f} trials/s from the first trial's start to the last one's end"
+            )
+        print(
+            f"(c) 2 jobs / 1 job: {rates[2] / rates[1]:.2f}x overall, {steady[2] / steady[1]:.2f}x while "
+            f"trials run ({len(frame):,} 1-min bars as 5-min bars, MaBreakout via its compiled twin)"
+        )
+
+
+def _trial_span(storage: str, study: str) -> float:
+    """Seconds from the first trial's start to the last trial's end, read from the study's storage."""
+    import optuna
+
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    return max((max(ends) - min(starts)).total_seconds(), 1e-9)
 
 
 def main() -> None:
@@ -181,12 +221,13 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=1_000_000, help="1-min bars (default 1,000,000)")
     ap.add_argument("--repeat", type=int, default=5, help="timed repetitions per path (best and median)")
     ap.add_argument("--no-engine", action="store_true", help="skip the event-driven runs printed for scale")
+    ap.add_argument("--trials", type=int, default=40, help="trials per study in (c) (default 40)")
     args = ap.parse_args()
     inst = get_instrument("MES")
     frame = make_bars(inst, args.bars)
     bench_sma(frame, inst, args.repeat, not args.no_engine)
     bench_breakout(frame, inst, args.repeat, not args.no_engine)
-    bench_study(frame, inst)
+    bench_study(frame, inst, args.trials)
 
 
 if __name__ == "__main__":
