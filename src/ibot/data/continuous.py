@@ -21,10 +21,7 @@ stored rows with one vectorized shift (or factor), equal to a full rebuild bit f
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,6 +43,7 @@ from ibot.data.rolls import (
     roll_day,
     trading_day_start,
 )
+from ibot.data.store import atomic_write
 from ibot.model import catalog
 from ibot.model.catalog import RollAnchor, RollRule
 from ibot.model.errors import BarDataError, IbotError, ParameterError
@@ -436,22 +434,9 @@ class ContinuousStore:
             }
         ).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
         target = folder / "series.parquet"
-        _atomic(target, lambda fh: pq.write_table(table, fh, compression="zstd", write_page_checksum=True))
+        atomic_write(
+            target, lambda fh: pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
+        )
         rolls_text = json.dumps({"rule": rule, "rolls": meta["rolls"]}, indent=2).encode()
-        _atomic(folder / "rolls.json", lambda fh: fh.write(rolls_text))
+        atomic_write(folder / "rolls.json", lambda fh: fh.write(rolls_text))
         return target
-
-
-def _atomic(target: Path, write: Any) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise

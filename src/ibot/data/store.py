@@ -18,10 +18,11 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -133,21 +134,12 @@ class BarStore:
             [pa.array(getattr(frame, name)) for name in _COLUMNS],
             schema=SCHEMA,
         )
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pq.write_table(
-                    table, handle, row_group_size=_ROW_GROUP, compression="zstd", write_page_checksum=True
-                )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        _fsync_dir(target.parent)
+        atomic_write(
+            target,
+            lambda handle: pq.write_table(
+                table, handle, row_group_size=_ROW_GROUP, compression="zstd", write_page_checksum=True
+            ),
+        )
 
     # Read ---------------------------------------------------------------------------------------------------
     def read(
@@ -267,6 +259,25 @@ def _as_ns(value: datetime | int | None) -> int | None:
     if value is None or isinstance(value, int):
         return value
     return datetime_to_ns(value)
+
+
+def atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace `target` with what `write(handle)` writes, or leave it as it was: a temporary file beside it,
+    flushed and fsynced, renamed over it, and the rename made durable. A killed writer may leave a hidden
+    `.<name>.*.tmp` beside the target (readers ignore it); an exception removes it."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -6,13 +6,12 @@ file, fsync, rename, fsync of the directory)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from ibot.data.store import atomic_write
 
 __all__ = ["read_sidecar", "sidecar_last_trade", "sidecar_path", "write_sidecar"]
 
@@ -26,24 +25,8 @@ def sidecar_path(root: Path, key: str) -> Path:
 def write_sidecar(root: Path, key: str, facts: dict[str, Any]) -> Path:
     target = sidecar_path(root, key)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{SIDECAR}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(facts, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):
-        fd_dir = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd_dir)
-        finally:
-            os.close(fd_dir)
+    text = (json.dumps(facts, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write(target, lambda handle: handle.write(text))
     return target
 
 
