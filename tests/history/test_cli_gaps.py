@@ -66,7 +66,7 @@ def test_update_runs_the_configured_symbols_and_only_fetches_what_is_missing(
     d = json.loads(first.stdout)
     assert set(d["bars_stored"]) == {"MESH5", "MESM5"} and d["requests_sent"] == 6  # 3 sessions each
     again = json.loads(runner.invoke(app, args).stdout)
-    assert again["requests_sent"] == 2  # only today's sessions, still open, are asked again
+    assert again["requests_sent"] == 2, again  # only today's sessions, still open, are asked again
     assert again["violations_seen"] == 0  # the first run's requests count: IB paces the session
 
 
