@@ -131,26 +131,32 @@ def _progress(
         TimeRemainingColumn(),
     )
     tasks: dict[str, TaskID] = {}
-    with Progress(*columns, console=console, transient=True) as bars:
+    bars = Progress(*columns, console=console, transient=True)
 
-        def task(name: str, total: int | None) -> TaskID:
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=total, best="")
-            return tasks[name]
+    def task(name: str, total: int | None) -> TaskID:
+        if not tasks:
+            bars.start()  # drawn from the first update on: a refused command prints nothing on stdout
+        if name not in tasks:
+            tasks[name] = bars.add_task(name, total=total, best="")
+        return tasks[name]
 
-        def on_progress(update: ProgressUpdate) -> None:
-            if update.message:
-                console.print(update.message)
-            bars.update(task(update.task, update.total), completed=update.done, total=update.total)
+    def on_progress(update: ProgressUpdate) -> None:
+        if update.message:
+            console.print(update.message)
+        bars.update(task(update.task, update.total), completed=update.done, total=update.total)
 
-        def on_trial(p: StudyProgress) -> None:
-            best = "best -" if p.best is None else f"best {p.best:,.4g}"
-            extra = f"  pruned {p.counts.pruned}" if p.counts.pruned else ""
-            extra += f"  failed {p.counts.failed}" if p.counts.failed else ""
-            bars.update(task(f"trials of {p.study}", p.target), completed=p.finished, total=p.target)
-            bars.update(tasks[f"trials of {p.study}"], best=best + extra)
+    def on_trial(p: StudyProgress) -> None:
+        best = "best -" if p.best is None else f"best {p.best:,.4g}"
+        extra = f"  pruned {p.counts.pruned}" if p.counts.pruned else ""
+        extra += f"  failed {p.counts.failed}" if p.counts.failed else ""
+        bars.update(task(f"trials of {p.study}", p.target), completed=p.finished, total=p.target)
+        bars.update(tasks[f"trials of {p.study}"], best=best + extra)
 
+    try:
         yield on_progress, on_trial
+    finally:
+        if tasks:
+            bars.stop()
 
 
 @contextmanager

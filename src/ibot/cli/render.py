@@ -90,14 +90,23 @@ def progress_bars(console: Console, *, enabled: bool = True) -> Iterator[Progres
         yield None
         return
     tasks: dict[str, TaskID] = {}
-    with Progress(console=console, transient=True) as bars:
+    bars = Progress(console=console, transient=True)
+    started = False  # drawn from the first update on: a command refused before any work prints nothing
 
-        def show(update: ProgressUpdate) -> None:
-            if update.message:
-                console.print(update.message)
-            task = tasks.get(update.task)
-            if task is None:
-                task = tasks[update.task] = bars.add_task(update.task, total=update.total)
-            bars.update(task, completed=update.done, total=update.total)
+    def show(update: ProgressUpdate) -> None:
+        nonlocal started
+        if not started:
+            bars.start()
+            started = True
+        if update.message:
+            console.print(update.message)
+        task = tasks.get(update.task)
+        if task is None:
+            task = tasks[update.task] = bars.add_task(update.task, total=update.total)
+        bars.update(task, completed=update.done, total=update.total)
 
+    try:
         yield show
+    finally:
+        if started:
+            bars.stop()
