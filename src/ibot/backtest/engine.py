@@ -128,8 +128,9 @@ class BacktestContext:
         self.strategy = strategy
         # The engine's status updates go straight to the strategy (this context adds nothing to them).
         self.on_order_update: Callable[[OrderUpdate], None] = strategy.on_order_update
-        self._strategy_on_fill = strategy.on_fill
+        self._tell: Callable[[Fill], Any] = strategy.on_fill  # on_fill's last step (book() swaps it out)
         self.engine = engine_factory(self)
+        self._submit = self.engine.submit
         self.feeds: list[Callable[[Bar], Any]] = []
         self.indicators: list[tuple[Any, Callable[[Bar], Any]]] = []  # (indicator, its feed) in order
         self.logs: list[tuple[int, str]] = []
@@ -177,7 +178,7 @@ class BacktestContext:
         return ind
 
     def submit(self, request: OrderRequest) -> str:
-        return self.engine.submit(request, self.clock.ns)
+        return self._submit(request, self.clock.ns)
 
     def cancel(self, client_order_id: str) -> None:
         """Cancel a working order; an order already filled or cancelled is left alone (as a late cancel)."""
@@ -194,12 +195,19 @@ class BacktestContext:
         self.logs.append((self.clock.ns, message))
 
     # Listener (on_order_update is the strategy's own, set in __init__) ----------------------------------
-    def on_fill(self, fill: Fill) -> None:
-        self.book(fill)
-        self._strategy_on_fill(fill)
-
     def book(self, fill: Fill) -> None:
-        """Position, cash and round-trip bookkeeping for one execution (integer ticks, exact fees)."""
+        """Position, cash and round-trip bookkeeping for one execution (a roll, the end of data); the
+        strategy is not told. on_fill does the bookkeeping, telling nobody meanwhile."""
+        tell = self._tell
+        self._tell = _ignore
+        try:
+            self.on_fill(fill)
+        finally:
+            self._tell = tell
+
+    def on_fill(self, fill: Fill) -> None:
+        """An execution from the engine: booked (integer ticks, exact fees), then given to the strategy. One
+        function rather than book + strategy call: this runs for every fill."""
         qty = fill.quantity
         sign = 1 if fill.side is _BUY else -1
         p = round(fill.price * self._inv_tick)
@@ -243,6 +251,7 @@ class BacktestContext:
                     self._open = [ts, sign, rest, rest * p, 0, 0, rest_fee, fill.reason, rest]
         self.position = new
         self.changes.append((ts, new, cash, fees_f))
+        self._tell(fill)
 
 
 class RollHook(Protocol):
@@ -506,6 +515,10 @@ class Backtester:
             elapsed_s=elapsed,
             logs=ctx.logs,
         )
+
+
+def _ignore(fill: Fill) -> None:
+    """Nobody to tell (BacktestContext.book)."""
 
 
 def _feed_close(update: Callable[[float], Any], bar: Bar) -> None:
