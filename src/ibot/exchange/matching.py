@@ -344,7 +344,7 @@ def _market_order(oid: str, req: OrderRequest, seq: int) -> _Order:
     od.status = _PENDING_SUBMIT
     od.live = od.seen = False
     od.expires = _UNLIMITED
-    return od  # type: ignore[no-any-return]
+    return od
 
 
 def _where(req: OrderRequest, oid: str) -> str:

@@ -159,25 +159,25 @@ class Strategy:
     ) -> str:
         """Shorthand for ctx.submit with this strategy's instrument."""
         ctx = self.ctx
+        symbol = ctx.instrument.symbol
         if order_type is not _MKT or limit_price is not None or stop_price is not None:
-            return ctx.submit(
-                _new_request(ctx.instrument.symbol, side, quantity, order_type, limit_price, stop_price, reason)
-            )
+            request = _new_request(symbol, side, quantity, order_type, limit_price, stop_price, reason)
+            return ctx.submit(request)
         # A market order (most orders of a backtest): _new_request inline, without the __init__ frame, and
         # __post_init__ is called only if the quantity is not a positive int (its only check for this case).
-        request: Any = _new_parts(_RequestParts)
-        request.symbol = ctx.instrument.symbol
-        request.side = side
-        request.quantity = quantity
-        request.order_type = _MKT
-        request.limit_price = request.stop_price = None
-        request.tif = _DAY
-        request.client_order_id = request.parent_id = request.oca_group = ""
-        request.reason = reason
-        request.__class__ = OrderRequest
+        fast: Any = _new_parts(_RequestParts)
+        fast.symbol = symbol
+        fast.side = side
+        fast.quantity = quantity
+        fast.order_type = _MKT
+        fast.limit_price = fast.stop_price = None
+        fast.tif = _DAY
+        fast.client_order_id = fast.parent_id = fast.oca_group = ""
+        fast.reason = reason
+        fast.__class__ = OrderRequest
         if type(quantity) is not int or quantity <= 0:
-            request.__post_init__()
-        return ctx.submit(request)  # type: ignore[no-any-return]
+            fast.__post_init__()
+        return ctx.submit(fast)
 
     @classmethod
     def describe_params(cls) -> Mapping[str, Param]:
