@@ -348,22 +348,14 @@ class Backtester:
         n = len(self._cols[0])
         started = _time.perf_counter()
         self.strategy.start(ctx)
-        cols = self._cols
-        ticks = self._ticks
-        bar_of = partial(tuple.__new__, Bar)
-        engine = ctx.engine
-        working = engine.working  # the engine mutates this list in place; empty -> nothing to match
-        match_bar = engine.on_bar_ticks
-        on_bar = self.strategy.on_bar
-        clock = ctx.clock
         # Indicators that can compute the whole series at once, bit for bit as bar by bar (`batch`), are
         # computed here and their value set per bar; the others are fed each bar as on a live feed.
         batched, feeds = self._batch_indicators(ctx)
         ctx.feeds = feeds  # an indicator registered during the run is fed bar by bar from then on
-        sink = _Sink()
         nans = [_NAN] * n
-        slots = (batched + [(sink, nans)] * _SLOTS)[:_SLOTS]
+        slots = (batched + [(_Sink(), nans)] * _SLOTS)[:_SLOTS]
         extra = batched[_SLOTS:]
+        lean = len(batched) <= 1  # the lean loop sets one indicator's value per bar
 
         bar_progress: Any = None
         task: Any = None
@@ -378,31 +370,10 @@ class Backtester:
         _GC_BATCHES.enter()
         try:
             for start, stop in _chunks(n, sorted(hook_rows)):
-                # Python lists per chunk: floats/ints, not numpy scalars, and bounded memory.
-                ts_l, o_l, h_l, l_l, c_l, v_l = (a[start:stop].tolist() for a in cols)
-                ot, ht, lt, ct = (a[start:stop].tolist() for a in ticks)
-                bar_it = map(bar_of, zip(ts_l, o_l, h_l, l_l, c_l, v_l, strict=True))
-                # The first _SLOTS batched indicators get their value from the zip (unused slots write to a
-                # sink), any further ones from a per-bar loop.
-                (s0, x0), (s1, x1), (s2, x2), (s3, x3) = ((ind, vals[start:stop]) for ind, vals in slots)
-                more = [(ind, vals[start:stop]) for ind, vals in extra]
-                rows = zip(enumerate(bar_it), x0, x1, x2, x3, strict=True)
-                for (i, bar), v0, v1, v2, v3 in rows:
-                    clock.ns = bar[0]
-                    if working:
-                        match_bar(bar[0], ot[i], ht[i], lt[i], ct[i], bar[5])
-                    ctx._last = bar[4]
-                    s0.value = v0
-                    s1.value = v1
-                    s2.value = v2
-                    s3.value = v3
-                    if more:
-                        for ind, vals in more:
-                            ind.value = vals[i]
-                    if feeds:
-                        for feed in feeds:
-                            feed(bar)
-                    on_bar(bar)
+                if lean:
+                    self._lean_bars(ctx, start, stop, slots[0])
+                else:
+                    self._bars(ctx, start, stop, slots, extra)
                 if hook is not None and stop - 1 in hook_rows:
                     hook(ctx, stop - 1)  # a roll bar ends its chunk: roll the position at its close
                 if bar_progress is not None:
@@ -414,7 +385,7 @@ class Backtester:
             if bar_progress is not None:
                 bar_progress.stop()
         if self.close_at_end and ctx.position and n:
-            last = self.instrument.from_ticks(int(ticks[3][-1]))
+            last = self.instrument.from_ticks(int(self._ticks[3][-1]))
             q = ctx.position
             ctx.book(
                 Fill(
@@ -423,7 +394,7 @@ class Backtester:
                     Side.SELL if q > 0 else Side.BUY,
                     abs(q),
                     last,
-                    int(cols.ts[-1]),
+                    int(self._cols.ts[-1]),
                     self.fees.commission(abs(q)),
                     "end-of-data",
                     "end of data",
@@ -431,6 +402,69 @@ class Backtester:
             )
         elapsed = _time.perf_counter() - started
         return self._result(ctx, elapsed)
+
+    def _bars(
+        self,
+        ctx: BacktestContext,
+        start: int,
+        stop: int,
+        slots: list[tuple[Any, list[float]]],
+        extra: list[tuple[Any, list[float]]],
+    ) -> None:
+        """The bar loop over rows [start, stop): see the module doc for what happens per bar."""
+        # Python lists per chunk: floats/ints, not numpy scalars, and bounded memory.
+        ts_l, o_l, h_l, l_l, c_l, v_l = (a[start:stop].tolist() for a in self._cols)
+        ot, ht, lt, ct = (a[start:stop].tolist() for a in self._ticks)
+        bar_it = map(partial(tuple.__new__, Bar), zip(ts_l, o_l, h_l, l_l, c_l, v_l, strict=True))
+        working = ctx.engine.working  # the engine mutates this list in place; empty -> nothing to match
+        match_bar = ctx.engine.on_bar_ticks
+        on_bar = self.strategy.on_bar
+        clock = ctx.clock
+        feeds = ctx.feeds
+        # The first _SLOTS batched indicators get their value from the zip (unused slots write to a sink), any
+        # further ones from a per-bar loop.
+        (s0, x0), (s1, x1), (s2, x2), (s3, x3) = ((ind, vals[start:stop]) for ind, vals in slots)
+        more = [(ind, vals[start:stop]) for ind, vals in extra]
+        rows = zip(enumerate(bar_it), x0, x1, x2, x3, strict=True)
+        for (i, bar), v0, v1, v2, v3 in rows:
+            clock.ns = bar[0]
+            if working:
+                match_bar(bar[0], ot[i], ht[i], lt[i], ct[i], bar[5])
+            ctx._last = bar[4]
+            s0.value = v0
+            s1.value = v1
+            s2.value = v2
+            s3.value = v3
+            if more:
+                for ind, vals in more:
+                    ind.value = vals[i]
+            if feeds:
+                for feed in feeds:
+                    feed(bar)
+            on_bar(bar)
+
+    def _lean_bars(self, ctx: BacktestContext, start: int, stop: int, slot: tuple[Any, list[float]]) -> None:
+        """_bars with at most one batched indicator (most strategies): the same steps per bar, without the
+        three idle slots (a few percent of a bar's time)."""
+        ts_l, o_l, h_l, l_l, c_l, v_l = (a[start:stop].tolist() for a in self._cols)
+        ot, ht, lt, ct = (a[start:stop].tolist() for a in self._ticks)
+        bar_it = map(partial(tuple.__new__, Bar), zip(ts_l, o_l, h_l, l_l, c_l, v_l, strict=True))
+        working = ctx.engine.working
+        match_bar = ctx.engine.on_bar_ticks
+        on_bar = self.strategy.on_bar
+        clock = ctx.clock
+        feeds = ctx.feeds
+        s0, x0 = slot[0], slot[1][start:stop]
+        for (i, bar), v0 in zip(enumerate(bar_it), x0, strict=True):
+            clock.ns = bar[0]
+            if working:
+                match_bar(bar[0], ot[i], ht[i], lt[i], ct[i], bar[5])
+            ctx._last = bar[4]
+            s0.value = v0
+            if feeds:
+                for feed in feeds:
+                    feed(bar)
+            on_bar(bar)
 
     def _batch_indicators(self, ctx: BacktestContext) -> tuple[list[tuple[Any, list[float]]], list[Any]]:
         """Split the registered indicators into (indicator, values for every bar) and per-bar feeds."""
