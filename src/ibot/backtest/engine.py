@@ -7,11 +7,13 @@ runs and whatever it submits first meets bar t+1. Positions and cash are kept in
 exact Decimal money only at the end. Equity is marked at each bar's close.
 
 The loop is built for speed (1M bars in a few seconds): bars are built from Python lists (not numpy scalars),
-the matching engine is skipped while no order works, and position/cash are recorded only when a fill changes
+a few thousand bars at a time (the cyclic collector traverses every young list item on its passes), the
+matching engine is skipped while no order works, and position/cash are recorded only when a fill changes
 them; the per-bar arrays are rebuilt with numpy at the end. The order path is kept lean too (bench/backtest.py
-part (d)): the engine's status updates reach the strategy without a hop through this context, fees are
-memoised per quantity, and the value objects of every order are built without a frozen dataclass's per-field
-cost (see ibot.exchange.matching).
+part (d)): the engine's status updates reach the strategy without a hop through this context, a fill is
+booked and passed on in one call, fees are memoised per quantity, the value objects of every order are built
+without a frozen dataclass's per-field cost, and a lone market order fills at the next open in one step (see
+ibot.exchange.matching).
 """
 
 from __future__ import annotations
