@@ -92,6 +92,8 @@ class _RequestParts:
 
 
 _DAY = TimeInForce.DAY
+_MKT = OrderType.MKT
+_new_parts = object.__new__
 
 
 def _new_request(
@@ -157,9 +159,25 @@ class Strategy:
     ) -> str:
         """Shorthand for ctx.submit with this strategy's instrument."""
         ctx = self.ctx
-        return ctx.submit(
-            _new_request(ctx.instrument.symbol, side, quantity, order_type, limit_price, stop_price, reason)
-        )
+        symbol = ctx.instrument.symbol
+        if order_type is not _MKT or limit_price is not None or stop_price is not None:
+            request = _new_request(symbol, side, quantity, order_type, limit_price, stop_price, reason)
+            return ctx.submit(request)
+        # A market order (most orders of a backtest): _new_request inline, without the __init__ frame, and
+        # __post_init__ is called only if the quantity is not a positive int (its only check for this case).
+        fast: Any = _new_parts(_RequestParts)
+        fast.symbol = symbol
+        fast.side = side
+        fast.quantity = quantity
+        fast.order_type = _MKT
+        fast.limit_price = fast.stop_price = None
+        fast.tif = _DAY
+        fast.client_order_id = fast.parent_id = fast.oca_group = ""
+        fast.reason = reason
+        fast.__class__ = OrderRequest
+        if type(quantity) is not int or quantity <= 0:
+            fast.__post_init__()
+        return ctx.submit(fast)
 
     @classmethod
     def describe_params(cls) -> Mapping[str, Param]:
