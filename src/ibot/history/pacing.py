@@ -39,7 +39,9 @@ class PacingRules:
     max_in_flight: int = 5  # IB allows 50 open requests; far fewer are kept open
     scale: float = 1.0  # > 1 shrinks every window (simulator only)
     safety_fraction: float = 0.02  # each window widened by 2 % ...
-    safety_seconds: float = 0.05  # ... plus 50 ms of wall time (not scaled: network and scheduling jitter)
+    # ... plus 250 ms of wall time, not scaled: network and scheduling jitter (50 ms was seen too little on a
+    # loaded 2-core machine: a request delayed in flight arrived too close to the next one)
+    safety_seconds: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.scale > 0:
