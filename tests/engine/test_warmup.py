@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ import numpy as np
 import pytest
 from conftest import sim_clock, sim_orders, sim_settings
 
+from ibot.app.live import LiveRunOptions, check_options
 from ibot.data.bars import BarFrame
 from ibot.data.continuous import Adjust, ContinuousSeries, ContinuousStore, rule_to_dict
 from ibot.data.rolls import Roll
 from ibot.engine.runner import LiveRunner
 from ibot.engine.session import TradingSession
 from ibot.indicators.streaming import SMA
+from ibot.model.errors import ParameterError
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.model.orders import Side
 from ibot.oms.records import OrderRecords
@@ -183,3 +186,14 @@ def test_ib_answering_nothing_is_a_warning_and_the_strategy_warms_on_live_bars(
     assert any("warm-up: no 1min bars of MESH5 from IB" in r.getMessage() for r in caplog.records)
     assert all(math.isnan(sma) for _, sma in strategy.calls[:3])  # cold, as before warm-up existed
     assert len(orders) == len(strategy.calls)
+
+
+def test_the_run_options_carry_the_warm_up_and_refuse_a_negative_count(tmp_path: Path) -> None:
+    options = LiveRunOptions(
+        Watcher(), "MES", "1min", "sqlite://", sim=True, warmup_bars=0, data_dir=tmp_path
+    )
+    node = options.node_options()
+    assert (node.warmup_bars, node.data_dir) == (0, tmp_path)
+    check_options(options)
+    with pytest.raises(ParameterError, match=r"warm-up bars must be 0 \(none\) or more, not -1"):
+        check_options(replace(options, warmup_bars=-1))
