@@ -28,7 +28,7 @@ from ibot.engine.session import TradingSession
 from ibot.history.plan import bar_spec
 from ibot.model import catalog
 from ibot.model.instruments import Instrument, SecType
-from ibot.model.market import Bar
+from ibot.model.market import NS_PER_SECOND, Bar, ns_to_datetime
 
 __all__ = ["Warmup", "stored_bars", "warm_up"]
 
@@ -88,11 +88,14 @@ def stored_bars(root: Path | None, inst: Instrument, bar: str, before_ns: int) -
 
 async def ib_bars(session: TradingSession, inst: Instrument, bar: str, after_ns: int) -> BarFrame:
     """`inst`'s completed bars from IB opening after `after_ns`: one request of IB's largest duration for
-    the bar size (a WARNING and an empty frame when it fails)."""
+    the bar size, ending at the market's now (a WARNING and an empty frame when it fails)."""
     try:
         spec = bar_spec(bar)
         history = HistoricalBars(session.connection, session.contracts)
-        frame = await history.fetch(inst, spec.duration, spec.ib_bar, complete_only=True)
+        # an explicit end (the market's second) keeps a quick restart's request from being identical to the
+        # last one (IB's 15-second pacing rule: 162 "pacing violation")
+        end = ns_to_datetime(session.market_clock() // NS_PER_SECOND * NS_PER_SECOND)
+        frame = await history.fetch(inst, spec.duration, spec.ib_bar, end=end, complete_only=True)
     except Exception as exc:
         log.warning(
             "warm-up: no %s bars of %s from IB (%s: %s); the indicators fill from live bars from here",
