@@ -25,6 +25,7 @@ from ibot.data.rolls import Roll
 from ibot.engine.runner import LiveRunner
 from ibot.engine.session import TradingSession
 from ibot.indicators.streaming import SMA
+from ibot.model import catalog
 from ibot.model.errors import ParameterError
 from ibot.model.market import NS_PER_SECOND, Bar
 from ibot.model.orders import Side
@@ -197,3 +198,53 @@ def test_the_run_options_carry_the_warm_up_and_refuse_a_negative_count(tmp_path:
     check_options(options)
     with pytest.raises(ParameterError, match=r"warm-up bars must be 0 \(none\) or more, not -1"):
         check_options(replace(options, warmup_bars=-1))
+
+
+class Quiet(Strategy):
+    """SMA(20), no orders: records the month of each bar and the SMA's readiness."""
+
+    name = "quiet"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.seen: list[tuple[str, bool]] = []
+
+    def on_start(self) -> None:
+        self.sma = self.ctx.indicator(SMA(20))
+
+    def on_bar(self, bar: Bar) -> None:
+        self.seen.append((self.ctx.instrument.key, self.sma.ready))
+
+
+def test_after_a_live_roll_a_warning_says_the_indicators_hold_the_old_months_prices(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> Quiet:
+        sim = SimServer(port=0, symbols=["MES"], speed=SPEED, start=datetime(2025, 3, 17, 13, 50, tzinfo=UTC))
+        await sim.start()
+        records = OrderRecords(f"sqlite:///{tmp_path / 'orders.sqlite'}")
+        records.migrate()
+        limits = RiskLimits(max_position=5, max_order_size=5, price_band_pct=None)
+        h5 = catalog.contract("MES", 2025, 3)
+        session = TradingSession(
+            sim_settings(sim), records, limits, instruments=(h5,), market_clock=sim_clock(sim)
+        )
+        strategy = Quiet()
+        runner = LiveRunner(session, strategy, "MESH5", "1min", quotes=False, warmup_bars=100)
+        try:
+            await runner.start()
+            await asyncio.wait_for(runner.run_for(20 * 60), 30)
+            await runner.stop()
+        finally:
+            await session.stop()
+            await sim.stop()
+            records.close()
+        return strategy
+
+    with caplog.at_level(logging.INFO, logger="ibot.engine"):
+        strategy = asyncio.run(body())
+    months = [m for m, _ in strategy.seen]
+    assert months[0] == "MESH5" and months[-1] == "MESM5", months
+    assert all(ready for _, ready in strategy.seen)  # warm from the first bar, and not reset by the roll
+    said = [r for r in caplog.records if "hold MESH5's prices for their window" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING and "MESM5" in said[0].getMessage()

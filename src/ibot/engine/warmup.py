@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ibot.brokers.ib.market_data import HistoricalBars
-from ibot.data.bars import BarFrame, bar_size_name, format_time
+from ibot.data.bars import BarFrame, bar_size_name, format_time, parse_interval
 from ibot.data.continuous import Adjust, ContinuousStore, current_month
 from ibot.engine.session import TradingSession
 from ibot.history.plan import bar_spec
@@ -123,7 +123,7 @@ async def warm_up(
 ) -> Warmup:
     """The last `count` closed `bar` bars of `inst`: the stored continuous series, then IB's bars after it."""
     now = session.market_clock()
-    stored = stored_bars(data_dir, inst, bar, now)
+    stored = stored_bars(data_dir, inst, bar, now - parse_interval(bar) + 1)  # closed bars only
     after = int(stored.ts[-1]) if len(stored) else -(2**63)
     fetched = await ib_bars(session, inst, bar, after)
     bars, from_store, from_ib = merge(stored, fetched, count)
