@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ibot.app.node import (
@@ -63,6 +64,8 @@ class LiveRunOptions:
     flatten: bool = True
     lockstep: bool = False
     records_sync: str | None = None
+    warmup_bars: int = 500  # closed bars filling the strategy's indicators before it may act (0: none)
+    data_dir: Path | None = None  # the stored continuous series for the warm-up (see NodeOptions)
 
     def node_options(self) -> NodeOptions:
         """The node that runs this one strategy: the same venue, risk defaults and stop behaviour."""
@@ -78,6 +81,8 @@ class LiveRunOptions:
             duration=self.duration,
             flatten=self.flatten,
             records_sync=self.records_sync,
+            warmup_bars=self.warmup_bars,
+            data_dir=self.data_dir,
         )
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ibot.aio import StopSignals, unless_stopped
@@ -115,7 +116,10 @@ class NodeOptions:
     """What the node hosts and where it trades. `duration`: market seconds (None: until a signal);
     `symbols`: instruments the doors trade besides the strategies' ones (qualified at start); `risk`: the
     one budget of every strategy and door; `role`: the client-id range of the order connection (the
-    TradingView range for a standalone webhook)."""
+    TradingView range for a standalone webhook). `warmup_bars`: closed bars filling each strategy's indicators
+    before it may act (0: none; a lockstep replay starts cold); `data_dir`: where the stored continuous
+    series for the warm-up is read (None: the configured data directory, or none at all with `sim`, whose
+    prices are not the stored market's)."""
 
     strategies: tuple[StrategySpec, ...]
     records_url: str
@@ -132,6 +136,8 @@ class NodeOptions:
     records_sync: str | None = None
     intake_window: float = 600.0  # seconds an idempotency key is remembered
     ready_timeout: float = 30.0  # wall seconds for the session to connect and reconcile
+    warmup_bars: int = 500
+    data_dir: Path | None = None
 
     @property
     def market_symbols(self) -> tuple[str, ...]:
@@ -211,6 +217,8 @@ def check_node_options(options: NodeOptions) -> None:
         catalog.resolve(spec.symbol, day)  # UnknownSymbolError names it
     for symbol in options.symbols:
         catalog.resolve(symbol, day)
+    if options.warmup_bars < 0:
+        raise ParameterError(f"warm-up bars must be 0 (none) or more, not {options.warmup_bars}")
     if not options.market_symbols:
         raise ParameterError("the node trades nothing: give a strategy and symbol, or [node] symbols")
     if options.lockstep:
@@ -448,6 +456,20 @@ class TradingNode:
             },
         )
 
+    def _warmup_dir(self) -> Path | None:
+        """Where the warm-up reads stored continuous series: the given data directory; else the configured
+        one for IB (none for the simulator: its prices are not the stored market's)."""
+        o = self.options
+        if o.data_dir is not None or o.sim or not o.warmup_bars:
+            return o.data_dir
+        from ibot.app.data import data_root
+
+        try:
+            return data_root(None)[0]
+        except Exception as exc:  # a settings problem is the data commands' to report; warm up from IB
+            log.warning("warm-up: no stored series: the data directory is not known (%s)", exc)
+            return None
+
     def _build_session(self, settings: IBSettings) -> None:
         from ibot.brokers.ib.factory import ib_venue
         from ibot.engine.runner import LiveRunner
@@ -480,6 +502,8 @@ class TradingNode:
                     ready_timeout=o.ready_timeout,
                     name=_label(spec),
                     until_ns=self._lockstep_end(),
+                    warmup_bars=o.warmup_bars,
+                    data_dir=self._warmup_dir(),
                 )
             )
         if o.lockstep:  # one acknowledgement per bar, once every strategy is done with it

@@ -8,7 +8,9 @@ What it promises, as the backtester's context does:
   and nothing is recorded or sent; the strategy then gets an OrderUpdate `REJECTED` for the id it was given;
 - `position` counts filled orders only (the OMS's book), `bid`/`ask` come from the tick stream (NaN when the
   runtime reads bars only), `last_price` from trades or the last bar close;
-- indicators registered with `indicator()` are fed each closed bar before `Strategy.on_bar`;
+- indicators registered with `indicator()` are fed each closed bar before `Strategy.on_bar`, and the runner's
+  warm-up bars (`warm`) before the first live one: those reach the indicators only (no clock, no last price,
+  no strategy call, so no order);
 - the strategy's own orders' fills and state changes are routed to `on_fill` / `on_order_update`;
 - `log` records a line stamped with market time (the event time), never the wall clock.
 """
@@ -20,7 +22,7 @@ import itertools
 import logging
 import math
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
@@ -220,6 +222,13 @@ class LiveContext:
             self._last = bar.close
         for feed in self.feeds:
             feed(bar)
+
+    def warm(self, bars: Iterable[Bar]) -> None:
+        """History (the runner's warm-up): into the indicators only; clock and last price are untouched."""
+        feeds = self.feeds
+        for bar in bars:
+            for feed in feeds:
+                feed(bar)
 
     def on_tick(self, tick: Tick) -> None:
         """A quote or trade: bid / ask / last as the strategy reads them (quotes off: ignored)."""

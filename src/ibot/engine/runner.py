@@ -12,6 +12,12 @@ What it promises:
 - `lockstep=True` (the simulator only, `SimServer(lockstep=True)`): after each bar the runner tells the
   simulator it has finished with it (`IBVenue.lockstep_ack`, sent after the bar's orders), so the market
   waits for the strategy and a run does not depend on machine speed;
+- warm-up (`ibot.engine.warmup`, `warmup_bars`): after `Strategy.start` registered its indicators and before
+  the first live bar reaches `on_bar`, the indicators are fed the last `warmup_bars` closed bars (the stored
+  continuous series of the traded month, then IB's completed bars up to now); bars closing while that runs
+  are held and handed on after it (those IB already gave are dropped). Indicators only: no strategy call, no
+  order, the market clock untouched. Off in lockstep (a replay starts cold, as the backtest it equals). After
+  a live roll the indicators keep the old month's prices for their window (a WARNING says so);
 - a contract that gives no bars is said, never waited on in silence: when no 5-s bar came for
   `_NO_DATA_BARS` bar intervals of open market time (market clock), or the contract has expired at the
   market's date, one WARNING names it (expired, or not the front month at that date) and the status line
@@ -28,6 +34,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from ibot.aio import cancel_and_wait
@@ -37,6 +44,7 @@ from ibot.data.bars import BarAggregator, parse_interval
 from ibot.engine.context import LiveContext
 from ibot.engine.roll import RollExecutor, RollSchedule
 from ibot.engine.session import SessionEvent, SessionEventKind, SessionState, TradingSession
+from ibot.engine.warmup import Warmup, warm_up
 from ibot.exchange.hours import hours_for
 from ibot.model import catalog
 from ibot.model.calendar import trading_day_bounds
@@ -131,6 +139,8 @@ class LiveRunner:
         combo_rolls: bool = True,
         adopt_held_month: bool = False,
         roll_timeout: float = 30.0,
+        warmup_bars: int = 500,
+        data_dir: Path | None = None,
     ) -> None:
         """`until_ns`: the market time the run ends; a bar ending after it still feeds the indicators (and
         is acknowledged in lockstep) but is not handed to the strategy, so where the run stops does not
@@ -142,7 +152,10 @@ class LiveRunner:
         new month. On start an unfinished roll is finished, a month held past its roll time is rolled first,
         and a month the strategy does not expect pauses it (`adopt_held_month`: trade that month instead).
         A roll step not final after `roll_timeout` seconds (e.g. a market order on a closed market) leaves the
-        strategy paused; the roll is finished on the next bars (its orders keep working at IB)."""
+        strategy paused; the roll is finished on the next bars (its orders keep working at IB).
+
+        `warmup_bars`: how many closed bars fill the strategy's indicators before it may act (0: none);
+        `data_dir`: where the stored continuous series is read from (None: IB's bars only)."""
         self.session = session
         self.roll_schedule = roll or RollSchedule()
         self.combo_rolls = combo_rolls
@@ -175,6 +188,10 @@ class LiveRunner:
         self._freezing = False
         self._day_end = 0  # end (ns) of the trading day of the bars being traded
         self._data_watch: asyncio.Task[None] | None = None
+        self.warmup_bars = warmup_bars
+        self.data_dir = data_dir
+        self.warmup: Warmup | None = None  # what the indicators were filled with at start
+        self._held: list[Bar] | None = None  # closed bars held while the warm-up runs
 
     # --- life cycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -203,6 +220,7 @@ class LiveRunner:
         self._subs.append(session.feed.stream_bars(inst, self._aggregator, on_bar=self._on_5s_bar))
         if self.quotes:
             self._subscribe_ticks(inst)
+        await self._warm_up(ctx, inst)
         self._started_ns = session.market_clock()
         self._check_data(self._started_ns)
         self._data_watch = asyncio.create_task(self._watch_data(), name=f"ibot-runner-data-{inst.key}")
@@ -330,6 +348,9 @@ class LiveRunner:
     def _on_closed_bar(self, bar: Bar) -> None:
         ctx = self.ctx
         if ctx is None:
+            return
+        if self._held is not None:  # the warm-up is running: this bar follows its bars
+            self._held.append(bar)
             return
         if self.until_ns is None or bar.ts + self.interval_ns <= self.until_ns:
             self.bars.append(bar)  # the run's bars (a lockstep stop's acknowledged bars are past its end)
@@ -601,9 +622,11 @@ class LiveRunner:
         await self._switch_month(new)
 
     async def _switch_month(self, new: Instrument) -> None:
-        """Market data and the strategy's context move to `new`."""
+        """Market data and the strategy's context move to `new`. The indicators are not refilled: they hold
+        the old month's prices for their window (a WARNING says so; the strategy is not restarted)."""
         ctx = self.ctx
         assert ctx is not None
+        old = self.instrument.key if self.instrument is not None else "the old month"
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 self.session.feed.cancel(sub)
@@ -627,8 +650,41 @@ class LiveRunner:
             self._subscribe_ticks(new)
         self.stats.no_data = ""
         log.info("runner: %s now trades %s", self.strategy.name, new.key)
+        if ctx.feeds:
+            log.warning(
+                "runner: the indicators of %s hold %s's prices for their window; they see %s's from now on",
+                self.strategy.name,
+                old,
+                new.key,
+            )
 
     # --- internals ------------------------------------------------------------------------------------------
+    async def _warm_up(self, ctx: LiveContext, inst: Instrument) -> None:
+        """Fill the indicators the strategy registered with the last `warmup_bars` closed bars; the live bars
+        closing meanwhile are held, then handed on (those the warm-up already holds are dropped)."""
+        if self.warmup_bars <= 0 or not ctx.feeds:
+            return
+        if self.lockstep:
+            log.info("runner: lockstep replay: %s's indicators start cold, as in a backtest", inst.key)
+            return
+        self._held = []
+        try:
+            warm = await warm_up(self.session, inst, self.bar, self.warmup_bars, self.data_dir)
+        except Exception as exc:  # never fatal: the strategy warms on live bars, as without a warm-up
+            log.warning("runner: warm-up of %s failed: %s: %s", inst.key, type(exc).__name__, exc)
+            warm = Warmup(inst.key, (), 0, 0)
+        finally:
+            held, self._held = self._held or [], None
+        self.warmup = warm
+        try:
+            ctx.warm(warm.bars)
+        except Exception as exc:  # an indicator refusing a history bar: it warms on live bars instead
+            log.warning("runner: warm-up of %s stopped: %s: %s", inst.key, type(exc).__name__, exc)
+        last = warm.bars[-1].ts if warm.bars else -(2**63)
+        for bar in held:
+            if bar.ts > last:
+                self._on_closed_bar(bar)
+
     async def _warm_contract(self, inst: Instrument) -> None:
         """Have the broker adapter resolve the order contract now, so that the first order is recorded and
         written to the socket inside the strategy's call (no contract round trip on the order path)."""
