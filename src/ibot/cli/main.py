@@ -573,6 +573,16 @@ def run(
         int | None,
         typer.Option(min=0, max=65535, help="Port of the webhook door.", show_default="[webhook] port"),
     ] = None,
+    warmup_bars: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="Closed bars that fill each strategy's indicators before it may act: the stored continuous "
+            "series, then IB's bars of the traded month (0: none; --lockstep starts cold).",
+        ),
+    ] = 500,
+    data_dir: DataDirOpt = None,
     profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -587,6 +597,8 @@ def run(
 
     if lockstep and not sim:
         raise typer.BadParameter("--lockstep needs --sim (the built-in simulator)", param_hint="--lockstep")
+    if data_dir is not None and not data_dir.is_dir():
+        raise typer.BadParameter(f"{data_dir} is not a directory", param_hint="--data-dir")
     if profile is not None:  # its strategy and parameters; --symbol and --bar may name another contract/size
         from ibot.optimize.profile import read_profile
 
@@ -608,6 +620,8 @@ def run(
         lockstep=lockstep,
         webhook=webhook,
         webhook_port=webhook_port,
+        warmup_bars=warmup_bars,
+        data_dir=data_dir,
     )
     with forced_stop_exits():
         summary, _ = run_node(flags, console, quiet=as_json)

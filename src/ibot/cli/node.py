@@ -48,6 +48,8 @@ class NodeFlags:
     lockstep: bool = False
     webhook: bool = False
     webhook_port: int | None = None
+    warmup_bars: int = 500
+    data_dir: Path | None = None  # the stored continuous series for the warm-up (None: the settings')
 
 
 def pair_strategies(strategies: Sequence[str], symbols: Sequence[str]) -> list[tuple[str, str]]:
@@ -124,6 +126,8 @@ def node_options(
         risk=settings.risk,
         symbols=tuple(s.upper() for s in settings.symbols),
         records_sync=records_sync,
+        warmup_bars=flags.warmup_bars,
+        data_dir=flags.data_dir,
     )
 
 
