@@ -17,7 +17,8 @@ What it promises: it never places an order that was not asked for, and never one
 is derived from the source and the key (or given), so a key's order has one id forever: a ticket replayed
 after the window, or retried after a crash between the claim and the write-ahead, reaches the OMS under the
 same id, and the OMS never sends a client order id it has recorded (DUPLICATE). A claim a crash left
-unfinished is resumed under its id. Bad input and risk refusals are verdicts, never exceptions.
+unfinished is resumed under its id; an order a kill kept from IB is placed again once after the restart
+(`replace_unsent`). Bad input and risk refusals are verdicts, never exceptions.
 """
 
 from __future__ import annotations
@@ -382,6 +383,9 @@ class OrderIntake:
             return []
         records = session.records
         now = session.market_clock() or session.clock.ns
+        if now <= 0:  # no market time yet: the window cannot be told, and an order is never placed late
+            log.warning("intake: market time unknown after the reconciliation: no lost order is placed again")
+            return []
         placed: list[str] = []
         for claim in records.intake_keys(now - self.window_ns):
             if claim.verdict not in ("", IntakeVerdict.ACCEPTED) or claim.key in self._busy:
