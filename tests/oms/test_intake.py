@@ -642,6 +642,92 @@ def test_an_order_recorded_but_killed_before_its_send_is_placed_once_after_the_r
     run_rig(db_url, crashed, restarted, once_more)
 
 
+def test_an_accepted_order_whose_send_a_kill_lost_is_placed_once_after_the_restart(db_url: str) -> None:
+    """kill -9 after the send and the verdict (the alert acknowledged), but the bytes never reached IB: the
+    restart's reconciliation closes the order Inactive and `replace_unsent` places it once as `<cid>-r1`; a
+    further restart places nothing. A strategy's lost order, and a claim older than the window, are not
+    placed again."""
+    cid = derive_client_order_id("webhook", "u1")
+    old_cid = derive_client_order_id("webhook", "u-old")
+    strategy_cid = "ma_breakout-lost-1"
+
+    async def crashed(rig: Rig) -> None:
+        ts = rig.session.market_clock()
+        mes = rig.session.instrument("MES")
+        records = rig.records
+        assert records.claim_intake_key("u1", "webhook", cid, ts, 10 * MINUTE) is None
+        lost = OrderRequest(mes.key, Side.SELL, 2, OrderType.LMT, 4000.25, client_order_id=cid, reason="tv")
+        records.record_new(lost, ts=ts, instrument=mes, strategy="webhook")
+        records.finish_intake_key("u1", IntakeVerdict.ACCEPTED)
+        old_ts = ts - 11 * MINUTE  # beyond the intake's 600 s window: never placed late
+        assert records.claim_intake_key("u-old", "webhook", old_cid, old_ts, 10 * MINUTE) is None
+        records.record_new(
+            OrderRequest(mes.key, Side.BUY, 1, client_order_id=old_cid), ts=old_ts, instrument=mes
+        )
+        records.finish_intake_key("u-old", IntakeVerdict.ACCEPTED)
+        strategy = OrderRequest(mes.key, Side.BUY, 1, client_order_id=strategy_cid)
+        records.record_new(strategy, ts=ts, instrument=mes, strategy="ma_breakout")
+
+    async def restarted(rig: Rig) -> None:
+        for closed_cid in (cid, old_cid, strategy_cid):
+            closed = rig.records.get_order(closed_cid)
+            assert closed is not None and closed.status is OrderStatus.INACTIVE, closed
+        assert await rig.intake.replace_unsent() == [f"{cid}-r1"]
+        assert await rig.intake.replace_unsent() == []  # called again: the name is recorded, nothing more
+        rec = rig.records.get_order(f"{cid}-r1")
+        assert rec is not None and (rec.side, rec.quantity, rec.order_type) == (Side.SELL, 2, "LMT")
+        assert (rec.limit_price, rec.strategy) == (Decimal("4000.25"), "webhook")
+        await rig.until(lambda: bool(rig.sim_orders()), "the order at the simulator")
+        replay = await rig.intake.submit(ticket(source="webhook", idempotency_key="u1"))
+        assert replay.verdict is IntakeVerdict.DUPLICATE, replay
+
+    async def once_more(rig: Rig) -> None:
+        assert await rig.intake.replace_unsent() == []
+        await asyncio.sleep(0.2)
+        assert [(o.view.order_ref, o.side, o.quantity) for o in rig.sim_orders()] == [
+            (f"{cid}-r1", Side.SELL, 2)
+        ]
+        assert {o.client_order_id for o in rig.records.orders()} == {cid, f"{cid}-r1", old_cid, strategy_cid}
+
+    run_rig(db_url, crashed, restarted, once_more)
+
+
+def test_replace_unsent_places_a_lost_replacement_again_and_honours_risk(sqlite_url: str) -> None:
+    """`-r1` lost as well (a second kill): `-r2`; a risk refusal is recorded and ends it (no `-r3` later)."""
+    cid = derive_client_order_id("cli", "u2")
+    big = derive_client_order_id("cli", "u3")
+
+    async def crashed(rig: Rig) -> None:
+        ts = rig.session.market_clock()
+        mes = rig.session.instrument("MES")
+        records = rig.records
+        for key, c, qty in (("u2", cid, 1), ("u3", big, 3)):
+            assert records.claim_intake_key(key, "cli", c, ts, 10 * MINUTE) is None
+            records.record_new(OrderRequest(mes.key, Side.BUY, qty, client_order_id=c), ts=ts, instrument=mes)
+            records.finish_intake_key(key, IntakeVerdict.ACCEPTED)
+        closed = "reconcile: the broker no longer has this order"  # what an earlier restart left
+        records.record_new(
+            OrderRequest(mes.key, Side.BUY, 1, client_order_id=f"{cid}-r1"),
+            ts=ts,
+            instrument=mes,
+            status=OrderStatus.INACTIVE,
+            message=closed,
+        )
+
+    async def restarted(rig: Rig) -> None:
+        assert await rig.intake.replace_unsent() == [f"{cid}-r2"]
+        refused = rig.records.get_order(f"{big}-r1")
+        assert refused is not None and refused.status is OrderStatus.REJECTED, refused
+        await rig.filled(f"{cid}-r2")
+
+    async def once_more(rig: Rig) -> None:
+        assert await rig.intake.replace_unsent() == []
+        await asyncio.sleep(0.2)
+        assert [o.view.order_ref for o in rig.sim_orders()] == [f"{cid}-r2"]
+
+    run_rig(sqlite_url, crashed, restarted, once_more, limits=_limits(max_order_size=2))
+
+
 def test_a_valid_ticket_may_be_submitted_as_validated(intake: OrderIntake) -> None:
     valid = intake.validate(ticket(order_type="LMT", price="5000.3"))
     assert isinstance(valid, ValidTicket) and valid.limit_price == Decimal("5000.25")

@@ -513,6 +513,8 @@ class TradingNode:
         session = self.session
         await session.start()
         await session.wait_ready(self.options.ready_timeout)
+        # reconciled: an intake order a kill -9 kept from IB is placed again, before any door opens
+        await self.intake.replace_unsent()
         for runner in self.runners:
             await runner.start()
 

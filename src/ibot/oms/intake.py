@@ -17,7 +17,8 @@ What it promises: it never places an order that was not asked for, and never one
 is derived from the source and the key (or given), so a key's order has one id forever: a ticket replayed
 after the window, or retried after a crash between the claim and the write-ahead, reaches the OMS under the
 same id, and the OMS never sends a client order id it has recorded (DUPLICATE). A claim a crash left
-unfinished is resumed under its id. Bad input and risk refusals are verdicts, never exceptions.
+unfinished is resumed under its id; an order a kill kept from IB is placed again once after the restart
+(`replace_unsent`). Bad input and risk refusals are verdicts, never exceptions.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ibot.model import catalog
 from ibot.model.errors import IbotError, InvalidOrderError
 from ibot.model.instruments import Instrument
 from ibot.model.market import ns_to_datetime
-from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side
+from ibot.model.orders import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from ibot.oms.risk import RiskLimitExceeded
 
 if TYPE_CHECKING:
@@ -366,7 +367,90 @@ class OrderIntake:
             records.finish_intake_key(key, result.verdict)
         return result
 
-    def _never_sent_replacement(self, cid: str) -> str:
+    async def replace_unsent(self) -> list[str]:
+        """Once after a restart's reconciliation (the session ready, before the doors take tickets): place
+        again every order of an intake claim within the window that never reached the broker.
+
+        A kill -9 after the send can lose it (the process wrote the order to its socket, the kernel discarded
+        it), after the claim was finished and its alert acknowledged: the reconciliation found the order at no
+        broker and closed it Inactive (`_never_reached_broker`). Such an order is placed once more under the
+        name `_never_sent_replacement` derives (`<cid>-r1`, then `-r2`...), through the session (risk checks,
+        write-ahead); a name already recorded means an earlier restart placed it, so one order per key across
+        restarts. Only claims of the intake (never a strategy's orders), accepted or left unfinished; a claim
+        with no order recorded is resumed when its ticket comes again. The client order ids placed."""
+        session = self.session
+        if not session.ready:
+            return []
+        records = session.records
+        now = session.market_clock() or session.clock.ns
+        if now <= 0:  # no market time yet: the window cannot be told, and an order is never placed late
+            log.warning("intake: market time unknown after the reconciliation: no lost order is placed again")
+            return []
+        placed: list[str] = []
+        for claim in records.intake_keys(now - self.window_ns):
+            if claim.verdict not in ("", IntakeVerdict.ACCEPTED) or claim.key in self._busy:
+                continue
+            rec = records.get_order(claim.client_order_id)
+            if rec is None or not _never_reached_broker(rec):
+                continue
+            cid = self._never_sent_replacement(claim.client_order_id, quiet=True)
+            if records.order_status(cid) is not None:
+                continue  # placed again by an earlier restart (and recorded): never a second time
+            log.warning(
+                "intake: the order %s of claim %r (%s) never reached the broker (closed by the restart's "
+                "reconciliation): placing it again as %s",
+                claim.client_order_id,
+                claim.key,
+                claim.source,
+                cid,
+            )
+            self._busy.add(claim.key)
+            try:
+                result = await self._place_again(rec, cid, claim.source)
+            finally:
+                self._busy.discard(claim.key)
+            if result is None:  # the session dropped: the next restart's reconciliation comes back to it
+                break
+            if not claim.verdict:
+                records.finish_intake_key(claim.key, result.verdict)
+            if result.verdict is IntakeVerdict.ACCEPTED:
+                placed.append(cid)
+        return placed
+
+    async def _place_again(self, rec: OrderRecord, cid: str, source: str) -> IntakeResult | None:
+        """Send the recorded order `rec` once more as `cid` (risk checks, write-ahead, send); None when the
+        session was not ready (nothing recorded)."""
+        from ibot.engine.session import SessionNotReadyError  # the runtime layer sits above this one
+
+        try:
+            instrument = await self.session.qualify(self._instrument(rec.key))
+            order = OrderRequest(
+                instrument.key,
+                rec.side,
+                rec.quantity,
+                OrderType(rec.order_type),
+                float(rec.limit_price) if rec.limit_price is not None else None,
+                float(rec.stop_price) if rec.stop_price is not None else None,
+                TimeInForce(rec.tif),
+                client_order_id=cid,
+                reason=f"{rec.client_order_id} never reached the broker: {rec.reason}"[:200],
+            )
+            m = await self.session.submit(order, strategy=rec.strategy or source)
+        except SessionNotReadyError as exc:
+            log.warning("intake: %s not placed yet: %s", cid, exc)
+            return None
+        except RiskLimitExceeded as exc:
+            return self._verdict(IntakeVerdict.REJECTED, cid, exc.message, exc.limit)
+        except (IbotError, ValueError) as exc:  # the instrument or the order refused (recorded, if at all)
+            return self._verdict(IntakeVerdict.REJECTED, cid, f"order {cid}: {exc}", "order")
+        except Exception as exc:  # recorded write-ahead, the send failed: the reconciliation decides
+            log.exception("intake: placing %s again failed", cid)
+            verdict = IntakeVerdict.REJECTED if self.session.records.order_status(cid) is None else None
+            why = f"order {cid}: {type(exc).__name__}: {exc}"
+            return self._verdict(verdict or IntakeVerdict.ACCEPTED, cid, why, "order")
+        return self._verdict(IntakeVerdict.ACCEPTED, m.client_order_id, f"sent again: {order.reason}")
+
+    def _never_sent_replacement(self, cid: str, *, quiet: bool = False) -> str:
         """The client order id to place an unfinished claim under. Normally `cid` itself. But when the crash
         came after the write-ahead and before the send, the restart's reconciliation found the order at no
         broker (no open order, no execution, never acknowledged: no perm id) and closed it Inactive; that
@@ -378,7 +462,8 @@ class OrderIntake:
             rec = records.get_order(candidate)
             if rec is None or not _never_reached_broker(rec):
                 return candidate
-            log.warning(
+            log.log(
+                logging.DEBUG if quiet else logging.WARNING,
                 "intake: order %s was recorded but never reached the broker (closed by the restart's "
                 "reconciliation): placing the claim again as %s-r%d",
                 candidate,

@@ -559,6 +559,12 @@ def _order_record(r: OrderRow | Row[Any]) -> OrderRecord:
     )
 
 
+def _intake_key_record(row: Row[Any]) -> IntakeKeyRecord:
+    return IntakeKeyRecord(
+        row.key, row.source, row.client_order_id, row.claimed_ts, _aware(row.claimed_at), row.verdict
+    )
+
+
 def _event_record(r: OrderEventRow) -> OrderEventRecord:
     return OrderEventRecord(
         r.client_order_id,
@@ -1822,11 +1828,15 @@ class OrderRecords:
         """The claim of `key`, expired or not; None when it was never claimed (or released)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(_INTAKE_KEYS).where(_INTAKE_KEYS.c.key == key)).one_or_none()
-        if row is None:
-            return None
-        return IntakeKeyRecord(
-            row.key, row.source, row.client_order_id, row.claimed_ts, _aware(row.claimed_at), row.verdict
-        )
+        return None if row is None else _intake_key_record(row)
+
+    def intake_keys(self, since_ts: int) -> list[IntakeKeyRecord]:
+        """The claims made after market time `since_ts` (ns), oldest first (the intake's restart looks at the
+        claims still within its window)."""
+        q = select(_INTAKE_KEYS).where(_INTAKE_KEYS.c.claimed_ts > since_ts)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(_INTAKE_KEYS.c.claimed_ts, _INTAKE_KEYS.c.key)).all()
+        return [_intake_key_record(row) for row in rows]
 
     def prepared(self, stmt: ClauseElement, column_keys: Sequence[str] | None = None) -> _Prepared | None:
         """`stmt` compiled once for the driver connection of a SQLite file, to run in `driver_transaction`
