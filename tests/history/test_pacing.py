@@ -6,6 +6,8 @@ scheduler waits no longer than a rule requires."""
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -227,3 +229,23 @@ def test_a_request_counts_from_its_answer_so_a_late_server_check_breaks_no_windo
 @settings(max_examples=30, deadline=None)
 def test_no_window_is_broken_whatever_the_delay_before_the_servers_check(delays: list[float]) -> None:
     assert _server_checks(answered_with_key=True, delays=dict(enumerate(delays))) == 0
+
+
+def test_the_next_run_counts_a_request_from_its_answer(tmp_path: Path) -> None:
+    from ibot.app.history import _pace_across_runs
+    from ibot.history.checkpoint import Checkpoint
+
+    async def main() -> None:
+        with Checkpoint.in_data_dir(tmp_path) as checkpoint:
+            sched = PacingScheduler(PacingRules())
+            _pace_across_runs(sched, checkpoint)
+            key = RequestKey.of(1, "CME", "TRADES", "end")
+            before = time.time()
+            await sched.acquire(key)
+            [(sent, *_)] = checkpoint.sent_since(0)
+            await asyncio.sleep(0.3)  # the answer comes later
+            sched.release(key)
+            [(answered, identity, *_)] = checkpoint.sent_since(0)
+            assert before <= sent < answered - 0.25 and identity == key.identity
+
+    asyncio.run(main())

@@ -122,6 +122,7 @@ class PacingScheduler:
     _slot_freed: asyncio.Event | None = None
     on_sent: Callable[[RequestKey], None] | None = None  # e.g. keep the send for the next run (checkpoint)
     on_wait: Callable[[float], None] | None = None  # a request starts waiting this many seconds for pacing
+    on_answered: Callable[[RequestKey], None] | None = None  # release(key): it counts from now (checkpoint)
 
     # --- pure bookkeeping ----------------------------------------------------------------------------------
     def earliest(self, key: RequestKey, now: float) -> float:
@@ -218,6 +219,8 @@ class PacingScheduler:
                 self._restamp(key, times.pop(0), self.clock())
                 if not times:
                     del self._admitted[key]
+                if self.on_answered is not None:
+                    self.on_answered(key)
         self._in_flight = max(0, self._in_flight - 1)
         if self._slot_freed is not None:
             self._slot_freed.set()
