@@ -6,6 +6,8 @@ scheduler waits no longer than a rule requires."""
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -192,3 +194,58 @@ def test_acquire_waits_on_the_injected_clock_and_keeps_few_requests_open() -> No
 def test_rules_that_cannot_work_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ParameterError):
         PacingRules(**kwargs)  # type: ignore[arg-type]
+
+
+def _server_checks(answered_with_key: bool, delays: dict[int, float], n: int = 130) -> int:
+    """n requests one after another at pacing scale 60; request i reaches the server's pacing check
+    delays.get(i, 0) seconds after it was admitted (the client's own work and the server's queue) and is
+    answered at once. Violations the simulator's check counts."""
+    scale = 60.0
+    server = HistoricalPacing(SimLimits(pacing_scale=scale))
+
+    async def main() -> None:
+        clock = FakeClock()
+        sched = PacingScheduler(PacingRules(scale=scale, max_in_flight=1), clock=clock, sleep=clock.sleep)
+        for i in range(n):
+            key = RequestKey.of(1 + i % 7, "CME", "TRADES", i)
+            await sched.acquire(key)
+            clock.now += delays.get(i, 0.0)
+            server.check(key.identity, key.contract, clock.now)
+            sched.release(key if answered_with_key else None)
+
+    asyncio.run(main())
+    return server.violations
+
+
+def test_a_request_counts_from_its_answer_so_a_late_server_check_breaks_no_window() -> None:
+    # request 0 reaches the server 3 s after its admission (a 10 s window at scale 60), the others at once:
+    # counted from its admission, request 60 goes 10.25 s later and the server sees 61 in 10 s
+    delays = {0: 3.0, 61: 1.5}
+    assert _server_checks(answered_with_key=False, delays=delays) > 0
+    assert _server_checks(answered_with_key=True, delays=delays) == 0
+
+
+@given(st.lists(st.floats(0.0, 5.0), min_size=130, max_size=130))
+@settings(max_examples=30, deadline=None)
+def test_no_window_is_broken_whatever_the_delay_before_the_servers_check(delays: list[float]) -> None:
+    assert _server_checks(answered_with_key=True, delays=dict(enumerate(delays))) == 0
+
+
+def test_the_next_run_counts_a_request_from_its_answer(tmp_path: Path) -> None:
+    from ibot.app.history import _pace_across_runs
+    from ibot.history.checkpoint import Checkpoint
+
+    async def main() -> None:
+        with Checkpoint.in_data_dir(tmp_path) as checkpoint:
+            sched = PacingScheduler(PacingRules())
+            _pace_across_runs(sched, checkpoint)
+            key = RequestKey.of(1, "CME", "TRADES", "end")
+            before = time.time()
+            await sched.acquire(key)
+            [(sent, *_)] = checkpoint.sent_since(0)
+            await asyncio.sleep(0.3)  # the answer comes later
+            sched.release(key)
+            [(answered, identity, *_)] = checkpoint.sent_since(0)
+            assert before <= sent < answered - 0.25 and identity == key.identity
+
+    asyncio.run(main())

@@ -213,17 +213,26 @@ async def download_history(
 
 def _pace_across_runs(scheduler: PacingScheduler, checkpoint: Checkpoint) -> None:
     """IB paces the session, not the process: count the requests earlier runs sent within the pacing windows
-    (kept in the checkpoint with their wall time), and keep this run's for the next one."""
+    (kept in the checkpoint with their wall time: of the answer once there is one), and keep this run's for
+    the next one."""
     wall, mono = time.time(), scheduler.clock()
     rules = scheduler.rules
     span = max(rules.window, rules.identical, rules.same_contract)
     for at, identity, contract, weight in checkpoint.sent_since(wall - span):
         scheduler.remember(RequestKey(identity, contract, weight), mono - (wall - at))
 
+    rows: dict[RequestKey, list[int]] = {}
+
     def keep(key: RequestKey) -> None:
-        checkpoint.note_sent(time.time(), str(key.identity), str(key.contract), key.weight)
+        row = checkpoint.note_sent(time.time(), str(key.identity), str(key.contract), key.weight)
+        rows.setdefault(key, []).append(row)
+
+    def answered(key: RequestKey) -> None:
+        if rows.get(key):
+            checkpoint.note_answered(rows[key].pop(0), time.time())
 
     scheduler.on_sent = keep
+    scheduler.on_answered = answered
 
 
 def history_gaps(

@@ -135,9 +135,16 @@ class Checkpoint:
         return found
 
     # --- requests sent (pacing across runs) -----------------------------------------------------------------
-    def note_sent(self, at: float, identity: str, contract: str, weight: int) -> None:
-        """A historical request went out at wall time `at` (IB paces the session: the next run counts it)."""
-        self._db.execute("INSERT INTO sent VALUES (?, ?, ?, ?)", (at, identity, contract, weight))
+    def note_sent(self, at: float, identity: str, contract: str, weight: int) -> int:
+        """A historical request went out at wall time `at` (IB paces the session: the next run counts it);
+        returns its row for `note_answered`."""
+        cur = self._db.execute("INSERT INTO sent VALUES (?, ?, ?, ?)", (at, identity, contract, weight))
+        return int(cur.lastrowid or 0)
+
+    def note_answered(self, row: int, at: float) -> None:
+        """The request of `row` was answered at wall time `at`: the next run counts it from then (IB checked
+        it at some time before its answer; see ibot.history.pacing)."""
+        self._db.execute("UPDATE sent SET at = max(at, ?) WHERE rowid = ?", (at, row))
 
     def sent_since(self, since: float) -> list[tuple[float, str, str, int]]:
         """Requests sent at wall time `since` or later, oldest first; older ones are forgotten."""

@@ -250,11 +250,12 @@ class Downloader:
     async def _from_head(self, window: ContractWindow, info: ContractInfo) -> ContractWindow:
         """`--full`: start the window at IB's first data for the contract, when IB says it."""
         i = info.instrument
-        await self.scheduler.acquire(RequestKey.of(i.con_id, i.exchange, self.spec.what, "head"))
+        key = RequestKey.of(i.con_id, i.exchange, self.spec.what, "head")
+        await self.scheduler.acquire(key)
         try:
             head = await self.source.head_time(info, self.spec.what)
         finally:
-            self.scheduler.release()
+            self.scheduler.release(key)
         if head is None:
             return window
         first = session_hours(window.instrument).session_date(head)
@@ -338,7 +339,7 @@ class Downloader:
         try:
             answer = await self.source.bars(request, self.options.request_timeout)
         finally:
-            self.scheduler.release()
+            self.scheduler.release(key)
         failure = answer.failure
         if failure is None and not answer.bars:
             failure = Failure(FailureClass.EMPTY, 0, "IB answered without bars and without 'no data'")

@@ -10,13 +10,18 @@ The rules are sliding windows over the send times of earlier requests. `PacingSc
 request may go (pure bookkeeping over an injected monotonic clock, so the property tests drive it with a fake
 one); `acquire` waits for that moment and for a free in-flight slot, then records the send. `scale` divides
 every window (simulator only: `ibot sim --pacing-scale K` scales the simulator's windows the same way; IB's
-limits are scale 1). A small safety margin widens each window so that the time a request takes to reach the
-server never turns an exact fit into a violation.
+limits are scale 1). A small safety margin widens each window for the network's jitter, and a request is
+counted from when it was answered (`release(key)`), not only from when it was admitted: between admission and
+the server's pacing check lie the client's own work (a checkpoint fsync, other answers being parsed) and the
+server's queue, which on a loaded machine took up to 2 s and broke the ten-minute rule at pacing scale 60. The
+server checks a request before it answers it, so a window counted from the answer is never shorter there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -115,9 +120,11 @@ class PacingScheduler:
     _by_contract: dict[Hashable, deque[tuple[float, int]]] = field(default_factory=dict)
     _identical: dict[Hashable, float] = field(default_factory=dict)
     _in_flight: int = 0
+    _admitted: dict[RequestKey, list[float]] = field(default_factory=dict)  # admission times of open requests
     _slot_freed: asyncio.Event | None = None
     on_sent: Callable[[RequestKey], None] | None = None  # e.g. keep the send for the next run (checkpoint)
     on_wait: Callable[[float], None] | None = None  # a request starts waiting this many seconds for pacing
+    on_answered: Callable[[RequestKey], None] | None = None  # release(key): it counts from now (checkpoint)
 
     # --- pure bookkeeping ----------------------------------------------------------------------------------
     def earliest(self, key: RequestKey, now: float) -> float:
@@ -147,6 +154,17 @@ class PacingScheduler:
         self._by_contract.setdefault(key.contract, deque()).append((at, key.weight))
         self._identical[key.identity] = max(at, self._identical.get(key.identity, at))
         self._forget(at - max(r.window, r.identical, r.same_contract))
+
+    def _restamp(self, key: RequestKey, was: float, now: float) -> None:
+        """Move `key`'s request sent at `was` to `now` (> was) in the windows that still hold it."""
+        if now <= was:
+            return
+        contract = self._by_contract.setdefault(key.contract, deque())
+        for times in (self._window, contract):
+            with contextlib.suppress(ValueError):  # already forgotten: older than every window
+                times.remove((was, key.weight))
+            times.insert(bisect.bisect_right([t for t, _ in times], now), (now, key.weight))
+        self._identical[key.identity] = max(now, self._identical.get(key.identity, now))
 
     def _forget(self, before: float) -> None:
         while self._window and self._window[0][0] <= before:
@@ -186,6 +204,7 @@ class PacingScheduler:
                 self.waited += max(0.0, self.clock() - now)
             self.waiting_until = 0.0
             self.record(key, now)
+            self._admitted.setdefault(key, []).append(now)
             if self.on_sent is not None:
                 self.on_sent(key)
         except BaseException:
@@ -193,8 +212,17 @@ class PacingScheduler:
             self.release()
             raise
 
-    def release(self) -> None:
-        """The request admitted by `acquire` has been answered (or given up)."""
+    def release(self, key: RequestKey | None = None) -> None:
+        """The request admitted by `acquire` has been answered (or given up). With its `key`, the request
+        is counted from now in every window (the server checked it before now; see the module doc)."""
+        if key is not None:
+            times = self._admitted.get(key)
+            if times:
+                self._restamp(key, times.pop(0), self.clock())
+                if not times:
+                    del self._admitted[key]
+                if self.on_answered is not None:
+                    self.on_answered(key)
         self._in_flight = max(0, self._in_flight - 1)
         if self._slot_freed is not None:
             self._slot_freed.set()
