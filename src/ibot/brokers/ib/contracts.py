@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ib_async import Contract, ContractDetails, Stock
+from ib_async import IB, Contract, ContractDetails, Stock
 
 from ibot.brokers.ib.connection import IBConnection
 from ibot.brokers.ib.parsing import contract_for, instrument_from_details
@@ -137,24 +137,7 @@ class ContractResolver:
     async def _qualify(self, contract: Contract, what: str, base: Instrument | None) -> Instrument:
         self.connection.require_connected(f"qualify {what}")
         ib = self.connection.ib
-        errors: list[str] = []
-
-        def on_error(req_id: int, code: int, message: str, c: Any) -> None:
-            if code == 200:
-                errors.append(message)
-
-        ib.errorEvent += on_error
-        try:
-            details: list[ContractDetails] = await asyncio.wait_for(
-                ib.reqContractDetailsAsync(contract), self.timeout
-            )
-        finally:
-            ib.errorEvent -= on_error
-        if not details:
-            raise UnknownContractError(what, errors[-1] if errors else "")
-        if len(details) > 1:
-            raise AmbiguousContractError(what, [_candidate(d) for d in details])
-        [found] = details
+        found = await unique_details(ib, contract, what, self.timeout)
         assert found.contract is not None
         instrument = instrument_from_details(found, base)
         ib_contract = found.contract
@@ -180,6 +163,27 @@ def _describe(instrument: Instrument) -> str:
         month = instrument.local_symbol or "(no month)"
         return f"future {instrument.symbol} {month} on {instrument.exchange}"
     return f"stock {instrument.symbol} on {instrument.exchange}"
+
+
+async def unique_details(ib: IB, contract: Contract, what: str, timeout: float) -> ContractDetails:
+    """IB's one contract details for `contract` (reqContractDetails within `timeout` s): none is an
+    UnknownContractError carrying IB's 200 text, several an AmbiguousContractError listing them."""
+    errors: list[str] = []
+
+    def on_error(req_id: int, code: int, message: str, c: Any) -> None:
+        if code == 200:
+            errors.append(message)
+
+    ib.errorEvent += on_error
+    try:
+        details: list[ContractDetails] = await asyncio.wait_for(ib.reqContractDetailsAsync(contract), timeout)
+    finally:
+        ib.errorEvent -= on_error
+    if not details:
+        raise UnknownContractError(what, errors[-1] if errors else "")
+    if len(details) > 1:
+        raise AmbiguousContractError(what, [_candidate(d) for d in details])
+    return details[0]
 
 
 def _candidate(details: ContractDetails) -> str:

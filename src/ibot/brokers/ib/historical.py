@@ -21,11 +21,11 @@ import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ib_async import Contract, ContractDetails
+from ib_async import Contract
 
 from ibot.aio import cancel_and_wait
 from ibot.brokers.ib.connection import IBConnection, IBConnectionError
-from ibot.brokers.ib.contracts import AmbiguousContractError, UnknownContractError
+from ibot.brokers.ib.contracts import unique_details
 from ibot.brokers.ib.parsing import bars_from_bardata, contract_for, instrument_from_details
 from ibot.exchange.hours import hours_for
 from ibot.history.classify import Failure, FailureClass, classify
@@ -78,25 +78,7 @@ class IBHistorySource:
                 query.exchange = "CME"  # IB renamed GLOBEX to CME: current gateways answer 200 for GLOBEX
         what = f"{instrument.key} on {query.exchange}"
         ib = self.connection.ib
-        said: list[str] = []
-
-        def on_error(req_id: int, code: int, message: str, c: Any) -> None:
-            if c is query and code == 200:
-                said.append(message)
-
-        ib.errorEvent += on_error
-        try:
-            details: list[ContractDetails] = await asyncio.wait_for(
-                ib.reqContractDetailsAsync(query), self.details_timeout
-            )
-        finally:
-            ib.errorEvent -= on_error
-        if not details:
-            raise UnknownContractError(what, said[-1] if said else "")
-        if len(details) > 1:
-            names = [f"{d.contract.localSymbol}@{d.contract.exchange}" for d in details if d.contract]
-            raise AmbiguousContractError(what, names)
-        [found] = details
+        found = await unique_details(ib, query, what, self.details_timeout)
         assert found.contract is not None
         qualified = instrument_from_details(found, instrument)
         last_trade = _ib_day(found.contract.lastTradeDateOrContractMonth) or _ib_day(found.realExpirationDate)
