@@ -35,6 +35,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ibot.engine.session import TradingSession
@@ -98,9 +99,8 @@ class RollSchedule:
         return mine.get(key) or LIVE_ROLL_RULES.get(key)
 
     def roll_ns(self, month: Instrument) -> int:
-        day = catalog.roll_date(month, self.rule_for(month.symbol))
-        when = datetime.combine(day, self.at, tzinfo=ZoneInfo(self.zone))
-        return int(when.timestamp()) * NS_PER_SECOND
+        """When a position in `month` rolls (ns); the runner asks after every closed bar: computed once."""
+        return _roll_ns(self, month)
 
     def next_month(self, month: Instrument) -> Instrument:
         """The month a position in `month` rolls into (the front month on the roll date, by the same rule)."""
@@ -109,6 +109,13 @@ class RollSchedule:
 
     def due(self, month: Instrument, now_ns: int) -> bool:
         return now_ns >= self.roll_ns(month)
+
+
+@lru_cache(maxsize=64)
+def _roll_ns(schedule: RollSchedule, month: Instrument) -> int:
+    day = catalog.roll_date(month, schedule.rule_for(month.symbol))
+    when = datetime.combine(day, schedule.at, tzinfo=ZoneInfo(schedule.zone))
+    return int(when.timestamp()) * NS_PER_SECOND
 
 
 class RollExecutor:
