@@ -101,8 +101,9 @@ def test_the_adapter_classifies_invalid_requests_and_unknown_contracts_from_ibs_
 
 
 def test_a_request_without_an_answer_in_time_is_a_timeout_retried_and_never_marked_done(sim: Sim) -> None:
+    sim.server.faults.history_unanswered(count=1_000)  # IB never answers: no answer can beat the timeout
     result = sim.download(
-        start=date(2024, 12, 16), end=date(2024, 12, 17), request_timeout=0.001, max_retries=2
+        start=date(2024, 12, 16), end=date(2024, 12, 17), request_timeout=0.05, max_retries=2
     )
     d = result.to_dict()
     job = d["jobs"][0]
